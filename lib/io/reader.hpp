@@ -1,0 +1,43 @@
+// SPDX-License-Identifier: Apache-2.0
+// The pull interface every stage implements. A stage owns its upstream (std::unique_ptr<Reader>)
+// and fills the caller's span; the chain is destroyed top-down.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+
+#include "lib/util/error.hpp"
+
+namespace cdi::io {
+
+// Plain facts about a reader. New capabilities go here, not into new virtuals.
+struct ReaderInfo {
+  std::string name;                  // stage name for the chain: "file", "gzip", "tar[disk.img]"
+  std::optional<uint64_t> size;      // exact length of this stream when known up front
+  bool seekable = false;             // the bytes can be re-read by path (local regular file / device)
+  std::optional<std::string> path;   // local path holding exactly this stream's bytes, if any
+};
+
+class Reader {
+ public:
+  virtual ~Reader() = default;
+  Reader() = default;
+  Reader(const Reader&) = delete;
+  Reader& operator=(const Reader&) = delete;
+
+  // Reads up to dst.size() bytes into dst. Returns the count; 0 means end of stream (never
+  // returned for a non-empty dst before the end). Short reads are allowed. Truncated or damaged
+  // input is an error (corrupt_input), never an early 0. After an error the reader is dead.
+  virtual Result<size_t> read(std::span<std::byte> dst) = 0;
+
+  virtual ReaderInfo info() const = 0;
+};
+
+// Reads until dst is full or the stream ends; returns the count (< dst.size() only at the end).
+Result<size_t> read_full(Reader& r, std::span<std::byte> dst);
+
+}  // namespace cdi::io

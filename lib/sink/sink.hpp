@@ -1,0 +1,55 @@
+// SPDX-License-Identifier: Apache-2.0
+// Targets take extents: data at a guest offset and zero ranges, then an explicit finish() or
+// abort(). A sink destroyed without finish() aborts (never finishes implicitly).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+
+#include "lib/util/error.hpp"
+
+namespace cdi::sink {
+
+struct SinkInfo {
+  std::string kind;                   // "file", "block", "memory"
+  std::string path;                   // what the user named
+  std::optional<uint64_t> capacity;   // bytes the target can hold (device size); none for files
+};
+
+struct SinkStats {
+  uint64_t bytes_written = 0;  // data bytes actually written
+  uint64_t bytes_zeroed = 0;   // zero-range bytes made zero by writing or BLKZEROOUT
+  uint64_t bytes_holes = 0;    // zero-range bytes left as holes (never written)
+};
+
+class Sink {
+ public:
+  virtual ~Sink() = default;
+  Sink() = default;
+  Sink(const Sink&) = delete;
+  Sink& operator=(const Sink&) = delete;
+
+  // Writes data at offset. Extents may come in any order and never overlap. Offsets past
+  // capacity are a limit error. Errors: io (EIO, ENOSPC), limit.
+  virtual Result<void> write_at(uint64_t offset, std::span<const std::byte> data) = 0;
+
+  // After finish(), [offset, offset+length) reads back as zeros. A sink may leave a hole or
+  // write zeros; it must never rely on the previous content of the target being zero unless
+  // it created the target itself.
+  virtual Result<void> zero_range(uint64_t offset, uint64_t length) = 0;
+
+  // Completes the import: the target becomes exactly image_size bytes long where that applies
+  // (files; devices must be at least that big), everything is flushed to stable storage, and
+  // only then is it made to look complete (rename / held-back head written). Call once.
+  virtual Result<void> finish(uint64_t image_size) = 0;
+
+  // Undoes what can be undone: removes a partial file, wipes a device's first MiB. Idempotent.
+  virtual void abort() noexcept = 0;
+
+  virtual SinkInfo info() const = 0;
+  virtual SinkStats stats() const = 0;
+};
+
+}  // namespace cdi::sink
