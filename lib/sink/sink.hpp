@@ -50,6 +50,18 @@ class Sink {
 
   virtual SinkInfo info() const = 0;
   virtual SinkStats stats() const = 0;
+
+  // A path an external converter (qemu-img) may write the raw image to directly, in place of
+  // write_at/zero_range: a file sink's temporary file, a block sink's device. finish()/abort()
+  // keep their meaning. nullopt when the sink cannot be written externally (memory, directory).
+  virtual std::optional<std::string> direct_path() const { return std::nullopt; }
+
+  // Prepares direct_path() for an external writer of an image of `image_size` bytes (a file
+  // sink sizes its temporary file; a device checks capacity). Default: unsupported.
+  virtual Result<void> prepare_direct(uint64_t image_size) {
+    (void)image_size;
+    return fail(Errc::internal, "this target cannot be written by an external converter");
+  }
 };
 
 }  // namespace cdi::sink
