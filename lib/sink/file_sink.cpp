@@ -1,0 +1,158 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "lib/sink/file_sink.hpp"
+
+#include <fcntl.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <cerrno>
+
+namespace cdi::sink {
+
+namespace {
+
+constexpr size_t k_max_name_part = 180;  // keeps the temporary name under NAME_MAX (255)
+
+// ".<name>.cdi-import-partial-" + 6 random characters.
+std::string temp_name_for(const std::string& name) {
+  static constexpr std::string_view k_alphabet =
+      "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+  std::array<unsigned char, 6> rnd{};
+  size_t got = 0;
+  while (got < rnd.size()) {
+    ssize_t n = ::getrandom(rnd.data() + got, rnd.size() - got, 0);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      // getrandom cannot really fail for 6 bytes; fall back to pid/time-ish entropy.
+      uint64_t x = static_cast<uint64_t>(::getpid()) * 0x9E3779B97F4A7C15ull ^ reinterpret_cast<uintptr_t>(&rnd);
+      for (auto& b : rnd) b = static_cast<unsigned char>(x >>= 7);
+      break;
+    }
+    got += static_cast<size_t>(n);
+  }
+  std::string out = "." + name.substr(0, k_max_name_part) + ".cdi-import-partial-";
+  for (unsigned char b : rnd) out += k_alphabet[b % k_alphabet.size()];
+  return out;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<FileSink>> FileSink::create(const std::filesystem::path& path, const FileSinkOptions& options) {
+  if (path.empty()) return fail(Errc::invalid_argument, "empty target path");
+  const std::string name = path.filename().string();
+  if (name.empty() || name == "." || name == "..")
+    return fail(Errc::invalid_argument, "target " + path.string() + " names a directory, not a file");
+
+  struct stat st {};
+  if (::stat(path.c_str(), &st) == 0) {
+    if (S_ISDIR(st.st_mode)) return fail(Errc::invalid_argument, "target " + path.string() + " is a directory");
+    if (!S_ISREG(st.st_mode))
+      return fail(Errc::invalid_argument, "target " + path.string() + " exists and is not a regular file");
+  } else if (errno != ENOENT) {
+    return fail_sys("target " + path.string());
+  }
+
+  std::filesystem::path parent = path.parent_path();
+  if (parent.empty()) parent = ".";
+  util::Fd dir(::open(parent.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!dir) {
+    int err = errno;
+    if (err == ENOENT || err == ENOTDIR)
+      return fail(Errc::not_found, "target directory " + parent.string() + " does not exist");
+    return fail_sys("opening target directory " + parent.string(), err);
+  }
+
+  // O_EXCL with a random name, like mkostemp, but the mode (and umask) apply at creation.
+  for (int attempt = 0; attempt < 64; ++attempt) {
+    std::string temp = temp_name_for(name);
+    util::Fd fd(::openat(dir.get(), temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOCTTY,
+                         options.mode));
+    if (!fd) {
+      if (errno == EEXIST) continue;
+      return fail_sys("creating a temporary file in " + parent.string());
+    }
+    if (!options.apply_umask && ::fchmod(fd.get(), options.mode) != 0) {
+      int err = errno;
+      ::unlinkat(dir.get(), temp.c_str(), 0);
+      return fail_sys("setting the mode of " + (parent / temp).string(), err);
+    }
+    return std::unique_ptr<FileSink>(new FileSink(path, std::move(dir), std::move(temp), std::move(fd), options));
+  }
+  return fail(Errc::io, "cannot create a temporary file in " + parent.string() + ": every name taken");
+}
+
+FileSink::~FileSink() {
+  if (!m_finished) abort();
+}
+
+Result<void> FileSink::check_usable(uint64_t offset, uint64_t length) const {
+  if (m_finish_called || m_aborted) return fail(Errc::internal, "extent after finish() or abort()");
+  if (offset + length < offset) return fail(Errc::limit, "extent offset overflows 64 bits");
+  return {};
+}
+
+Result<void> FileSink::write_at(uint64_t offset, std::span<const std::byte> data) {
+  CDI_TRY(check_usable(offset, data.size()));
+  if (data.empty()) return {};
+  CDI_TRY(detail::pwrite_all(m_fd.get(), data, offset, m_path.string()));
+  CDI_TRY(m_throttle.note_written(m_fd.get(), offset, data.size(), m_path.string()));
+  m_stats.bytes_written += data.size();
+  m_end = std::max(m_end, offset + data.size());
+  return {};
+}
+
+Result<void> FileSink::zero_range(uint64_t offset, uint64_t length) {
+  CDI_TRY(check_usable(offset, length));
+  // The temporary file is ours and new: everything never written reads as zeros.
+  m_stats.bytes_holes += length;
+  if (length) m_end = std::max(m_end, offset + length);
+  return {};
+}
+
+Result<void> FileSink::finish(uint64_t image_size) {
+  if (m_finish_called || m_aborted) return fail(Errc::internal, "finish() called twice or after abort()");
+  m_finish_called = true;
+  if (m_end > image_size)
+    return fail(Errc::internal, "extents end at " + std::to_string(m_end) + ", past the image size " +
+                                    std::to_string(image_size));
+  const uint64_t final_size = std::max(image_size, m_options.min_size);
+  const std::string where = m_path.string();
+
+  if (::ftruncate(m_fd.get(), static_cast<off_t>(final_size)) != 0)
+    return fail_sys("setting the size of " + where + " to " + std::to_string(final_size));
+  if (::fsync(m_fd.get()) != 0) return fail_sys("syncing " + where);
+  const std::string target = m_path.filename().string();
+  if (::renameat(m_dir.get(), m_temp_name.c_str(), m_dir.get(), target.c_str()) != 0)
+    return fail_sys("renaming the imported file to " + where);
+  m_temp_name.clear();
+  m_fd.reset();
+  m_finished = true;  // the target is in place; abort() must not touch it any more
+  if (::fsync(m_dir.get()) != 0) return fail_sys("syncing the directory of " + where);
+  return {};
+}
+
+void FileSink::abort() noexcept {
+  if (m_finished || m_aborted) return;
+  m_aborted = true;
+  m_fd.reset();
+  if (!m_temp_name.empty()) {
+    ::unlinkat(m_dir.get(), m_temp_name.c_str(), 0);
+    m_temp_name.clear();
+  }
+}
+
+SinkInfo FileSink::info() const { return {"file", m_path.string(), std::nullopt}; }
+
+SinkStats FileSink::stats() const { return m_stats; }
+
+std::filesystem::path FileSink::temp_path() const {
+  if (m_temp_name.empty()) return {};
+  std::filesystem::path parent = m_path.parent_path();
+  if (parent.empty()) parent = ".";
+  return parent / m_temp_name;
+}
+
+}  // namespace cdi::sink

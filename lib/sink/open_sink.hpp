@@ -1,0 +1,31 @@
+// SPDX-License-Identifier: Apache-2.0
+// Picks the sink for a destination path: a block device gets a BlockDeviceSink, anything else a
+// FileSink (created next to the path and renamed over it at finish()).
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+
+#include "lib/sink/sink.hpp"
+
+namespace cdi::sink {
+
+struct SinkOptions {
+  // File targets are grown to at least this size (--image-size). Ignored for block devices,
+  // whose size is fixed (as in CDI's block mode).
+  uint64_t min_size = 0;
+  // Permission bits of a new file target (CDI uses 0660 with apply_umask = false).
+  mode_t mode = 0644;
+  bool apply_umask = true;
+};
+
+// True when path (following symlinks) exists and is a block device. Never fails.
+bool is_block_device(const std::filesystem::path& path);
+
+// Opens the sink for dest. Errors: those of BlockDeviceSink::open or FileSink::create.
+Result<std::unique_ptr<Sink>> open_sink(const std::filesystem::path& dest, const SinkOptions& options);
+
+}  // namespace cdi::sink

@@ -1,0 +1,190 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "lib/source/file_source.hpp"
+
+#include <fcntl.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <array>
+#include <cctype>
+#include <cerrno>
+#include <cstring>
+#include <chrono>
+#include <thread>
+
+#include "lib/util/fd.hpp"
+
+namespace cdi::source {
+
+namespace {
+
+// qemu block/file-posix.c: a holder of permission bit i takes a shared lock on byte 100 + i and,
+// for each permission it does not share, on byte 200 + i. Bits: 0 consistent-read, 1 write,
+// 2 write-unchanged, 3 resize. We want consistent-read and do not share write or resize, exactly
+// as `qemu-img convert` without -U.
+constexpr std::array<off_t, 3> k_qemu_conflict_bytes = {100 + 1, 100 + 3, 200 + 0};
+
+class FdReader final : public io::Reader {
+ public:
+  FdReader(util::Fd fd, io::ReaderInfo info, std::string what)
+      : m_fd(std::move(fd)), m_info(std::move(info)), m_what(std::move(what)) {}
+
+  Result<size_t> read(std::span<std::byte> dst) override {
+    if (dst.empty()) return size_t{0};
+    for (;;) {
+      ssize_t n = ::read(m_fd.get(), dst.data(), dst.size());
+      if (n >= 0) return static_cast<size_t>(n);
+      if (errno == EINTR) continue;
+      int err = errno;
+      return std::unexpected(Error(Errc::io, "reading " + m_what + ": " + std::strerror(err), err));
+    }
+  }
+  io::ReaderInfo info() const override { return m_info; }
+
+ private:
+  util::Fd m_fd;
+  io::ReaderInfo m_info;
+  std::string m_what;
+};
+
+int hex_value(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+bool starts_with_nocase(std::string_view s, std::string_view prefix) {
+  if (s.size() < prefix.size()) return false;
+  for (size_t i = 0; i < prefix.size(); ++i)
+    if (std::tolower(static_cast<unsigned char>(s[i])) != prefix[i]) return false;
+  return true;
+}
+
+Error in_use_error(const std::string& path, std::string_view why) {
+  return Error(Errc::busy, "source " + path + " is in use" + std::string(why) +
+                               "; power off the VM that uses it (or pass --force-shared)");
+}
+
+Result<std::unique_ptr<io::Reader>> open_stdin() {
+  util::Fd fd(::fcntl(STDIN_FILENO, F_DUPFD_CLOEXEC, 0));
+  if (!fd) return fail_sys("stdin");
+  io::ReaderInfo info{"stdin", std::nullopt, false, std::nullopt};
+  struct stat st {};
+  if (::fstat(fd.get(), &st) == 0 && S_ISREG(st.st_mode)) {
+    off_t pos = ::lseek(fd.get(), 0, SEEK_CUR);
+    if (pos >= 0 && pos <= st.st_size) info.size = static_cast<uint64_t>(st.st_size - pos);
+  }
+  return std::make_unique<FdReader>(std::move(fd), std::move(info), "stdin");
+}
+
+// O_EXCL on a block device fails with EBUSY while it is mounted or claimed. A sibling importer
+// doing this very probe holds the claim for microseconds, so retry briefly before giving up.
+Result<void> check_device_free(const std::string& path) {
+  for (int attempt = 0;; ++attempt) {
+    util::Fd probe(::open(path.c_str(), O_RDONLY | O_EXCL | O_CLOEXEC | O_NOCTTY));
+    if (probe) return {};
+    if (errno != EBUSY) return fail_sys("opening " + path);
+    if (attempt == 4) return std::unexpected(in_use_error(path, " (mounted or held open exclusively)"));
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+}
+
+}  // namespace
+
+bool image_in_use(int fd) {
+  for (off_t byte : k_qemu_conflict_bytes) {
+    struct flock fl {};
+    fl.l_type = F_WRLCK;  // conflicts with any lock another open file description holds
+    fl.l_whence = SEEK_SET;
+    fl.l_start = byte;
+    fl.l_len = 1;
+    if (::fcntl(fd, F_OFD_GETLK, &fl) != 0) return false;  // no OFD locks here: cannot tell
+    if (fl.l_type != F_UNLCK) return true;
+  }
+  return false;
+}
+
+Result<std::filesystem::path> file_url_to_path(std::string_view url) {
+  if (!starts_with_nocase(url, "file:")) return fail(Errc::invalid_argument, "not a file: URL: " + std::string(url));
+  std::string_view rest = url.substr(5);
+  if (rest.starts_with("//")) {
+    rest.remove_prefix(2);
+    size_t slash = rest.find('/');
+    std::string_view host = rest.substr(0, slash);
+    if (!host.empty() && !(host.size() == 9 && starts_with_nocase(host, "localhost")))
+      return fail(Errc::invalid_argument, "file URL " + std::string(url) + " names host \"" + std::string(host) +
+                                              "\"; only local files (empty host or localhost) are supported");
+    if (slash == std::string_view::npos) return fail(Errc::invalid_argument, "file URL " + std::string(url) + " has no path");
+    rest.remove_prefix(slash);
+  }
+  if (!rest.starts_with('/'))
+    return fail(Errc::invalid_argument, "file URL " + std::string(url) + " must name an absolute path");
+  if (rest.find_first_of("?#") != std::string_view::npos)
+    return fail(Errc::invalid_argument,
+                "file URL " + std::string(url) + " has a query or fragment (write '?' as %3F, '#' as %23)");
+  std::string path;
+  path.reserve(rest.size());
+  for (size_t i = 0; i < rest.size(); ++i) {
+    if (rest[i] != '%') {
+      path += rest[i];
+      continue;
+    }
+    int hi = i + 2 < rest.size() ? hex_value(rest[i + 1]) : -1;
+    int lo = hi >= 0 ? hex_value(rest[i + 2]) : -1;
+    if (hi < 0 || lo < 0)
+      return fail(Errc::invalid_argument, "file URL " + std::string(url) + " has a malformed %-escape");
+    char c = static_cast<char>(hi * 16 + lo);
+    if (c == '\0') return fail(Errc::invalid_argument, "file URL " + std::string(url) + " contains %00");
+    path += c;
+    i += 2;
+  }
+  return std::filesystem::path(std::move(path));
+}
+
+Result<std::unique_ptr<io::Reader>> open_file_source(std::string_view location, const FileSourceOptions& opts) {
+  if (location.empty()) return fail(Errc::invalid_argument, "empty source location");
+  if (location == "-") return open_stdin();
+
+  std::filesystem::path path;
+  if (starts_with_nocase(location, "file:")) {
+    path = CDI_TRY(file_url_to_path(location));
+  } else if (location.find("://") != std::string_view::npos) {
+    return fail(Errc::invalid_argument, "not a local file: " + std::string(location));
+  } else {
+    path = std::filesystem::path(location);
+  }
+  const std::string name = path.string();
+
+  util::Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY));
+  if (!fd) return fail_sys(name);
+  struct stat st {};
+  if (::fstat(fd.get(), &st) != 0) return fail_sys("stat " + name);
+
+  std::error_code ec;
+  std::filesystem::path abs = std::filesystem::absolute(path, ec);
+  if (ec) abs = path;
+
+  if (S_ISDIR(st.st_mode)) return fail(Errc::invalid_argument, name + " is a directory, not an image");
+  if (S_ISREG(st.st_mode)) {
+    if (!opts.force_shared && image_in_use(fd.get())) return std::unexpected(in_use_error(name, ""));
+    (void)::posix_fadvise(fd.get(), 0, 0, POSIX_FADV_SEQUENTIAL);
+    io::ReaderInfo info{"file", static_cast<uint64_t>(st.st_size), true, abs.string()};
+    return std::make_unique<FdReader>(std::move(fd), std::move(info), name);
+  }
+  if (S_ISBLK(st.st_mode)) {
+    if (!opts.force_shared) CDI_TRY(check_device_free(name));
+    uint64_t size = 0;
+    if (::ioctl(fd.get(), BLKGETSIZE64, &size) != 0) return fail_sys("BLKGETSIZE64 on " + name);
+    (void)::posix_fadvise(fd.get(), 0, 0, POSIX_FADV_SEQUENTIAL);
+    io::ReaderInfo info{"block", size, true, abs.string()};
+    return std::make_unique<FdReader>(std::move(fd), std::move(info), name);
+  }
+  // FIFO, character device, socket: a stream of unknown length.
+  io::ReaderInfo info{"file", std::nullopt, false, std::nullopt};
+  return std::make_unique<FdReader>(std::move(fd), std::move(info), name);
+}
+
+}  // namespace cdi::source

@@ -1,0 +1,43 @@
+// SPDX-License-Identifier: Apache-2.0
+// Local sources: a regular file, a block device (cloning an existing disk) or stdin, named by a
+// path, a file:// URL or "-". Each opens to a plain io::Reader over the bytes.
+// A source that a running VM uses is refused unless force_shared: for image files the test is
+// qemu's own (the OFD lock bytes of block/file-posix.c), for devices an O_EXCL probe.
+#pragma once
+
+#include <filesystem>
+#include <memory>
+#include <string_view>
+
+#include "lib/io/reader.hpp"
+
+namespace cdi::source {
+
+struct FileSourceOptions {
+  // Read even when the source is in use by someone else (a running VM, a mount): the copy may be
+  // inconsistent. As qemu-img's -U.
+  bool force_shared = false;
+};
+
+// Opens location:
+//   "-"                         stdin: info {name "stdin", not seekable, size only if stdin is a
+//                               regular file}; stdin itself is never closed.
+//   "file:///p", "file://localhost/p", "file:/p"   percent-decoded path p (absolute)
+//   anything else               a path
+// A regular file: info {name "file", size, seekable, path = absolute path}. A block device:
+// {name "block", size = device size, seekable, path}. A FIFO or character device: a stream.
+// Errors: not_found ("<path>: No such file or directory"), invalid_argument (a directory, a bad
+// file:// URL, a URL of another scheme), busy (in use; see FileSourceOptions), io.
+Result<std::unique_ptr<io::Reader>> open_file_source(std::string_view location, const FileSourceOptions& opts);
+
+// "file:" URL -> path (percent-decoded). The host must be empty or "localhost", the path
+// absolute; query, fragment, "%00" and malformed escapes are invalid_argument.
+Result<std::filesystem::path> file_url_to_path(std::string_view url);
+
+// True when another process holds the image open in a way that forbids us to read it
+// consistently, by qemu's rules: someone holds the "write" or "resize" permission lock byte
+// (offsets 101, 103) or refuses to share "consistent read" (offset 200). Any lock covering those
+// bytes counts, so a plain whole-file write lock does too. A filesystem without OFD locks: false.
+bool image_in_use(int fd);
+
+}  // namespace cdi::source
