@@ -70,6 +70,7 @@ Result<void> BlockDeviceSink::check_fits(uint64_t image_size) const {
 
 Result<void> BlockDeviceSink::check_extent(uint64_t offset, uint64_t length) const {
   if (m_finish_called || m_aborted) return fail(Errc::internal, "extent after finish() or abort()");
+  if (m_direct) return fail(Errc::internal, "extent after prepare_direct()");
   if (offset + length < offset) return fail(Errc::limit, "extent offset overflows 64 bits");
   if (offset + length > m_capacity) return std::unexpected(too_large(offset + length));
   return {};
@@ -167,9 +168,11 @@ Result<void> BlockDeviceSink::finish(uint64_t image_size) {
   CDI_TRY(flush_zeros());
   // Everything but the head must be on the device before the head makes it look complete.
   if (::fdatasync(m_fd.get()) != 0) return fail_sys("flushing " + where);
-  const uint64_t head = std::min<uint64_t>(m_head.size(), image_size);
-  CDI_TRY(detail::pwrite_all(m_fd.get(), std::span(m_head.data(), static_cast<size_t>(head)), 0, where));
-  if (::fdatasync(m_fd.get()) != 0) return fail_sys("flushing " + where);
+  if (!m_direct) {
+    const uint64_t head = std::min<uint64_t>(m_head.size(), image_size);
+    CDI_TRY(detail::pwrite_all(m_fd.get(), std::span(m_head.data(), static_cast<size_t>(head)), 0, where));
+    if (::fdatasync(m_fd.get()) != 0) return fail_sys("flushing " + where);
+  }
   m_finished = true;
   m_fd.reset();  // releases the exclusive claim
   return {};
@@ -190,6 +193,19 @@ void BlockDeviceSink::abort() noexcept {
   }
   (void)::fdatasync(m_fd.get());
   m_fd.reset();
+}
+
+std::optional<std::string> BlockDeviceSink::direct_path() const {
+  if (m_finish_called || m_aborted) return std::nullopt;
+  return m_path.string();
+}
+
+Result<void> BlockDeviceSink::prepare_direct(uint64_t image_size) {
+  if (m_finish_called || m_aborted) return fail(Errc::internal, "prepare_direct() after finish() or abort()");
+  CDI_TRY(check_fits(image_size));
+  m_direct = true;
+  m_end = std::max(m_end, image_size);
+  return {};
 }
 
 SinkInfo BlockDeviceSink::info() const { return {"block", m_path.string(), m_capacity}; }

@@ -51,6 +51,15 @@ class BlockDeviceSink final : public Sink {
   SinkInfo info() const override;
   SinkStats stats() const override;
 
+  // The device, for an external converter (qemu-img) writing in place of write_at. Our O_EXCL
+  // claim does not stop plain opens by the converter. nullopt after finish()/abort().
+  std::optional<std::string> direct_path() const override;
+  // Checks that image_size fits (limit). The external writer writes the head itself, so the
+  // held-back head does not apply; abort() still wipes the first MiB, and finish() still
+  // fdatasyncs (our descriptor predates the writer's, so its writeback errors reach us).
+  // Later write_at/zero_range calls are internal errors.
+  Result<void> prepare_direct(uint64_t image_size) override;
+
   uint64_t capacity() const { return m_capacity; }
   uint32_t logical_sector_size() const { return m_sector; }
 
@@ -74,6 +83,7 @@ class BlockDeviceSink final : public Sink {
   detail::WritebackThrottle m_throttle;
   SinkStats m_stats;
   uint64_t m_end = 0;
+  bool m_direct = false;           // prepare_direct() was called: no held-back head
   bool m_finish_called = false;
   bool m_finished = false;
   bool m_aborted = false;

@@ -90,6 +90,7 @@ FileSink::~FileSink() {
 
 Result<void> FileSink::check_usable(uint64_t offset, uint64_t length) const {
   if (m_finish_called || m_aborted) return fail(Errc::internal, "extent after finish() or abort()");
+  if (m_direct) return fail(Errc::internal, "extent after prepare_direct()");
   if (offset + length < offset) return fail(Errc::limit, "extent offset overflows 64 bits");
   return {};
 }
@@ -142,6 +143,20 @@ void FileSink::abort() noexcept {
     ::unlinkat(m_dir.get(), m_temp_name.c_str(), 0);
     m_temp_name.clear();
   }
+}
+
+std::optional<std::string> FileSink::direct_path() const {
+  if (m_temp_name.empty() || m_finish_called) return std::nullopt;
+  return temp_path().string();
+}
+
+Result<void> FileSink::prepare_direct(uint64_t image_size) {
+  if (m_finish_called || m_aborted) return fail(Errc::internal, "prepare_direct() after finish() or abort()");
+  if (::ftruncate(m_fd.get(), static_cast<off_t>(image_size)) != 0)
+    return fail_sys("setting the size of " + m_path.string() + " to " + std::to_string(image_size));
+  m_direct = true;
+  m_end = std::max(m_end, image_size);
+  return {};
 }
 
 SinkInfo FileSink::info() const { return {"file", m_path.string(), std::nullopt}; }

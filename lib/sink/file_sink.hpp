@@ -52,6 +52,13 @@ class FileSink final : public Sink {
   SinkInfo info() const override;
   SinkStats stats() const override;
 
+  // The temporary file, for an external converter (qemu-img) writing in place of write_at;
+  // nullopt after finish()/abort().
+  std::optional<std::string> direct_path() const override;
+  // Sizes the temporary file to image_size for the external writer. Later write_at/zero_range
+  // calls are internal errors. Errors: io, internal after finish()/abort().
+  Result<void> prepare_direct(uint64_t image_size) override;
+
   // The temporary file written until finish(); empty once renamed or removed. For tests/logs.
   std::filesystem::path temp_path() const;
 
@@ -69,6 +76,7 @@ class FileSink final : public Sink {
   detail::WritebackThrottle m_throttle;
   SinkStats m_stats;
   uint64_t m_end = 0;        // end of the furthest extent received
+  bool m_direct = false;     // prepare_direct() was called
   bool m_finish_called = false;
   bool m_finished = false;
   bool m_aborted = false;

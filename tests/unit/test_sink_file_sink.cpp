@@ -1,0 +1,364 @@
+// SPDX-License-Identifier: Apache-2.0
+#include <catch2/catch.hpp>
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <fstream>
+#include <random>
+
+#include "lib/sink/file_sink.hpp"
+#include "tests/support/loop_device.hpp"
+
+using namespace cdi;
+using cdi::sink::FileSink;
+using cdi::sink::FileSinkOptions;
+using cdi::test::sys::read_bytes;
+using cdi::test::sys::TempDir;
+using cdi::test::sys::TmpfsMount;
+
+namespace {
+
+constexpr uint64_t k_mib = 1 << 20;
+
+std::vector<std::byte> pattern(size_t n, uint32_t seed) {
+  std::vector<std::byte> v(n);
+  uint32_t x = seed * 2654435761u + 1;
+  for (auto& b : v) {
+    x = x * 1103515245u + 12345u;
+    b = std::byte(static_cast<unsigned char>((x >> 16) | 1));  // never 0: holes stand out
+  }
+  return v;
+}
+
+std::vector<std::string> dir_entries(const std::filesystem::path& dir) {
+  std::vector<std::string> names;
+  for (const auto& e : std::filesystem::directory_iterator(dir)) names.push_back(e.path().filename().string());
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+void write_text(const std::filesystem::path& p, const std::string& s) { std::ofstream(p) << s; }
+
+std::string read_text(const std::filesystem::path& p) {
+  std::ifstream in(p);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+struct Extent {
+  uint64_t offset;
+  uint64_t length;
+  bool zero;
+};
+
+// Extents covering [0, size) with odd boundaries, and the image they describe.
+std::vector<Extent> layout(uint64_t size) {
+  std::vector<Extent> ext;
+  uint64_t off = 0;
+  bool zero = false;
+  uint64_t step = 777;
+  while (off < size) {
+    uint64_t len = std::min(size - off, step);
+    ext.push_back({off, len, zero});
+    off += len;
+    zero = !zero;
+    step = step * 3 + 4095;
+  }
+  return ext;
+}
+
+std::vector<std::byte> expected_image(const std::vector<Extent>& ext, uint64_t size, const std::vector<std::byte>& data) {
+  std::vector<std::byte> img(size, std::byte{0});
+  for (const auto& e : ext)
+    if (!e.zero) std::copy_n(data.begin() + static_cast<ptrdiff_t>(e.offset), e.length, img.begin() + static_cast<ptrdiff_t>(e.offset));
+  return img;
+}
+
+void feed(FileSink& s, const std::vector<Extent>& ext, const std::vector<std::byte>& data) {
+  for (const auto& e : ext) {
+    if (e.zero)
+      REQUIRE(s.zero_range(e.offset, e.length));
+    else
+      REQUIRE(s.write_at(e.offset, std::span(data).subspan(e.offset, e.length)));
+  }
+}
+
+mode_t current_umask() {
+  std::ifstream in("/proc/self/status");
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind("Umask:", 0) == 0) return static_cast<mode_t>(std::stoul(line.substr(6), nullptr, 8));
+  return 022;
+}
+
+}  // namespace
+
+TEST_CASE("FileSink writes extents in order and out of order", "[sink]") {
+  TempDir dir;
+  const uint64_t size = 5 * k_mib + 12345;  // odd final size
+  auto data = pattern(size, 1);
+  auto ext = layout(size);
+  bool shuffled = GENERATE(false, true);
+  if (shuffled) std::shuffle(ext.begin(), ext.end(), std::mt19937(42));
+
+  auto sink = FileSink::create(dir / "disk.img", {});
+  REQUIRE(sink);
+  feed(**sink, ext, data);
+  REQUIRE((*sink)->finish(size));
+  CHECK(std::filesystem::file_size(dir / "disk.img") == size);
+  CHECK(read_bytes(dir / "disk.img", 0, size) == expected_image(ext, size, data));
+  CHECK(dir_entries(dir.path()) == std::vector<std::string>{"disk.img"});
+
+  auto st = (*sink)->stats();
+  uint64_t written = 0, holes = 0;
+  for (const auto& e : ext) (e.zero ? holes : written) += e.length;
+  CHECK(st.bytes_written == written);
+  CHECK(st.bytes_holes == holes);
+  CHECK(st.bytes_zeroed == 0);
+  CHECK((*sink)->info().kind == "file");
+  CHECK((*sink)->info().path == (dir / "disk.img").string());
+  CHECK_FALSE((*sink)->info().capacity);
+}
+
+TEST_CASE("FileSink leaves zero ranges as holes", "[sink]") {
+  TempDir dir;
+  const uint64_t size = uint64_t{2} << 30;  // 2 GiB, all zero
+  auto sink = FileSink::create(dir / "zero.img", {});
+  REQUIRE(sink);
+  REQUIRE((*sink)->zero_range(0, size / 2));
+  REQUIRE((*sink)->zero_range(size / 2, size / 2));
+  REQUIRE((*sink)->finish(size));
+  struct stat st {};
+  REQUIRE(::stat((dir / "zero.img").c_str(), &st) == 0);
+  CHECK(static_cast<uint64_t>(st.st_size) == size);
+  CHECK(static_cast<uint64_t>(st.st_blocks) * 512 < 64 * 1024);  // ~nothing allocated
+  CHECK((*sink)->stats().bytes_holes == size);
+  CHECK((*sink)->stats().bytes_written == 0);
+
+  // Data in the middle of a hole: only that data is allocated.
+  auto sink2 = FileSink::create(dir / "sparse.img", {});
+  REQUIRE(sink2);
+  auto data = pattern(k_mib, 2);
+  REQUIRE((*sink2)->zero_range(0, 100 * k_mib));
+  REQUIRE((*sink2)->write_at(100 * k_mib, data));
+  REQUIRE((*sink2)->zero_range(101 * k_mib, 99 * k_mib));
+  REQUIRE((*sink2)->finish(200 * k_mib));
+  REQUIRE(::stat((dir / "sparse.img").c_str(), &st) == 0);
+  CHECK(static_cast<uint64_t>(st.st_size) == 200 * k_mib);
+  CHECK(static_cast<uint64_t>(st.st_blocks) * 512 <= 2 * k_mib);
+  CHECK(read_bytes(dir / "sparse.img", 100 * k_mib, k_mib) == data);
+  CHECK(read_bytes(dir / "sparse.img", 99 * k_mib, 4096) == std::vector<std::byte>(4096));
+}
+
+TEST_CASE("FileSink final size: min_size grows, never shrinks below the image", "[sink]") {
+  TempDir dir;
+  auto data = pattern(k_mib + 3, 3);
+  SECTION("grown to min_size") {
+    FileSinkOptions o;
+    o.min_size = 10 * k_mib;
+    auto sink = FileSink::create(dir / "a.img", o);
+    REQUIRE(sink);
+    REQUIRE((*sink)->write_at(0, data));
+    REQUIRE((*sink)->finish(data.size()));
+    CHECK(std::filesystem::file_size(dir / "a.img") == 10 * k_mib);
+    CHECK(read_bytes(dir / "a.img", 0, data.size()) == data);
+    CHECK(read_bytes(dir / "a.img", data.size(), 4096) == std::vector<std::byte>(4096));
+  }
+  SECTION("min_size below the image is ignored") {
+    FileSinkOptions o;
+    o.min_size = 4096;
+    auto sink = FileSink::create(dir / "b.img", o);
+    REQUIRE(sink);
+    REQUIRE((*sink)->write_at(0, data));
+    REQUIRE((*sink)->finish(data.size()));
+    CHECK(std::filesystem::file_size(dir / "b.img") == data.size());
+  }
+  SECTION("image larger than its extents: tail is zeros") {
+    auto sink = FileSink::create(dir / "c.img", {});
+    REQUIRE(sink);
+    REQUIRE((*sink)->write_at(0, data));
+    REQUIRE((*sink)->finish(3 * k_mib + 1));
+    CHECK(std::filesystem::file_size(dir / "c.img") == 3 * k_mib + 1);
+  }
+  SECTION("extents past the image size are an internal error") {
+    auto sink = FileSink::create(dir / "d.img", {});
+    REQUIRE(sink);
+    REQUIRE((*sink)->write_at(0, data));
+    auto r = (*sink)->finish(1000);
+    REQUIRE_FALSE(r);
+    CHECK(r.error().code() == Errc::internal);
+    sink->reset();
+    CHECK(dir_entries(dir.path()).empty());
+  }
+}
+
+TEST_CASE("FileSink renames over the target only at finish", "[sink]") {
+  TempDir dir;
+  const auto target = dir / "disk.img";
+  write_text(target, "old content");
+  auto data = pattern(300000, 4);
+
+  auto sink = FileSink::create(target, {});
+  REQUIRE(sink);
+  auto temp = (*sink)->temp_path();
+  CHECK(temp.parent_path() == dir.path());
+  CHECK(temp.filename().string().rfind(".disk.img.cdi-import-partial-", 0) == 0);
+  REQUIRE((*sink)->write_at(0, data));
+  CHECK(std::filesystem::exists(temp));
+  CHECK(read_text(target) == "old content");
+  REQUIRE((*sink)->finish(data.size()));
+  CHECK_FALSE(std::filesystem::exists(temp));
+  CHECK((*sink)->temp_path().empty());
+  CHECK(read_bytes(target, 0, data.size() + 10) == data);
+  CHECK(dir_entries(dir.path()) == std::vector<std::string>{"disk.img"});
+
+  // After finish: no more extents, no second finish, abort is a no-op.
+  CHECK((*sink)->write_at(0, data).error().code() == Errc::internal);
+  CHECK((*sink)->finish(data.size()).error().code() == Errc::internal);
+  (*sink)->abort();
+  CHECK(std::filesystem::exists(target));
+}
+
+TEST_CASE("FileSink abort and destruction without finish leave no trace", "[sink]") {
+  TempDir dir;
+  const auto target = dir / "disk.img";
+  auto data = pattern(2 * k_mib, 5);
+  bool existing = GENERATE(false, true);
+  bool explicit_abort = GENERATE(false, true);
+  if (existing) write_text(target, "old content");
+  {
+    auto sink = FileSink::create(target, {});
+    REQUIRE(sink);
+    REQUIRE((*sink)->write_at(0, data));
+    REQUIRE((*sink)->zero_range(data.size(), k_mib));
+    CHECK(dir_entries(dir.path()).size() == (existing ? 2u : 1u));
+    if (explicit_abort) {
+      (*sink)->abort();
+      (*sink)->abort();  // idempotent
+      CHECK((*sink)->write_at(0, data).error().code() == Errc::internal);
+      CHECK((*sink)->finish(data.size()).error().code() == Errc::internal);
+    }
+  }
+  if (existing) {
+    CHECK(dir_entries(dir.path()) == std::vector<std::string>{"disk.img"});
+    CHECK(read_text(target) == "old content");
+  } else {
+    CHECK(dir_entries(dir.path()).empty());
+  }
+}
+
+TEST_CASE("FileSink target errors", "[sink]") {
+  TempDir dir;
+  SECTION("a directory") {
+    std::filesystem::create_directory(dir / "sub");
+    auto r = FileSink::create(dir / "sub", {});
+    REQUIRE_FALSE(r);
+    CHECK(r.error().code() == Errc::invalid_argument);
+    CHECK(r.error().what().find("is a directory") != std::string::npos);
+    auto r2 = FileSink::create(dir.path().string() + "/", {});
+    REQUIRE_FALSE(r2);
+    CHECK(r2.error().code() == Errc::invalid_argument);
+  }
+  SECTION("missing parent directory") {
+    auto r = FileSink::create(dir / "nope" / "disk.img", {});
+    REQUIRE_FALSE(r);
+    CHECK(r.error().code() == Errc::not_found);
+    CHECK(r.error().what().find((dir / "nope").string()) != std::string::npos);
+  }
+  SECTION("an existing non-regular file") {
+    REQUIRE(::mkfifo((dir / "fifo").c_str(), 0600) == 0);
+    auto r = FileSink::create(dir / "fifo", {});
+    REQUIRE_FALSE(r);
+    CHECK(r.error().code() == Errc::invalid_argument);
+  }
+  SECTION("offset overflow") {
+    auto sink = FileSink::create(dir / "x.img", {});
+    REQUIRE(sink);
+    auto r = (*sink)->zero_range(UINT64_MAX - 10, 100);
+    REQUIRE_FALSE(r);
+    CHECK(r.error().code() == Errc::limit);
+  }
+}
+
+TEST_CASE("FileSink file mode", "[sink]") {
+  TempDir dir;
+  struct stat st {};
+  SECTION("default 0644 & ~umask") {
+    auto sink = FileSink::create(dir / "a.img", {});
+    REQUIRE(sink);
+    REQUIRE((*sink)->finish(0));
+    REQUIRE(::stat((dir / "a.img").c_str(), &st) == 0);
+    CHECK((st.st_mode & 07777) == (0644 & ~current_umask()));
+    CHECK(std::filesystem::file_size(dir / "a.img") == 0);
+  }
+  SECTION("exact 0660 as CDI") {
+    FileSinkOptions o;
+    o.mode = 0660;
+    o.apply_umask = false;
+    auto sink = FileSink::create(dir / "b.img", o);
+    REQUIRE(sink);
+    REQUIRE((*sink)->finish(0));
+    REQUIRE(::stat((dir / "b.img").c_str(), &st) == 0);
+    CHECK((st.st_mode & 07777) == 0660);
+  }
+}
+
+TEST_CASE("FileSink writes more than the writeback window", "[sink]") {
+  // 200 MiB in 4 MiB chunks: passes several sync_file_range windows.
+  TempDir dir;
+  auto chunk = pattern(4 * k_mib, 6);
+  auto sink = FileSink::create(dir / "big.img", {});
+  REQUIRE(sink);
+  const uint64_t n = 50;
+  for (uint64_t i = 0; i < n; ++i) {
+    chunk[0] = std::byte(static_cast<unsigned char>(i));
+    REQUIRE((*sink)->write_at(i * chunk.size(), chunk));
+  }
+  REQUIRE((*sink)->finish(n * chunk.size()));
+  CHECK(std::filesystem::file_size(dir / "big.img") == n * chunk.size());
+  for (uint64_t i : {uint64_t{0}, uint64_t{17}, n - 1}) {
+    auto got = read_bytes(dir / "big.img", i * chunk.size(), chunk.size());
+    chunk[0] = std::byte(static_cast<unsigned char>(i));
+    CHECK(got == chunk);
+  }
+  CHECK((*sink)->stats().bytes_written == n * chunk.size());
+}
+
+TEST_CASE("FileSink on a full filesystem: io error, no partial file", "[sink]") {
+  TmpfsMount fs("1M");
+  const auto target = fs.path() / "disk.img";
+  auto data = pattern(k_mib / 2, 7);
+  {
+    auto sink = FileSink::create(target, {});
+    REQUIRE(sink);
+    Result<void> r;
+    for (uint64_t i = 0; i < 8 && r; ++i) r = (*sink)->write_at(i * data.size(), data);
+    if (r) r = (*sink)->finish(8 * data.size());
+    REQUIRE_FALSE(r);
+    CHECK(r.error().code() == Errc::io);
+    CHECK(r.error().what().find(target.string()) != std::string::npos);
+    CHECK(r.error().what().find("No space left on device") != std::string::npos);
+  }
+  CHECK(dir_entries(fs.path()).empty());
+}
+
+TEST_CASE("FileSink direct path for an external writer", "[sink]") {
+  TempDir dir;
+  auto data = pattern(123457, 8);
+  auto sink = FileSink::create(dir / "disk.img", {});
+  REQUIRE(sink);
+  auto direct = (*sink)->direct_path();
+  REQUIRE(direct);
+  CHECK(*direct == (*sink)->temp_path().string());
+  REQUIRE((*sink)->prepare_direct(data.size()));
+  CHECK(std::filesystem::file_size(*direct) == data.size());
+  {
+    std::ofstream out(*direct, std::ios::binary | std::ios::in | std::ios::out);
+    out.write(reinterpret_cast<const char*>(data.data()), static_cast<std::streamsize>(data.size()));
+  }
+  CHECK((*sink)->write_at(0, data).error().code() == Errc::internal);
+  REQUIRE((*sink)->finish(data.size()));
+  CHECK(read_bytes(dir / "disk.img", 0, data.size() + 1) == data);
+  CHECK_FALSE((*sink)->direct_path());
+}
