@@ -151,7 +151,7 @@ TEST_CASE("FileSink leaves zero ranges as holes", "[sink]") {
   CHECK(read_bytes(dir / "sparse.img", 99 * k_mib, 4096) == std::vector<std::byte>(4096));
 }
 
-TEST_CASE("FileSink final size: min_size grows, never shrinks below the image", "[sink]") {
+TEST_CASE("FileSink final size: min_size grows and never shrinks below the image", "[sink]") {
   TempDir dir;
   auto data = pattern(k_mib + 3, 3);
   SECTION("grown to min_size") {
@@ -325,7 +325,7 @@ TEST_CASE("FileSink writes more than the writeback window", "[sink]") {
   CHECK((*sink)->stats().bytes_written == n * chunk.size());
 }
 
-TEST_CASE("FileSink on a full filesystem: io error, no partial file", "[sink]") {
+TEST_CASE("FileSink on a full filesystem: io error and no partial file", "[sink]") {
   TmpfsMount fs("1M");
   const auto target = fs.path() / "disk.img";
   auto data = pattern(k_mib / 2, 7);
