@@ -1,0 +1,342 @@
+// SPDX-License-Identifier: Apache-2.0
+#include <catch2/catch.hpp>
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <fstream>
+#include <thread>
+
+#include "lib/source/file_source.hpp"
+#include "tests/support/loop_device.hpp"
+#include "tests/support/memory_reader.hpp"
+
+using namespace cdi;
+using cdi::source::FileSourceOptions;
+using cdi::source::open_file_source;
+using cdi::test::read_all;
+using cdi::test::sys::ScratchLoop;
+using cdi::test::sys::TempDir;
+
+namespace {
+
+std::vector<std::byte> pattern(size_t n, uint32_t seed) {
+  std::vector<std::byte> v(n);
+  uint32_t x = seed * 2654435761u + 1;
+  for (auto& b : v) {
+    x = x * 1103515245u + 12345u;
+    b = std::byte(static_cast<unsigned char>(x >> 16));
+  }
+  return v;
+}
+
+void write_file(const std::filesystem::path& p, const std::vector<std::byte>& data) {
+  std::ofstream out(p, std::ios::binary);
+  out.write(reinterpret_cast<const char*>(data.data()), static_cast<std::streamsize>(data.size()));
+}
+
+// Takes an OFD lock on [start, start+len) of path through its own open file description.
+class OfdLock {
+ public:
+  OfdLock(const std::filesystem::path& path, short type, off_t start, off_t len) {
+    m_fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
+    REQUIRE(m_fd >= 0);
+    struct flock fl {};
+    fl.l_type = type;
+    fl.l_whence = SEEK_SET;
+    fl.l_start = start;
+    fl.l_len = len;
+    REQUIRE(::fcntl(m_fd, F_OFD_SETLK, &fl) == 0);
+  }
+  ~OfdLock() { ::close(m_fd); }
+
+ private:
+  int m_fd = -1;
+};
+
+// A child process running `argv` with a pipe as stdin; closing the pipe ends it.
+class Child {
+ public:
+  explicit Child(std::vector<std::string> argv) {
+    int p[2];
+    REQUIRE(::pipe2(p, O_CLOEXEC) == 0);
+    m_pid = ::fork();
+    REQUIRE(m_pid >= 0);
+    if (m_pid == 0) {
+      ::dup2(p[0], STDIN_FILENO);
+      int devnull = ::open("/dev/null", O_WRONLY);
+      ::dup2(devnull, STDOUT_FILENO);
+      std::vector<char*> args;
+      for (auto& a : argv) args.push_back(a.data());
+      args.push_back(nullptr);
+      ::execvp(args[0], args.data());
+      ::_exit(127);
+    }
+    ::close(p[0]);
+    m_stdin = p[1];
+  }
+  ~Child() {
+    ::close(m_stdin);
+    int status = 0;
+    for (int i = 0; i < 500; ++i) {
+      if (::waitpid(m_pid, &status, WNOHANG) == m_pid) return;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    ::kill(m_pid, SIGKILL);
+    ::waitpid(m_pid, &status, 0);
+  }
+  bool running() const {
+    int status = 0;
+    return ::waitpid(m_pid, &status, WNOHANG) == 0;
+  }
+
+ private:
+  pid_t m_pid = -1;
+  int m_stdin = -1;
+};
+
+}  // namespace
+
+TEST_CASE("file source reads a regular file", "[source]") {
+  TempDir dir;
+  auto data = pattern(3 * 1000 * 1000 + 7, 1);
+  write_file(dir / "disk.img", data);
+  size_t chunk = GENERATE(size_t{1} << 20, size_t{4096}, size_t{7});
+  if (chunk == 7) data.resize(20000);  // keep the byte-sized case quick
+  if (chunk == 7) write_file(dir / "disk.img", data);
+
+  auto r = open_file_source((dir / "disk.img").string(), {});
+  REQUIRE(r);
+  auto info = (*r)->info();
+  CHECK(info.name == "file");
+  CHECK(info.size == data.size());
+  CHECK(info.seekable);
+  CHECK(info.path == (dir / "disk.img").string());
+  auto got = read_all(**r, chunk);
+  REQUIRE(got);
+  CHECK(*got == data);
+  std::byte b[4];
+  CHECK((*r)->read(b) == size_t{0});  // stays at the end
+}
+
+TEST_CASE("file source: a relative path is reported absolute", "[source]") {
+  TempDir dir;
+  write_file(dir / "a.img", pattern(10, 2));
+  auto cwd = std::filesystem::current_path();
+  std::filesystem::current_path(dir.path());
+  auto r = open_file_source("a.img", {});
+  std::filesystem::current_path(cwd);
+  REQUIRE(r);
+  CHECK((*r)->info().path == (dir / "a.img").string());
+}
+
+TEST_CASE("file source: file:// URLs", "[source]") {
+  TempDir dir;
+  auto data = pattern(5000, 3);
+  write_file(dir / "my disk%.img", data);
+  const std::string encoded = dir.path().string() + "/my%20disk%25.img";
+
+  for (const std::string& url : {"file://" + encoded, "file://localhost" + encoded, "FILE://LocalHost" + encoded,
+                                 "file:" + encoded}) {
+    INFO(url);
+    auto r = open_file_source(url, {});
+    REQUIRE(r);
+    CHECK((*r)->info().path == (dir / "my disk%.img").string());
+    auto got = read_all(**r);
+    REQUIRE(got);
+    CHECK(*got == data);
+  }
+  CHECK(source::file_url_to_path("file:///a/b%2Fc").value() == "/a/b/c");
+  for (std::string_view bad : {"file://example.com/x", "file://localhostx/x", "file:///x%2", "file:///x%zz",
+                                 "file:///x%00y", "file:relative", "file:///x?y=1", "file:///x#frag", "file://"}) {
+    INFO(bad);
+    auto r = open_file_source(bad, {});
+    REQUIRE_FALSE(r);
+    CHECK(r.error().code() == Errc::invalid_argument);
+  }
+  auto http = open_file_source("http://127.0.0.1/x.img", {});
+  REQUIRE_FALSE(http);
+  CHECK(http.error().code() == Errc::invalid_argument);
+}
+
+TEST_CASE("file source errors", "[source]") {
+  TempDir dir;
+  auto missing = open_file_source((dir / "nope.img").string(), {});
+  REQUIRE_FALSE(missing);
+  CHECK(missing.error().code() == Errc::not_found);
+  CHECK(missing.error().what() == (dir / "nope.img").string() + ": No such file or directory");
+
+  auto missing_url = open_file_source("file://" + (dir / "nope.img").string(), {});
+  REQUIRE_FALSE(missing_url);
+  CHECK(missing_url.error().code() == Errc::not_found);
+
+  auto directory = open_file_source(dir.path().string(), {});
+  REQUIRE_FALSE(directory);
+  CHECK(directory.error().code() == Errc::invalid_argument);
+  CHECK(directory.error().what().find("is a directory") != std::string::npos);
+
+  auto empty = open_file_source("", {});
+  REQUIRE_FALSE(empty);
+  CHECK(empty.error().code() == Errc::invalid_argument);
+}
+
+TEST_CASE("file source refuses an image another process writes", "[source]") {
+  TempDir dir;
+  auto data = pattern(64 * 1024, 4);
+  const auto img = dir / "vm.img";
+  write_file(img, data);
+  const std::string busy_msg = "source " + img.string() +
+                               " is in use; power off the VM that uses it (or pass --force-shared)";
+  FileSourceOptions force;
+  force.force_shared = true;
+
+  SECTION("a whole-file OFD write lock") {
+    OfdLock lock(img, F_WRLCK, 0, 0);
+    auto r = open_file_source(img.string(), {});
+    REQUIRE_FALSE(r);
+    CHECK(r.error().code() == Errc::busy);
+    CHECK(r.error().what() == busy_msg);
+    auto f = open_file_source(img.string(), force);
+    REQUIRE(f);
+    CHECK(read_all(**f).value() == data);
+  }
+  SECTION("qemu's lock bytes: write permission (101)") {
+    OfdLock lock(img, F_RDLCK, 101, 1);
+    auto r = open_file_source(img.string(), {});
+    REQUIRE_FALSE(r);
+    CHECK(r.error().code() == Errc::busy);
+    CHECK(open_file_source(img.string(), force));
+  }
+  SECTION("qemu's lock bytes: consistent read not shared (200)") {
+    OfdLock lock(img, F_RDLCK, 200, 1);
+    CHECK(open_file_source(img.string(), {}).error().code() == Errc::busy);
+  }
+  SECTION("a qemu reader (consistent read 100, unshared write 201) is no conflict") {
+    OfdLock a(img, F_RDLCK, 100, 1);
+    OfdLock b(img, F_RDLCK, 201, 1);
+    OfdLock c(img, F_RDLCK, 203, 1);
+    auto r = open_file_source(img.string(), {});
+    REQUIRE(r);
+    CHECK(read_all(**r).value() == data);
+  }
+}
+
+TEST_CASE("file source refuses an image qemu-io holds open for writing", "[source]") {
+  TempDir dir;
+  const auto img = dir / "vm.qcow2";
+  cdi::test::sys::run_command({"qemu-img", "create", "-q", "-f", "qcow2", img.string(), "16M"});
+  REQUIRE(open_file_source(img.string(), {}));
+  {
+    Child qemu({"qemu-io", "-f", "qcow2", img.string()});
+    // Wait until qemu has taken its locks.
+    bool locked = false;
+    for (int i = 0; i < 500 && !locked; ++i) {
+      int fd = ::open(img.c_str(), O_RDONLY | O_CLOEXEC);
+      REQUIRE(fd >= 0);
+      locked = source::image_in_use(fd);
+      ::close(fd);
+      if (!locked) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    REQUIRE(locked);
+    REQUIRE(qemu.running());
+    auto r = open_file_source(img.string(), {});
+    REQUIRE_FALSE(r);
+    CHECK(r.error().code() == Errc::busy);
+    FileSourceOptions force;
+    force.force_shared = true;
+    CHECK(open_file_source(img.string(), force));
+  }
+  // qemu-io exited with its stdin closed: the image is free again.
+  CHECK(open_file_source(img.string(), {}));
+}
+
+TEST_CASE("file source reads a block device", "[source]") {
+  const uint64_t size = 3 << 20;
+  ScratchLoop loop(size, 0);
+  auto data = pattern(size, 5);
+  {
+    int fd = ::open(loop.path().c_str(), O_WRONLY | O_CLOEXEC);
+    REQUIRE(fd >= 0);
+    REQUIRE(::pwrite(fd, data.data(), data.size(), 0) == static_cast<ssize_t>(data.size()));
+    REQUIRE(::fsync(fd) == 0);
+    ::close(fd);
+  }
+  auto r = open_file_source(loop.path().string(), {});
+  REQUIRE(r);
+  auto info = (*r)->info();
+  CHECK(info.name == "block");
+  CHECK(info.size == size);
+  CHECK(info.seekable);
+  CHECK(info.path == loop.path().string());
+  CHECK(read_all(**r, 1 << 20).value() == data);
+
+  // Mounted or claimed by someone else: busy unless forced.
+  int holder = ::open(loop.path().c_str(), O_RDONLY | O_EXCL | O_CLOEXEC);
+  REQUIRE(holder >= 0);
+  auto busy = open_file_source(loop.path().string(), {});
+  FileSourceOptions force;
+  force.force_shared = true;
+  auto forced = open_file_source(loop.path().string(), force);
+  ::close(holder);
+  REQUIRE_FALSE(busy);
+  CHECK(busy.error().code() == Errc::busy);
+  CHECK(busy.error().what() == "source " + loop.path().string() +
+                                   " is in use (mounted or held open exclusively); power off the VM that uses it"
+                                   " (or pass --force-shared)");
+  REQUIRE(forced);
+  CHECK(read_all(**forced).value() == data);
+}
+
+TEST_CASE("file source reads stdin", "[source]") {
+  TempDir dir;
+  auto data = pattern(100000, 6);
+  write_file(dir / "in.img", data);
+  int saved = ::dup(STDIN_FILENO);
+  REQUIRE(saved >= 0);
+  int file = ::open((dir / "in.img").c_str(), O_RDONLY | O_CLOEXEC);
+  REQUIRE(file >= 0);
+  ::dup2(file, STDIN_FILENO);
+  ::close(file);
+  auto r = open_file_source("-", {});
+  std::optional<std::vector<std::byte>> got;
+  if (r) got = read_all(**r, 4096).value();
+  auto info = r ? (*r)->info() : io::ReaderInfo{};
+  r = fail(Errc::internal, "closed");  // the reader's duplicate goes; stdin itself stays
+  ::dup2(saved, STDIN_FILENO);
+  ::close(saved);
+  REQUIRE(got);
+  CHECK(*got == data);
+  CHECK(info.name == "stdin");
+  CHECK(info.size == data.size());
+  CHECK_FALSE(info.seekable);
+  CHECK_FALSE(info.path);
+
+  // A pipe on stdin: size unknown.
+  int p[2];
+  REQUIRE(::pipe(p) == 0);
+  saved = ::dup(STDIN_FILENO);
+  ::dup2(p[0], STDIN_FILENO);
+  ::close(p[0]);
+  std::thread writer([&] {
+    size_t off = 0;
+    while (off < data.size()) {
+      ssize_t n = ::write(p[1], data.data() + off, std::min<size_t>(data.size() - off, 5000));
+      if (n <= 0) break;
+      off += static_cast<size_t>(n);
+    }
+    ::close(p[1]);
+  });
+  auto piped = open_file_source("-", {});
+  ::dup2(saved, STDIN_FILENO);
+  ::close(saved);
+  REQUIRE(piped);
+  CHECK_FALSE((*piped)->info().size);
+  CHECK_FALSE((*piped)->info().seekable);
+  auto all = read_all(**piped, 1 << 16);
+  writer.join();
+  REQUIRE(all);
+  CHECK(*all == data);
+}
