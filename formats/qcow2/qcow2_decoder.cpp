@@ -1,0 +1,717 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "formats/qcow2/qcow2_decoder.hpp"
+
+#include <fcntl.h>
+#include <sched.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+#include <deque>
+#include "formats/qcow2/text.hpp"
+#include <map>
+#include <memory>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "formats/qcow2/cluster_codec.hpp"
+#include "formats/qcow2/qcow2_header.hpp"
+#include "lib/util/fd.hpp"
+#include "lib/util/units.hpp"
+
+// Claims are built with designated initializers naming only the fields that matter.
+#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
+
+namespace cdi::formats::qcow2 {
+
+int probe(Head head) { return probe_header(head); }
+
+Result<ImageInfo> inspect(Head head) {
+  Header h = CDI_TRY_CTX(parse_header(head), "qcow2");
+  return ImageInfo{h.version,        h.virtual_size, h.cluster_bits, h.extended_l2,
+                   static_cast<int>(h.compression), h.dirty, h.l1_size, h.nb_snapshots, h.refcount_order};
+}
+
+namespace {
+
+using util::format_bytes;
+
+constexpr uint64_t k_sector = 512;
+
+std::unexpected<Error> corrupt(std::string msg) { return fail(Errc::corrupt_input, std::move(msg)); }
+
+// True when all n bytes are zero (n >= 0). Compares the buffer with itself shifted by 16 bytes,
+// which glibc's vectorised memcmp does at memory speed.
+bool is_zero(const std::byte* p, size_t n) {
+  constexpr size_t k = 16;
+  if (n <= k) return std::all_of(p, p + n, [](std::byte b) { return b == std::byte{0}; });
+  static constexpr std::byte zeros[k] = {};
+  return std::memcmp(p, zeros, k) == 0 && std::memcmp(p, p + k, n - k) == 0;
+}
+
+unsigned usable_cpus() {
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof set, &set) == 0) return std::max(1, CPU_COUNT(&set));
+  return std::max(1u, std::thread::hardware_concurrency());
+}
+
+enum class Kind : uint8_t { header, l1, refcount_table, refcount_block, l2, data, zero_alloc, compressed };
+
+// A host byte range referenced by the image's active metadata.
+struct Claim {
+  uint64_t start = 0, end = 0;  // [start, end): cluster-rounded for metadata, exact for compressed
+  Kind kind = Kind::data;
+  uint64_t guest = 0;           // data/compressed: guest offset of `start`; l2: first guest offset mapped
+  uint64_t required_end = 0;    // [start, required_end) must be present in the stream
+  uint64_t need = 0;            // l1/l2/refcount table/compressed: bytes collected into buf
+  uint32_t alloc = ~0u;         // data with extended L2: allocated subclusters
+  bool done = false;            // collected bytes were handed on
+  std::vector<std::byte> buf;
+};
+
+std::string describe(const Claim& c) {
+  switch (c.kind) {
+    case Kind::header: return "the header";
+    case Kind::l1: return fmt("the L1 table at {:#x}", c.start);
+    case Kind::refcount_table: return fmt("the refcount table at {:#x}", c.start);
+    case Kind::refcount_block: return fmt("a refcount block at {:#x}", c.start);
+    case Kind::l2: return fmt("the L2 table at {:#x} (guest {:#x})", c.start, c.guest);
+    case Kind::data: return fmt("data clusters at {:#x} (guest {:#x})", c.start, c.guest);
+    case Kind::zero_alloc: return fmt("a preallocated zero cluster at {:#x} (guest {:#x})", c.start, c.guest);
+    case Kind::compressed: return fmt("a compressed cluster at {:#x} (guest {:#x})", c.start, c.guest);
+  }
+  return "?";
+}
+
+// Unlinked temporary file for spilled clusters.
+class SpillFile {
+ public:
+  static Result<SpillFile> open(const std::filesystem::path& dir) {
+    int fd = ::open(dir.c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+    if (fd < 0) {
+      std::string tmpl = (dir / "cdi-qcow2-hold.XXXXXX").string();
+      fd = ::mkostemp(tmpl.data(), O_CLOEXEC);
+      if (fd < 0) return fail_sys(fmt("creating a scratch file in {}", dir.string()));
+      ::unlink(tmpl.c_str());
+    }
+    return SpillFile(util::Fd(fd));
+  }
+  Result<uint64_t> append(std::span<const std::byte> data) {
+    uint64_t at = m_end;
+    size_t done = 0;
+    while (done < data.size()) {
+      ssize_t n = ::pwrite(m_fd.get(), data.data() + done, data.size() - done, static_cast<off_t>(at + done));
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        return fail_sys("writing the scratch file");
+      }
+      done += static_cast<size_t>(n);
+    }
+    m_end += data.size();
+    return at;
+  }
+  Result<void> read(uint64_t at, std::span<std::byte> dst) {
+    size_t done = 0;
+    while (done < dst.size()) {
+      ssize_t n = ::pread(m_fd.get(), dst.data() + done, dst.size() - done, static_cast<off_t>(at + done));
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        return fail_sys("reading the scratch file");
+      }
+      if (n == 0) return fail(Errc::internal, "scratch file shorter than written");
+      done += static_cast<size_t>(n);
+    }
+    return {};
+  }
+
+ private:
+  explicit SpillFile(util::Fd fd) : m_fd(std::move(fd)) {}
+  util::Fd m_fd;
+  uint64_t m_end = 0;
+};
+
+// A host cluster that passed before anything claimed it.
+struct Held {
+  uint32_t len = 0;                  // bytes of the cluster present (short only at the end of stream)
+  bool zero = false;                 // all zero: nothing stored
+  std::unique_ptr<std::byte[]> mem;  // in memory, or
+  std::optional<uint64_t> spill;     // in the spill file at this offset
+};
+
+// Coalesces extents before they reach the sink and counts them.
+class Emitter {
+ public:
+  Emitter(sink::Sink& sink, DecodeStats& stats) : m_sink(sink), m_stats(stats) {}
+
+  // Data for guest [g, g+len). `stable`: p stays valid until flush(), so adjacent extents are
+  // merged into one write; else it is written now. All-zero data becomes a zero range.
+  Result<void> data(uint64_t g, const std::byte* p, uint64_t len, bool stable) {
+    if (len == 0) return {};
+    if (is_zero(p, len)) return zero(g, len);
+    if (!stable) return write(g, p, len);
+    if (m_dlen && m_dg + m_dlen == g && m_dp + m_dlen == p) {
+      m_dlen += len;
+      return {};
+    }
+    CDI_TRY(flush_data());
+    m_dg = g, m_dp = p, m_dlen = len;
+    return {};
+  }
+  Result<void> zero(uint64_t g, uint64_t len) {
+    if (len == 0) return {};
+    if (m_zlen && m_zg + m_zlen == g) {
+      m_zlen += len;
+      return {};
+    }
+    CDI_TRY(flush_zero());
+    m_zg = g, m_zlen = len;
+    return {};
+  }
+  Result<void> flush() {
+    CDI_TRY(flush_data());
+    return flush_zero();
+  }
+
+ private:
+  Result<void> write(uint64_t g, const std::byte* p, uint64_t len) {
+    CDI_TRY(m_sink.write_at(g, std::span(p, len)));
+    m_stats.data_bytes += len;
+    return {};
+  }
+  Result<void> flush_data() {
+    if (!m_dlen) return {};
+    uint64_t len = std::exchange(m_dlen, 0);
+    return write(m_dg, m_dp, len);
+  }
+  Result<void> flush_zero() {
+    if (!m_zlen) return {};
+    uint64_t len = std::exchange(m_zlen, 0);
+    CDI_TRY(m_sink.zero_range(m_zg, len));
+    m_stats.zero_bytes += len;
+    return {};
+  }
+
+  sink::Sink& m_sink;
+  DecodeStats& m_stats;
+  uint64_t m_dg = 0, m_dlen = 0;
+  const std::byte* m_dp = nullptr;
+  uint64_t m_zg = 0, m_zlen = 0;
+};
+
+class Decoder {
+ public:
+  Decoder(io::Reader& in, sink::Sink& out, const DecodeOptions& opts)
+      : m_in(in), m_opts(opts), m_emit(out, m_stats) {}
+
+  Result<DecodeStats> run();
+
+ private:
+  using ClaimMap = std::map<uint64_t, Claim>;
+
+  Result<void> read_header();
+  Result<void> process_buffer(uint64_t base, std::span<const std::byte> bytes);
+  Result<void> process_exclusive(Claim& c, uint64_t x, std::span<const std::byte> bytes);
+  Result<void> hold(uint64_t x, std::span<const std::byte> bytes);
+  Result<void> add_claim(Claim c);
+  Result<void> serve_from_hold(Claim& c);
+  Result<void> feed(Claim& c, uint64_t x, std::span<const std::byte> bytes, bool stable);
+  Result<void> complete(Claim& c);
+  Result<void> drain_completions();
+  Result<void> parse_l1(Claim& c);
+  Result<void> parse_l2(Claim& c);
+  Result<void> parse_refcount_table(Claim& c);
+  Result<void> submit_compressed(Claim& c, bool cut);
+  Result<void> collect_compressed(bool wait);
+  Result<void> finish_stream();
+  void set_metadata_complete();
+
+  io::Reader& m_in;
+  const DecodeOptions& m_opts;
+  DecodeStats m_stats;
+  Emitter m_emit;
+  Header m_h;
+  uint64_t m_cs = 0;
+  uint64_t m_pos = 0;  // stream bytes consumed and processed
+  ClaimMap m_claims;
+  std::deque<uint64_t> m_completed;  // starts of claims whose bytes are all collected
+  bool m_l1_done = false;
+  uint64_t m_pending_l2 = 0;
+  bool m_metadata_complete = false;
+  std::unordered_map<uint64_t, Held> m_held;  // by host cluster index
+  uint64_t m_held_mem = 0, m_held_spill = 0;
+  std::optional<SpillFile> m_spill;
+  std::unique_ptr<DecompressPool> m_pool;
+  std::vector<FinishedJob> m_finished;
+  std::unordered_map<uint64_t, uint64_t> m_cut;  // guest -> stream end, for compressed clusters cut by the end
+};
+
+Result<void> Decoder::read_header() {
+  std::vector<std::byte> first(k_sector);
+  size_t n = CDI_TRY(io::read_full(m_in, first));
+  first.resize(n);
+  if (size_t need = header_bytes_needed(first); need > n && n == k_sector) {
+    first.resize(need);
+    n += CDI_TRY(io::read_full(m_in, std::span(first).subspan(k_sector)));
+    first.resize(n);
+  }
+  m_pos = n;
+  m_stats.bytes_in = n;
+  m_h = CDI_TRY(parse_header(first, m_in.info().size));
+  m_cs = m_h.cluster_size;
+  m_stats.virtual_size = m_h.virtual_size;
+  if (m_opts.max_virtual_size && m_h.virtual_size > *m_opts.max_virtual_size)
+    return fail(Errc::limit, fmt("virtual size {} is larger than the target ({})", m_h.virtual_size,
+                                         *m_opts.max_virtual_size));
+  // The first cluster: the header, its extensions and (never used here) the backing file name.
+  CDI_TRY(add_claim(Claim{.start = 0, .end = m_cs, .kind = Kind::header, .required_end = std::min<uint64_t>(n, m_cs)}));
+  if (m_h.l1_size) {
+    uint64_t bytes = uint64_t{m_h.l1_size} * 8;
+    CDI_TRY(add_claim(Claim{.start = m_h.l1_table_offset,
+                            .end = m_h.l1_table_offset + (bytes + m_cs - 1) / m_cs * m_cs,
+                            .kind = Kind::l1,
+                            .required_end = m_h.l1_table_offset + bytes,
+                            .need = bytes}));
+  } else {
+    m_l1_done = true;
+  }
+  if (m_h.refcount_table_clusters) {
+    uint64_t bytes = uint64_t{m_h.refcount_table_clusters} * m_cs;
+    CDI_TRY(add_claim(Claim{.start = m_h.refcount_table_offset,
+                            .end = m_h.refcount_table_offset + bytes,
+                            .kind = Kind::refcount_table,
+                            .required_end = m_h.refcount_table_offset + bytes,
+                            .need = bytes}));
+  }
+  if (m_l1_done) set_metadata_complete();
+  return {};
+}
+
+// Registers a claim after checking it against all others; serves the part of it that already
+// passed from the hold store.
+Result<void> Decoder::add_claim(Claim c) {
+  auto next = m_claims.lower_bound(c.start);
+  // Overlaps are allowed only between compressed clusters sharing the last sector of the first.
+  auto allowed = [](const Claim& a, const Claim& b) {  // a starts before b
+    return a.kind == Kind::compressed && b.kind == Kind::compressed && a.start < b.start &&
+           b.start >= ((a.end - 1) & ~(k_sector - 1));
+  };
+  auto overlap = [&](const Claim& a, const Claim& b) {
+    return corrupt(fmt("{} overlaps {}", describe(b), describe(a)));
+  };
+  for (auto it = next; it != m_claims.begin();) {
+    --it;
+    if (it->second.end <= c.start) break;
+    if (!allowed(it->second, c)) return overlap(it->second, c);
+  }
+  for (auto it = next; it != m_claims.end() && it->first < c.end; ++it)
+    if (!allowed(c, it->second)) return overlap(it->second, c);
+
+  // Extend the previous run of full data clusters when host and guest both continue it.
+  if (c.kind == Kind::data && c.alloc == ~0u && c.start >= m_pos && next != m_claims.begin()) {
+    Claim& p = std::prev(next)->second;
+    if (p.kind == Kind::data && p.alloc == ~0u && p.end == c.start && p.required_end == p.end &&
+        p.guest + (p.end - p.start) == c.guest) {
+      p.end = c.end;
+      p.required_end = c.required_end;
+      return {};
+    }
+  }
+  auto [it, inserted] = m_claims.emplace(c.start, std::move(c));
+  if (!inserted) return fail(Errc::internal, "claim inserted twice");
+  Claim& cl = it->second;
+  if (cl.start < m_pos) CDI_TRY(serve_from_hold(cl));
+  if (cl.need && cl.start + cl.need <= m_pos && !cl.done) m_completed.push_back(cl.start);
+  return {};
+}
+
+// Feeds the part of a new claim that lies before m_pos from held clusters.
+Result<void> Decoder::serve_from_hold(Claim& c) {
+  uint64_t stop = std::min(c.end, m_pos);
+  std::vector<std::byte> tmp;
+  for (uint64_t k = c.start / m_cs; k * m_cs < stop; ++k) {
+    auto h = m_held.find(k);
+    uint64_t cstart = k * m_cs;
+    bool exclusive = c.kind != Kind::compressed;
+    if (h == m_held.end()) {
+      // Passed and not held: it was claimed by something else (then add_claim refused the
+      // overlap), or it is the end-of-stream cluster. Bytes a claim needs cannot be missing here.
+      if (c.kind == Kind::refcount_block || c.kind == Kind::zero_alloc || m_metadata_complete) continue;
+      return fail(Errc::internal, fmt("host cluster {:#x} passed but was not held", cstart));
+    }
+    Held& held = h->second;
+    std::span<const std::byte> bytes;
+    if (held.zero) {
+      tmp.assign(held.len, std::byte{0});
+      bytes = tmp;
+    } else if (held.mem) {
+      bytes = std::span(held.mem.get(), held.len);
+    } else {
+      tmp.resize(held.len);
+      CDI_TRY(m_spill->read(*held.spill, tmp));
+      bytes = tmp;
+    }
+    // Clip to the claim.
+    uint64_t from = std::max(cstart, c.start), to = std::min(cstart + held.len, c.end);
+    if (from < to) CDI_TRY(feed(c, from, bytes.subspan(from - cstart, to - from), false));
+    if (exclusive) {
+      if (held.mem) m_held_mem -= held.len;
+      if (held.spill) m_held_spill -= held.len;
+      m_held.erase(h);
+    }
+  }
+  return {};
+}
+
+// Hands the bytes [x, x+bytes.size()) to a claim. `stable`: they stay valid until the emitter flushes.
+Result<void> Decoder::feed(Claim& c, uint64_t x, std::span<const std::byte> bytes, bool stable) {
+  switch (c.kind) {
+    case Kind::header:
+    case Kind::refcount_block:
+    case Kind::zero_alloc: return {};
+    case Kind::data: {
+      const uint64_t vs = m_h.virtual_size;
+      for (uint64_t off = 0; off < bytes.size();) {
+        uint64_t h = x + off;
+        uint64_t in_cluster = h % m_cs;
+        uint64_t n = std::min<uint64_t>(bytes.size() - off, m_cs - in_cluster);
+        uint64_t g = c.guest + (h - c.start);
+        if (g < vs) {
+          if (c.alloc == ~0u) {
+            CDI_TRY(m_emit.data(g, bytes.data() + off, std::min(n, vs - g), stable));
+          } else {
+            const uint64_t sc = m_h.subcluster_size;
+            for (uint64_t s = in_cluster / sc; s < 32 && s * sc < in_cluster + n; ++s) {
+              if (!(c.alloc & (1u << s))) continue;
+              uint64_t a = std::max(s * sc, in_cluster), b = std::min((s + 1) * sc, in_cluster + n);
+              uint64_t ga = g + (a - in_cluster);
+              if (ga >= vs) break;
+              CDI_TRY(m_emit.data(ga, bytes.data() + off + (a - in_cluster), std::min(b - a, vs - ga), stable));
+            }
+          }
+        }
+        off += n;
+      }
+      return {};
+    }
+    case Kind::l1:
+    case Kind::l2:
+    case Kind::refcount_table:
+    case Kind::compressed: {
+      uint64_t want_end = c.start + c.need;
+      if (x >= want_end) return {};
+      uint64_t n = std::min<uint64_t>(bytes.size(), want_end - x);
+      if (c.buf.size() < c.need) c.buf.resize(c.need);
+      std::memcpy(c.buf.data() + (x - c.start), bytes.data(), n);
+      if (x + n == want_end && !c.done) m_completed.push_back(c.start);
+      return {};
+    }
+  }
+  return {};
+}
+
+Result<void> Decoder::drain_completions() {
+  while (!m_completed.empty()) {
+    uint64_t start = m_completed.front();
+    m_completed.pop_front();
+    auto it = m_claims.find(start);
+    if (it == m_claims.end() || it->second.done) continue;
+    CDI_TRY(complete(it->second));
+  }
+  return {};
+}
+
+Result<void> Decoder::complete(Claim& c) {
+  c.done = true;
+  switch (c.kind) {
+    case Kind::l1: CDI_TRY(parse_l1(c)); break;
+    case Kind::l2: CDI_TRY(parse_l2(c)); break;
+    case Kind::refcount_table: CDI_TRY(parse_refcount_table(c)); break;
+    case Kind::compressed: return submit_compressed(c, false);
+    default: break;
+  }
+  std::vector<std::byte>().swap(c.buf);
+  return {};
+}
+
+void Decoder::set_metadata_complete() {
+  if (m_metadata_complete || !m_l1_done || m_pending_l2) return;
+  m_metadata_complete = true;
+  // Every claim is known: held clusters nobody took are unreferenced.
+  m_held.clear();
+  m_held_mem = m_held_spill = 0;
+  m_spill.reset();
+}
+
+Result<void> Decoder::parse_l1(Claim& c) {
+  const uint64_t span = m_h.l2_entries * m_cs;
+  for (uint64_t i = 0; i < m_h.l1_needed; ++i) {
+    uint64_t e = load_be64(c.buf.data() + i * 8);
+    uint64_t off = e & k_offset_mask;
+    uint64_t g = i * span;
+    if (off == 0) {
+      CDI_TRY(m_emit.zero(g, std::min(span, m_h.virtual_size - g)));
+      continue;
+    }
+    if (off % m_cs) return corrupt(fmt("L1 entry {}: L2 table offset {:#x} is not cluster aligned", i, off));
+    ++m_pending_l2;
+    CDI_TRY(add_claim(
+        Claim{.start = off, .end = off + m_cs, .kind = Kind::l2, .guest = g, .required_end = off + m_cs, .need = m_cs}));
+  }
+  // Entries past l1_needed map beyond the virtual size (a shrunk image); qemu never reads them.
+  m_l1_done = true;
+  set_metadata_complete();
+  return {};
+}
+
+Result<void> Decoder::parse_l2(Claim& c) {
+  const uint64_t vs = m_h.virtual_size;
+  const uint64_t csize_shift = 62 - (m_h.cluster_bits - 8);
+  const uint64_t csize_mask = (uint64_t{1} << (m_h.cluster_bits - 8)) - 1;
+  const uint64_t coff_mask = (uint64_t{1} << csize_shift) - 1;
+  for (uint64_t j = 0; j < m_h.l2_entries; ++j) {
+    uint64_t g = c.guest + j * m_cs;
+    if (g >= vs) break;
+    uint64_t glen = std::min(m_cs, vs - g);
+    const std::byte* p = c.buf.data() + j * m_h.l2_entry_bytes;
+    uint64_t e = load_be64(p);
+    uint64_t bitmap = m_h.extended_l2 ? load_be64(p + 8) : 0;
+    auto where = [&] { return fmt("L2 entry for guest {:#x} (table at {:#x})", g, c.start); };
+
+    if (e & k_oflag_compressed) {
+      // Compressed clusters have no subclusters; qemu ignores the bitmap for them.
+      uint64_t coff = e & coff_mask;
+      uint64_t sectors = ((e >> csize_shift) & csize_mask) + 1;
+      if (coff > k_offset_mask) return corrupt(fmt("{}: compressed offset {:#x} out of range", where(), coff));
+      uint64_t csize = sectors * k_sector - (coff & (k_sector - 1));
+      ++m_stats.compressed_clusters;
+      CDI_TRY(add_claim(Claim{.start = coff,
+                              .end = coff + csize,
+                              .kind = Kind::compressed,
+                              .guest = g,
+                              .required_end = coff + 1,  // the rest may be sector padding (checked by decompressing)
+                              .need = csize}));
+      continue;
+    }
+    uint64_t off = e & k_offset_mask;
+    if (!m_h.extended_l2 && (e & k_oflag_zero)) {
+      CDI_TRY(m_emit.zero(g, glen));
+      if (off) {
+        if (off % m_cs) return corrupt(fmt("{}: host offset {:#x} is not cluster aligned", where(), off));
+        CDI_TRY(add_claim(Claim{.start = off, .end = off + m_cs, .kind = Kind::zero_alloc, .guest = g}));
+      }
+      continue;
+    }
+    uint32_t alloc = m_h.extended_l2 ? static_cast<uint32_t>(bitmap) : ~0u;
+    uint32_t zero = m_h.extended_l2 ? static_cast<uint32_t>(bitmap >> 32) : 0;
+    if (alloc & zero) return corrupt(fmt("{}: subclusters both allocated and zero", where()));
+    if (off == 0) {
+      if (m_h.extended_l2 && alloc)
+        return corrupt(fmt("{}: allocated subclusters without a host cluster", where()));
+      CDI_TRY(m_emit.zero(g, glen));
+      continue;
+    }
+    if (off % m_cs) return corrupt(fmt("{}: host offset {:#x} is not cluster aligned", where(), off));
+    // Unallocated and zero subclusters read as zeros (no backing file).
+    uint64_t required = 0;
+    if (alloc == ~0u) {
+      required = glen;
+    } else {
+      const uint64_t sc = m_h.subcluster_size;
+      for (uint64_t s = 0; s < 32 && s * sc < glen; ++s) {
+        uint64_t len = std::min(sc, glen - s * sc);
+        if (alloc & (1u << s))
+          required = s * sc + len;
+        else
+          CDI_TRY(m_emit.zero(g + s * sc, len));
+      }
+    }
+    if (required == 0) {  // no allocated subcluster inside the virtual size
+      CDI_TRY(add_claim(Claim{.start = off, .end = off + m_cs, .kind = Kind::zero_alloc, .guest = g}));
+      continue;
+    }
+    CDI_TRY(add_claim(Claim{.start = off,
+                            .end = off + m_cs,
+                            .kind = Kind::data,
+                            .guest = g,
+                            .required_end = off + required,
+                            .alloc = alloc}));
+  }
+  --m_pending_l2;
+  set_metadata_complete();
+  return {};
+}
+
+Result<void> Decoder::parse_refcount_table(Claim& c) {
+  for (uint64_t i = 0; i < c.need / 8; ++i) {
+    uint64_t off = load_be64(c.buf.data() + i * 8) & ~(k_sector - 1);
+    if (off == 0) continue;
+    if (off % m_cs || off > k_offset_mask)
+      return corrupt(fmt("refcount table entry {}: block offset {:#x} is not a valid cluster offset", i, off));
+    // Refcounts are not needed to read the image; the block is claimed so that nothing else may
+    // point into it, and required so that truncation is caught.
+    CDI_TRY(add_claim(Claim{.start = off, .end = off + m_cs, .kind = Kind::refcount_block, .required_end = off + m_cs}));
+  }
+  return {};
+}
+
+Result<void> Decoder::submit_compressed(Claim& c, bool cut) {
+  c.done = true;
+  if (!m_pool) {
+    unsigned threads = m_opts.threads ? m_opts.threads : usable_cpus();
+    size_t per_job = 3 * m_cs;
+    size_t max_jobs = std::clamp<size_t>((32ull << 20) / per_job, 2 * threads, 64);
+    m_pool = CDI_TRY(DecompressPool::open(m_h.compression, threads, max_jobs));
+  }
+  if (m_pool->full()) CDI_TRY(collect_compressed(true));
+  if (cut) m_cut[c.guest] = m_pos;
+  m_pool->submit(CompressedJob{c.guest, c.start, m_cs, std::move(c.buf)});
+  std::vector<std::byte>().swap(c.buf);
+  return {};
+}
+
+Result<void> Decoder::collect_compressed(bool wait) {
+  if (!m_pool) return {};
+  m_finished.clear();
+  m_pool->collect(m_finished, wait);
+  for (auto& f : m_finished) {
+    if (f.error) {
+      if (auto it = m_cut.find(f.guest); it != m_cut.end())
+        return corrupt(fmt("truncated: compressed cluster at host offset {:#x} (guest {:#x}) is cut off by "
+                                   "the end of the stream at {} ({})",
+                                   f.host, f.guest, it->second, f.error->message()));
+      return std::unexpected(std::move(*f.error));
+    }
+    uint64_t len = std::min<uint64_t>(f.out.size(), m_h.virtual_size - f.guest);
+    CDI_TRY(m_emit.data(f.guest, f.out.data(), len, false));
+  }
+  m_finished.clear();
+  return {};
+}
+
+Result<void> Decoder::hold(uint64_t x, std::span<const std::byte> bytes) {
+  Held h;
+  h.len = static_cast<uint32_t>(bytes.size());
+  if (is_zero(bytes.data(), bytes.size())) {
+    h.zero = true;
+  } else if (m_held_mem + bytes.size() <= m_opts.hold_limit) {
+    h.mem = std::make_unique_for_overwrite<std::byte[]>(bytes.size());
+    std::memcpy(h.mem.get(), bytes.data(), bytes.size());
+    m_held_mem += bytes.size();
+  } else {
+    if (!m_opts.scratch_dir) {
+      auto size = m_in.info().size;
+      std::string need = size ? fmt("about {}", format_bytes(*size - x + m_held_mem))
+                              : fmt("more than {}", format_bytes(m_opts.hold_limit));
+      return fail(Errc::scratch_required,
+                  fmt("qcow2 data clusters precede their L2 tables by more than {}; --scratch-dir needed ({})",
+                              format_bytes(m_opts.hold_limit), need));
+    }
+    if (!m_spill) m_spill = CDI_TRY(SpillFile::open(*m_opts.scratch_dir));
+    h.spill = CDI_TRY(m_spill->append(bytes));
+    m_held_spill += bytes.size();
+    m_stats.spilled_bytes += bytes.size();
+  }
+  m_held[x / m_cs] = std::move(h);
+  m_stats.held_peak = std::max(m_stats.held_peak, m_held_mem + m_held_spill);
+  return {};
+}
+
+// Processes stream bytes at host offset `base` (cluster aligned). Segments covered by one
+// exclusive claim are handed over whole; anything else goes cluster by cluster.
+Result<void> Decoder::process_buffer(uint64_t base, std::span<const std::byte> bytes) {
+  uint64_t x = base;
+  const uint64_t end = base + bytes.size();
+  while (x < end) {
+    auto next = m_claims.upper_bound(x);  // first claim starting after x
+    Claim* cover = nullptr;
+    if (next != m_claims.begin()) {
+      Claim& p = std::prev(next)->second;
+      if (p.end > x && p.kind != Kind::compressed) cover = &p;
+    }
+    uint64_t seg_end;
+    if (cover) {
+      seg_end = std::min(cover->end, end);
+      CDI_TRY(feed(*cover, x, bytes.subspan(x - base, seg_end - x), true));
+    } else {
+      uint64_t next_start = next == m_claims.end() ? UINT64_MAX : next->first;
+      bool shared = next != m_claims.begin() && std::prev(next)->second.end > x;  // inside a compressed claim
+      if (!shared && next_start >= x + m_cs && m_metadata_complete) {
+        // Unreferenced: discard everything up to the next claim.
+        seg_end = std::min(end, next_start / m_cs * m_cs);
+      } else {
+        seg_end = std::min(end, x + m_cs);
+        // Every claim touching this cluster is compressed (exclusive ones are cluster aligned).
+        auto it = next;
+        while (it != m_claims.begin() && std::prev(it)->second.end > x) --it;
+        for (; it != m_claims.end() && it->first < seg_end; ++it) {
+          Claim& c = it->second;
+          if (c.end <= x) continue;
+          uint64_t a = std::max(c.start, x), b = std::min(c.end, seg_end);
+          CDI_TRY(feed(c, a, bytes.subspan(a - base, b - a), true));
+        }
+        if (!m_metadata_complete) CDI_TRY(hold(x, bytes.subspan(x - base, seg_end - x)));
+      }
+    }
+    x = seg_end;
+    m_pos = x;
+    if (!m_completed.empty()) CDI_TRY(drain_completions());
+  }
+  return {};
+}
+
+Result<void> Decoder::finish_stream() {
+  const uint64_t eof = m_pos;
+  // Compressed clusters whose nominal range runs past the end: qemu reads zeros there, and the
+  // data may well be complete (the size is known only to the sector). Try them.
+  for (auto& [start, c] : m_claims)
+    if (c.kind == Kind::compressed && !c.done && start < eof) {
+      c.buf.resize(eof - start);
+      CDI_TRY(submit_compressed(c, true));
+    }
+  while (m_pool && m_pool->in_flight()) CDI_TRY(collect_compressed(true));
+
+  const Claim* missing = nullptr;
+  for (const auto& [start, c] : m_claims)
+    if (c.required_end > eof && (!missing || start < missing->start)) missing = &c;
+  if (missing) {
+    const Claim& c = *missing;
+    if (c.kind == Kind::data) {
+      uint64_t h = c.start + (eof > c.start ? (eof - c.start) / m_cs * m_cs : 0);
+      return corrupt(fmt("truncated: cluster at host offset {:#x} (guest {:#x}) missing; stream ended at {}",
+                                 h, c.guest + (h - c.start), eof));
+    }
+    return corrupt(fmt("truncated: {} missing; stream ended at {}", describe(c), eof));
+  }
+  if (!m_metadata_complete) return fail(Errc::internal, "metadata incomplete without a missing claim");
+  return m_emit.flush();
+}
+
+Result<DecodeStats> Decoder::run() {
+  CDI_TRY(read_header());
+  size_t bufsize = std::max<size_t>(2 * m_cs, 1 << 20);
+  std::vector<std::byte> buf(bufsize);
+  for (;;) {
+    if (m_opts.cancel) CDI_TRY(m_opts.cancel->check());
+    size_t n = CDI_TRY(io::read_full(m_in, buf));
+    m_stats.bytes_in += n;
+    if (n == 0) break;
+    CDI_TRY(process_buffer(m_pos, std::span(buf).first(n)));
+    CDI_TRY(m_emit.flush());  // stable extents point into buf
+    if (m_pool) CDI_TRY(collect_compressed(false));
+    if (n < bufsize) break;  // read_full is short only at the end of the stream
+  }
+  CDI_TRY(finish_stream());
+  return m_stats;
+}
+
+}  // namespace
+
+Result<DecodeStats> decode(io::Reader& in, sink::Sink& out, const DecodeOptions& opts) {
+  Decoder d(in, out, opts);
+  auto r = d.run();
+  if (!r) return std::unexpected(std::move(r).error().context("qcow2"));
+  return r;
+}
+
+}  // namespace cdi::formats::qcow2

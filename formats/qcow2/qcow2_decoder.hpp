@@ -1,0 +1,92 @@
+// SPDX-License-Identifier: Apache-2.0
+// Streaming QCOW2 -> raw decoder (spec: qemu docs/interop/qcow2.txt).
+//
+// The input is read once, sequentially, from offset 0; nothing is seeked. The header comes
+// first; the L1 table, the L2 tables and the refcount table are collected when the stream passes
+// their offsets, and each data cluster is written to its guest offset as it passes. A data
+// cluster that arrives before the L2 table mapping it is held (in memory up to hold_limit, then
+// in an unlinked file in scratch_dir) until the mapping is known; once the active L1 and all of
+// its L2 tables are known, nothing more is held and unreferenced clusters are discarded.
+//
+// Invariants checked (see qcow2_header.hpp for the header):
+//   - every host range referenced by the active L1/L2 tables and the refcount table is claimed
+//     once: two guest clusters mapping the same host cluster, clusters inside the header, L1,
+//     L2 or refcount metadata are corrupt_input. Compressed clusters may share their last
+//     512-byte sector (the spec allows it), nothing else may overlap. Snapshot tables are not
+//     read: snapshots share clusters with the active layer and only the active layer is imported;
+//   - offsets are cluster aligned; extended L2 subclusters are not both allocated and zero;
+//   - truncation is detected: every referenced cluster (metadata, data, compressed bytes) must
+//     arrive before the end of the stream. The exceptions follow qemu, which reads zeros past the
+//     end of the file: the part of a data cluster beyond the virtual size or in unallocated
+//     subclusters, and the sector padding of a compressed cluster (it must still decompress);
+//   - trailing data after the last referenced cluster is normal (unused preallocation,
+//     refcount blocks, bitmaps) and is read and discarded, so upstream checksums run.
+// Every guest byte of [0, virtual_size) is covered by exactly one write_at or zero_range.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+
+#include "formats/stage.hpp"
+#include "lib/io/reader.hpp"
+#include "lib/sink/sink.hpp"
+#include "lib/util/cancel.hpp"
+#include "lib/util/error.hpp"
+
+namespace cdi::formats::qcow2 {
+
+// The decoder reads its input sequentially: it never needs a seekable input.
+inline constexpr StageNeeds k_needs{.random_access_input = false};
+
+// Pure probe: 0 when not qcow2, else the header bits verified (magic + version 1, 2 or 3).
+int probe(Head head);
+
+struct ImageInfo {
+  uint32_t version = 0;
+  uint64_t virtual_size = 0;
+  uint32_t cluster_bits = 0;
+  bool extended_l2 = false;
+  int compression = 0;            // 0 zlib, 1 zstd
+  bool dirty = false;             // incompatible bit 0 (accepted, see qcow2_header.cpp)
+  uint32_t l1_size = 0;
+  uint32_t nb_snapshots = 0;
+  uint32_t refcount_order = 4;
+};
+
+// Parses and validates the header from the head of the stream (for `cdi-import info`). Errors are
+// those decode() gives for the header: corrupt_input, unsupported, limit.
+Result<ImageInfo> inspect(Head head);
+
+struct DecodeOptions {
+  uint64_t hold_limit = 64ull << 20;                 // memory for data clusters that precede their L2 table
+  std::optional<std::filesystem::path> scratch_dir;  // spill beyond hold_limit here (unlinked temp file)
+  std::optional<uint64_t> max_virtual_size;          // refuse bigger images before writing anything
+  unsigned threads = 0;                              // decompression workers; 0 = CPUs we may use
+  const util::CancelToken* cancel = nullptr;
+};
+
+struct DecodeStats {
+  uint64_t virtual_size = 0;
+  uint64_t bytes_in = 0;             // stream bytes consumed (all of it: decode drains to the end)
+  uint64_t data_bytes = 0;           // bytes sent with write_at
+  uint64_t zero_bytes = 0;           // bytes sent with zero_range (unallocated, zero, all-zero data)
+  uint64_t held_peak = 0;            // most bytes held at once (memory + scratch), all-zero clusters excluded
+  uint64_t spilled_bytes = 0;        // bytes written to the scratch file
+  uint64_t compressed_clusters = 0;
+};
+
+// Consumes `in` once from offset 0 (positioned at the qcow2 magic) until its end and writes the
+// guest image to `out`: write_at for data, zero_range for every unallocated or zero range; each
+// byte of [0, virtual_size) exactly once, in no particular order. Does not call out.finish();
+// the caller does finish(stats.virtual_size) (or abort() on error).
+// Header refusals happen before anything is written; structural errors found later in the
+// stream (overlaps, truncation, bad compressed data) come after some extents were written.
+// Errors (context "qcow2"): corrupt_input (damaged or truncated image), unsupported (backing file,
+// encryption, external data file, unknown features, qcow version 1), limit (virtual size larger
+// than max_virtual_size, tables larger than qemu accepts), scratch_required (held data would
+// exceed hold_limit and there is no scratch_dir), cancelled; the reader's and sink's errors pass
+// through in their class.
+Result<DecodeStats> decode(io::Reader& in, sink::Sink& out, const DecodeOptions& opts);
+
+}  // namespace cdi::formats::qcow2
