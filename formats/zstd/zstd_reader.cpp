@@ -1,0 +1,170 @@
+// SPDX-License-Identifier: Apache-2.0
+// zstd stage. Invariants checked (RFC 8878, https://www.rfc-editor.org/rfc/rfc8878), by libzstd
+// unless noted:
+//  - the stream is a sequence of frames: zstd frames (magic 28 B5 2F FD) and skippable frames
+//    (magic 50..5F 2A 4D 18, skipped); at least one frame must be present;
+//  - frame headers are valid and the window is at most 2^k_window_log_max (128 MiB), which
+//    bounds memory: zstd --long=28..31 output is refused with Errc::limit;
+//  - blocks decode without error and the optional content checksum (XXH64) matches;
+//  - the end of the input inside a frame is truncation; bytes after the last frame that do not
+//    start a frame are trailing garbage (named here from the error at a frame boundary).
+#include "formats/zstd/zstd_reader.hpp"
+
+#include <zstd.h>
+#include <zstd_errors.h>
+
+#include <algorithm>
+#include <optional>
+#include <vector>
+
+#include "lib/util/units.hpp"
+
+namespace cdi::formats::zstd {
+namespace {
+
+constexpr size_t k_in_buffer = 256 * 1024;
+constexpr uint32_t k_frame_magic = 0xFD2FB528;
+constexpr uint32_t k_skippable_magic = 0x184D2A50;  // low nibble free
+constexpr uint32_t k_skippable_mask = 0xFFFFFFF0;
+
+uint32_t load_le32(const std::byte* p) {
+  return uint32_t(p[0]) | uint32_t(p[1]) << 8 | uint32_t(p[2]) << 16 | uint32_t(p[3]) << 24;
+}
+
+// Owns a ZSTD_DCtx.
+struct DCtxDeleter {
+  void operator()(ZSTD_DCtx* d) const { ZSTD_freeDCtx(d); }
+};
+using DCtx = std::unique_ptr<ZSTD_DCtx, DCtxDeleter>;
+
+class ZstdReader final : public io::Reader {
+ public:
+  ZstdReader(std::unique_ptr<io::Reader> upstream, const CodecOptions& opts, DCtx dctx)
+      : m_up(std::move(upstream)), m_cancel(opts.cancel), m_dctx(std::move(dctx)), m_in(k_in_buffer) {}
+
+  Result<size_t> read(std::span<std::byte> dst) override {
+    if (m_dead) return std::unexpected(*m_dead);
+    if (dst.empty()) return 0;
+    auto r = fill(dst);
+    if (!r) {
+      m_dead = std::move(r.error()).context("zstd");
+      return std::unexpected(*m_dead);
+    }
+    return r;
+  }
+
+  io::ReaderInfo info() const override { return {"zstd", std::nullopt, false, std::nullopt}; }
+
+ private:
+  Result<size_t> fill(std::span<std::byte> dst);
+  Result<bool> refill();
+  std::unexpected<Error> decoder_error(size_t rc, uint64_t at) const;
+
+  uint64_t received() const { return m_in_offset + m_end; }
+
+  std::unique_ptr<io::Reader> m_up;
+  const util::CancelToken* m_cancel;
+  DCtx m_dctx;
+  std::vector<std::byte> m_in;   // m_in[m_pos, m_end) not yet consumed
+  size_t m_pos = 0;
+  size_t m_end = 0;
+  uint64_t m_in_offset = 0;      // stream offset of m_in[0]
+  bool m_eof = false;
+  std::optional<Error> m_dead;
+
+  bool m_in_frame = false;       // libzstd is inside a frame (or still flushing one)
+  uint64_t m_frames = 0;         // frames completed (zstd and skippable)
+  uint64_t m_frame_end = 0;      // stream offset after the last completed frame
+};
+
+Result<bool> ZstdReader::refill() {
+  if (m_cancel) CDI_TRY(m_cancel->check());
+  m_in_offset += m_end;
+  m_pos = m_end = 0;
+  size_t n = CDI_TRY(m_up->read(m_in));
+  m_end = n;
+  if (n == 0) m_eof = true;
+  return n > 0;
+}
+
+std::unexpected<Error> ZstdReader::decoder_error(size_t rc, uint64_t at) const {
+  switch (ZSTD_getErrorCode(rc)) {
+    case ZSTD_error_prefix_unknown:
+      if (m_frames == 0) return fail(Errc::corrupt_input, "not a zstd stream (bad magic)");
+      return fail(Errc::corrupt_input,
+                  "trailing garbage after frame " + std::to_string(m_frames) + " at offset " + std::to_string(at));
+    case ZSTD_error_frameParameter_windowTooLarge:
+      return fail(Errc::limit, "frame window exceeds the " + util::format_bytes(1ULL << k_window_log_max) +
+                                   " limit (zstd --long=28 or more is not supported)");
+    case ZSTD_error_checksum_wrong:
+      return fail(Errc::corrupt_input, "checksum mismatch in frame " + std::to_string(m_frames + 1));
+    case ZSTD_error_frameParameter_unsupported:
+      return fail(Errc::unsupported, std::string("unsupported frame parameter: ") + ZSTD_getErrorName(rc));
+    case ZSTD_error_memory_allocation:
+      return fail(Errc::limit, "out of memory");
+    default:
+      return fail(Errc::corrupt_input, std::string("compressed data is corrupt: ") + ZSTD_getErrorName(rc));
+  }
+}
+
+Result<size_t> ZstdReader::fill(std::span<std::byte> dst) {
+  for (;;) {
+    if (m_pos < m_end || m_in_frame) {
+      ZSTD_inBuffer in{m_in.data() + m_pos, m_end - m_pos, 0};
+      ZSTD_outBuffer out{dst.data(), dst.size(), 0};
+      uint64_t at = m_in_offset + m_pos;
+      size_t rc = ZSTD_decompressStream(m_dctx.get(), &out, &in);
+      m_pos += in.pos;
+      if (ZSTD_isError(rc)) return decoder_error(rc, at);
+      if (rc == 0 && (m_in_frame || in.pos > 0)) {
+        // 0: a frame is completely decoded and flushed; the next call starts a new frame.
+        ++m_frames;
+        m_frame_end = m_in_offset + m_pos;
+      }
+      m_in_frame = rc != 0;
+      if (out.pos > 0) return out.pos;
+      if (in.pos > 0) continue;
+      if (m_pos < m_end) return fail(Errc::internal, "libzstd made no progress");
+    }
+    // All input consumed and no output: more input, or the end.
+    if (!m_eof && CDI_TRY(refill())) continue;
+    if (m_in_frame)
+      return fail(Errc::corrupt_input, "unexpected end of stream after " + util::format_bytes(received()));
+    if (m_frames == 0) return fail(Errc::corrupt_input, "empty input");
+    return 0;
+  }
+}
+
+}  // namespace
+
+int probe(Head head) {
+  size_t pos = 0;
+  bool skipped = false;
+  while (head.size() - pos >= 4) {
+    uint32_t magic = load_le32(head.data() + pos);
+    if (magic == k_frame_magic) {
+      // Frame header descriptor: bit 3 is reserved and must be zero.
+      if (head.size() - pos > 4 && (static_cast<uint8_t>(head[pos + 4]) & 0x08)) return 0;
+      return 32;
+    }
+    if ((magic & k_skippable_mask) != k_skippable_magic) return 0;
+    skipped = true;
+    if (head.size() - pos < 8) return 28;
+    uint64_t size = load_le32(head.data() + pos + 4);
+    if (size + 8 > head.size() - pos) return 28;  // the head ends inside the skippable frame
+    pos += 8 + size;
+  }
+  return skipped ? 28 : 0;
+}
+
+Result<std::unique_ptr<io::Reader>> open(std::unique_ptr<io::Reader> upstream, const CodecOptions& opts) {
+  DCtx dctx(ZSTD_createDCtx());
+  if (!dctx) return std::unexpected(Error(Errc::limit, "out of memory creating the decoder").context("zstd"));
+  size_t rc = ZSTD_DCtx_setParameter(dctx.get(), ZSTD_d_windowLogMax, k_window_log_max);
+  if (ZSTD_isError(rc))
+    return std::unexpected(
+        Error(Errc::internal, std::string("cannot set the window limit: ") + ZSTD_getErrorName(rc)).context("zstd"));
+  return std::make_unique<ZstdReader>(std::move(upstream), opts, std::move(dctx));
+}
+
+}  // namespace cdi::formats::zstd

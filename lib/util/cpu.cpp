@@ -1,0 +1,75 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "lib/util/cpu.hpp"
+
+#include <sched.h>
+
+#include <algorithm>
+#include <charconv>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <thread>
+
+namespace cdi::util {
+namespace {
+
+std::optional<uint64_t> parse_u64(std::string_view s) {
+  uint64_t v = 0;
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (ec != std::errc() || p != s.data() + s.size()) return std::nullopt;
+  return v;
+}
+
+std::optional<std::string> slurp(const std::string& path) {
+  std::ifstream f(path);
+  if (!f) return std::nullopt;
+  std::ostringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+// The cgroup v2 path of this process ("0::/kubepods/..."), relative to the mount point.
+std::optional<std::string> own_cgroup_v2_path() {
+  auto text = slurp("/proc/self/cgroup");
+  if (!text) return std::nullopt;
+  std::istringstream lines(*text);
+  for (std::string line; std::getline(lines, line);)
+    if (line.starts_with("0::")) return line.substr(3);
+  return std::nullopt;
+}
+
+}  // namespace
+
+std::optional<unsigned> parse_cgroup_cpu_max(std::string_view text) {
+  while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.remove_suffix(1);
+  auto space = text.find(' ');
+  if (space == std::string_view::npos) return std::nullopt;
+  auto quota = parse_u64(text.substr(0, space));  // "max" fails here: no limit
+  auto period = parse_u64(text.substr(space + 1));
+  if (!quota || !period || *period == 0 || *quota == 0) return std::nullopt;
+  uint64_t cpus = (*quota + *period - 1) / *period;
+  return static_cast<unsigned>(std::clamp<uint64_t>(cpus, 1, 1u << 16));
+}
+
+unsigned usable_cpus() {
+  unsigned n = 0;
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (sched_getaffinity(0, sizeof set, &set) == 0) n = static_cast<unsigned>(CPU_COUNT(&set));
+  if (n == 0) n = std::max(1u, std::thread::hardware_concurrency());
+  if (auto path = own_cgroup_v2_path()) {
+    // Walk from our cgroup up to the root; any ancestor's quota also applies.
+    std::string dir = *path;
+    for (;;) {
+      std::string file = "/sys/fs/cgroup" + (dir == "/" ? std::string() : dir) + "/cpu.max";
+      if (auto text = slurp(file))
+        if (auto quota = parse_cgroup_cpu_max(*text)) n = std::min(n, *quota);
+      if (dir.empty() || dir == "/") break;
+      auto slash = dir.rfind('/');
+      dir = slash == 0 || slash == std::string::npos ? "/" : dir.substr(0, slash);
+    }
+  }
+  return std::max(1u, n);
+}
+
+}  // namespace cdi::util
