@@ -146,7 +146,7 @@ inline std::set<std::string> tree(const std::filesystem::path& root) {
   std::set<std::string> out;
   for (auto it = std::filesystem::recursive_directory_iterator(root);
        it != std::filesystem::recursive_directory_iterator(); ++it)
-    out.insert(std::filesystem::relative(it->path(), root).string());
+    out.insert(it->path().lexically_relative(root).string());  // relative() would follow symlinks
   return out;
 }
 
