@@ -1,3 +1,208 @@
 // SPDX-License-Identifier: Apache-2.0
+// The thin executable: flags → ImportOptions, signals → CancelToken, progress rendering, and the
+// one place where an Error becomes a message and an exit code.
+#include <signal.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
 #include <cstdio>
-int main() { std::puts("cdi-import " CDI_VERSION); return 0; }
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <thread>
+
+#include "cmd/cdi-import/progress_view.hpp"
+#include "lib/pipeline/import.hpp"
+#include "lib/util/units.hpp"
+
+using namespace cdi;
+
+namespace {
+
+util::CancelToken g_cancel;
+
+void on_signal(int) { g_cancel.cancel(); }
+
+void install_signal_handlers() {
+  struct sigaction sa {};
+  sa.sa_handler = on_signal;
+  sa.sa_flags = SA_RESETHAND;   // a second signal kills at once
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+}
+
+// Exit codes, one per error class (documented in README).
+int exit_code(Errc c) {
+  switch (c) {
+    case Errc::internal: return 1;
+    case Errc::invalid_argument: return 2;
+    case Errc::io: return 3;
+    case Errc::corrupt_input: return 4;
+    case Errc::unsupported: return 5;
+    case Errc::limit: return 6;
+    case Errc::auth: return 7;
+    case Errc::network: return 8;
+    case Errc::not_found: return 9;
+    case Errc::scratch_required: return 10;
+    case Errc::busy: return 11;
+    case Errc::cancelled: return 130;
+  }
+  return 1;
+}
+
+int report_error(const Error& e) {
+  std::fprintf(stderr, "cdi-import: error: %s\n", e.what().c_str());
+  return exit_code(e.code());
+}
+
+struct CommonFlags {
+  std::string content_type = "kubevirt";
+  std::string tar_entry;
+  bool force_shared = false;
+  unsigned threads = 0;
+  std::string qcow2_decoder = "native";
+};
+
+void add_common(CLI::App& app, CommonFlags& f) {
+  app.add_option("--content-type", f.content_type, "kubevirt (a disk image) or archive (a tar to extract)")
+      ->check(CLI::IsMember({"kubevirt", "archive"}));
+  app.add_option("--tar-entry", f.tar_entry, "the file inside a tar that holds the disk");
+  app.add_flag("--force-shared", f.force_shared, "read a source that is in use (a running VM's disk): may be inconsistent");
+  app.add_option("--threads", f.threads, "decompression threads (default: the CPUs this process may use)");
+  app.add_option("--qcow2-decoder", f.qcow2_decoder, "native (streaming, no scratch) or qemu-img")
+      ->check(CLI::IsMember({"native", "qemu-img"}));
+}
+
+Result<void> apply_common(const CommonFlags& f, pipeline::ImportOptions& o) {
+  o.content_type = f.content_type == "archive" ? pipeline::ContentType::archive : pipeline::ContentType::kubevirt;
+  if (!f.tar_entry.empty()) o.tar_entry = f.tar_entry;
+  o.force_shared = f.force_shared;
+  o.threads = f.threads;
+  o.qcow2_via_qemu_img = f.qcow2_decoder == "qemu-img";
+  return {};
+}
+
+std::string chain_text(const std::vector<std::string>& chain) {
+  std::string s;
+  for (const auto& c : chain) s += (s.empty() ? "" : " > ") + c;
+  return s;
+}
+
+int run_info(int argc, char** argv) {
+  CLI::App app{"Show what an image is (compression chain, format, virtual size, scratch needs) without writing anything",
+               "cdi-import info"};
+  std::string url;
+  bool json = false;
+  CommonFlags common;
+  app.add_option("url", url, "image location: path, file:// URL or - for stdin")->required();
+  app.add_flag("--json", json, "print JSON");
+  add_common(app, common);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? 0 : 2;
+  }
+  pipeline::ImportOptions o;
+  o.url = url;
+  apply_common(common, o).value();
+  auto r = pipeline::inspect(o);
+  if (!r) return report_error(r.error());
+  if (json) {
+    nlohmann::json j;
+    j["url"] = url;
+    j["chain"] = r->chain;
+    j["chain_text"] = chain_text(r->chain);
+    j["format"] = r->format;
+    j["virtual_size"] = r->virtual_size ? nlohmann::json(*r->virtual_size) : nlohmann::json(nullptr);
+    j["source_size"] = r->source_size ? nlohmann::json(*r->source_size) : nlohmann::json(nullptr);
+    j["scratch_required"] = r->scratch_required;
+    if (r->scratch_required) j["scratch_reason"] = r->scratch_reason;
+    j["converter"] = r->converter;
+    std::cout << j.dump() << "\n";
+  } else {
+    std::cout << "chain: " << chain_text(r->chain) << "\n";
+    std::cout << "format: " << r->format << "\n";
+    if (r->virtual_size)
+      std::cout << "virtual size: " << *r->virtual_size << " (" << util::format_bytes(*r->virtual_size) << ")\n";
+    else
+      std::cout << "virtual size: unknown until decompressed\n";
+    if (r->source_size) std::cout << "source size: " << *r->source_size << "\n";
+    std::cout << "converter: " << r->converter << "\n";
+    std::cout << "scratch: " << (r->scratch_required ? "required (" + r->scratch_reason + ")" : "not needed") << "\n";
+  }
+  return 0;
+}
+
+int run_import(int argc, char** argv) {
+  CLI::App app{"Import a VM disk image into a file, block device or (archives) a directory",
+               "cdi-import"};
+  app.footer(
+      "Subcommands:\n  cdi-import [import] --url URL --dest PATH [options]   import an image (default)\n"
+      "  cdi-import info URL [--json]                          describe an image without writing\n"
+      "Exit codes: 0 ok, 1 internal, 2 usage, 3 io, 4 corrupt input, 5 unsupported, 6 too large,\n"
+      "  7 auth, 8 network, 9 not found, 10 scratch space required, 11 in use, 130 cancelled.");
+  app.set_version_flag("--version", std::string("cdi-import ") + CDI_VERSION);
+  std::string url, dest, scratch, image_size, progress = "auto";
+  int verbose = 0;
+  CommonFlags common;
+  app.add_option("--url,-u", url, "image location: path, file:// URL or - for stdin")->required();
+  app.add_option("--dest,-d", dest, "target: file, block device, or directory (--content-type archive)")->required();
+  app.add_option("--scratch-dir", scratch, "where a stage that needs random access may spool (vmdk/vhd/vhdx/vdi streams)");
+  app.add_option("--image-size", image_size, "requested size (Kubernetes quantity: 10Gi, 500M, 1073741824): "
+                                             "file targets grow to it; the image must fit");
+  app.add_option("--progress", progress, "auto|bar|json|none (auto: a live line on a terminal)")
+      ->check(CLI::IsMember({"auto", "bar", "json", "none"}));
+  std::string hold_limit;
+  app.add_option("--qcow2-hold-limit", hold_limit, "memory for qcow2 data that arrives before its L2 table "
+                                                   "(quantity, default 64Mi); beyond it data spills to --scratch-dir");
+  app.add_flag("-v,--verbose", verbose, "log what the pipeline decides");
+  add_common(app, common);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? 0 : 2;
+  }
+
+  pipeline::ProgressState state;
+  pipeline::ImportOptions o;
+  o.url = url;
+  o.dest = dest;
+  if (!scratch.empty()) o.scratch_dir = scratch;
+  if (!image_size.empty()) {
+    auto q = util::parse_quantity(image_size);
+    if (!q) return report_error(q.error().context("--image-size"));
+    o.image_size = *q;
+  }
+  if (!hold_limit.empty()) {
+    auto q = util::parse_quantity(hold_limit);
+    if (!q) return report_error(q.error().context("--qcow2-hold-limit"));
+    o.hold_limit = *q;
+  }
+  apply_common(common, o).value();
+  o.progress = &state;
+  o.cancel = &g_cancel;
+  if (verbose) o.log = [](std::string_view s) { std::fprintf(stderr, "cdi-import: %.*s\n", int(s.size()), s.data()); };
+
+  auto mode = progress_mode_from(progress, isatty(STDERR_FILENO) != 0);
+  ProgressView view(state, mode);
+  view.start();
+  auto r = pipeline::run_import(o);
+  view.stop();
+  if (!r) return report_error(r.error());
+  std::fprintf(stderr, "%s\n", summary_line(*r, dest).c_str());
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  install_signal_handlers();
+  if (argc >= 2 && std::string_view(argv[1]) == "info") return run_info(argc - 1, argv + 1);
+  if (argc >= 2 && std::string_view(argv[1]) == "import") {
+    argv[1] = argv[0];
+    return run_import(argc - 1, argv + 1);
+  }
+  return run_import(argc, argv);
+}

@@ -1,0 +1,437 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "lib/pipeline/import.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
+
+#include "formats/disk/disk_probe.hpp"
+#include "formats/gzip/gzip_reader.hpp"
+#include "formats/qcow2/qcow2_decoder.hpp"
+#include "formats/tar/extract.hpp"
+#include "formats/tar/tar_reader.hpp"
+#include "formats/xz/xz_reader.hpp"
+#include "formats/zstd/zstd_reader.hpp"
+#include "lib/io/counting_reader.hpp"
+#include "lib/io/peek_reader.hpp"
+#include "lib/pipeline/copy_loop.hpp"
+#include "lib/pipeline/qemu_img.hpp"
+#include "lib/pipeline/scratch.hpp"
+#include "lib/sink/open_sink.hpp"
+#include "lib/source/file_source.hpp"
+#include "lib/util/fd.hpp"
+#include "lib/util/units.hpp"
+
+namespace cdi::pipeline {
+namespace fs = std::filesystem;
+using formats::disk::DiskFormat;
+
+std::string_view phase_name(Phase p) {
+  switch (p) {
+    case Phase::starting: return "starting";
+    case Phase::probing: return "probing";
+    case Phase::transferring: return "transferring";
+    case Phase::spooling: return "spooling";
+    case Phase::validating: return "validating";
+    case Phase::converting: return "converting";
+    case Phase::finishing: return "finishing";
+    case Phase::done: return "done";
+  }
+  return "unknown";
+}
+
+namespace {
+
+constexpr int k_max_layers = 4;   // compression layers + tar: defends against recursive bombs
+
+void set_phase(const ImportOptions& o, Phase p) {
+  if (o.progress) o.progress->phase.store(p, std::memory_order_relaxed);
+}
+
+void log(const ImportOptions& o, const std::string& s) {
+  if (o.log) o.log(s);
+}
+
+// The source for a URL. Local paths, file:// URLs and "-" for now; network schemes are
+// recognised so the message is precise.
+Result<std::unique_ptr<io::Reader>> open_source(const ImportOptions& o) {
+  std::string_view url = o.url;
+  for (std::string_view scheme : {"http://", "https://", "docker://", "oci:", "oci-archive:", "s3://", "gs://"}) {
+    if (url.substr(0, scheme.size()) == scheme)
+      return fail(Errc::unsupported, "source scheme '" + std::string(scheme) + "' is not supported by this build");
+  }
+  source::FileSourceOptions fo;
+  fo.force_shared = o.force_shared;
+  return source::open_file_source(url, fo);
+}
+
+struct Detected {
+  std::unique_ptr<io::PeekReader> top;
+  std::vector<std::string> chain;
+  DiskFormat format = DiskFormat::raw;
+  bool tar = false;                        // archive content type: the top is a tar stream
+  std::optional<std::string> direct_path;  // the top stream IS this local file (no layers)
+};
+
+enum class Kind { none, gzip, xz, zstd, tar, disk };
+
+Result<Detected> detect(std::unique_ptr<io::Reader> src, const ImportOptions& o) {
+  Detected d;
+  auto src_info = src->info();
+  d.chain.push_back(src_info.name);
+  d.top = std::make_unique<io::PeekReader>(std::move(src));
+  bool layered = false;
+  formats::CodecOptions codec{o.threads, o.cancel};
+  for (int depth = 0;; ++depth) {
+    auto head = CDI_TRY(d.top->peek(formats::k_probe_bytes));
+    if (head.empty()) {
+      if (depth == 0) return fail(Errc::corrupt_input, "source is empty");
+      return fail(Errc::corrupt_input, d.chain.back() + " stream is empty");
+    }
+    Kind best = Kind::none;
+    int score = 0;
+    auto bid = [&](Kind k, int s) {
+      if (s > score) {
+        score = s;
+        best = k;
+      }
+    };
+    bid(Kind::gzip, formats::gzip::probe(head));
+    bid(Kind::xz, formats::xz::probe(head));
+    bid(Kind::zstd, formats::zstd::probe(head));
+    bid(Kind::tar, formats::tar::probe(head));
+    auto disk = formats::disk::probe(head);
+    bid(Kind::disk, disk.score);
+
+    if (best == Kind::gzip || best == Kind::xz || best == Kind::zstd || (best == Kind::tar && o.content_type == ContentType::kubevirt)) {
+      if (depth >= k_max_layers)
+        return fail(Errc::limit, "more than " + std::to_string(k_max_layers) + " nested layers (" + d.chain.back() + ")");
+      std::unique_ptr<io::Reader> next;
+      if (best == Kind::gzip) next = CDI_TRY(formats::gzip::open(std::move(d.top), codec));
+      if (best == Kind::xz) next = CDI_TRY(formats::xz::open(std::move(d.top), codec));
+      if (best == Kind::zstd) next = CDI_TRY(formats::zstd::open(std::move(d.top), codec));
+      if (best == Kind::tar) {
+        formats::tar::EntryOptions eo;
+        eo.entry = o.tar_entry;
+        eo.cancel = o.cancel;
+        next = CDI_TRY(formats::tar::open_entry(std::move(d.top), eo));
+      }
+      d.chain.push_back(next->info().name);
+      d.top = std::make_unique<io::PeekReader>(std::move(next));
+      layered = true;
+      continue;
+    }
+    if (best == Kind::tar) {  // archive content type
+      d.tar = true;
+      d.chain.push_back("tar");
+      return d;
+    }
+    d.format = best == Kind::disk ? disk.format : DiskFormat::raw;
+    if (!layered && src_info.seekable && src_info.path) d.direct_path = src_info.path;
+    return d;
+  }
+}
+
+std::string chain_text(const std::vector<std::string>& chain) {
+  std::string s;
+  for (const auto& c : chain) {
+    if (!s.empty()) s += " > ";
+    s += c;
+  }
+  return s;
+}
+
+// The size bound for the image: the device capacity and --image-size, whichever is smaller.
+struct Bound {
+  std::optional<uint64_t> size;
+  std::string what;
+};
+
+Bound image_bound(const ImportOptions& o, const sink::Sink& s) {
+  Bound b;
+  auto cap = s.info().capacity;
+  if (cap) {
+    b.size = cap;
+    b.what = "the device " + s.info().path;
+  }
+  if (o.image_size && (!b.size || *o.image_size < *b.size)) {
+    b.size = o.image_size;
+    b.what = "--image-size";
+  }
+  return b;
+}
+
+Result<void> refuse_format(DiskFormat f) {
+  return fail(Errc::unsupported, "image format " + std::string(formats::disk::name(f)) +
+                                     " is not supported (supported: raw, qcow2, vmdk, vhd, vhdx, vdi)");
+}
+
+Result<void> import_archive(Detected& d, const ImportOptions& o, ImportReport& rep) {
+  fs::path dest(o.dest);
+  struct stat st;
+  if (::stat(dest.c_str(), &st) != 0) {
+    if (errno != ENOENT) return fail_sys(dest.string());
+    if (::mkdir(dest.c_str(), 0755) != 0) return fail_sys("creating " + dest.string());
+  } else if (!S_ISDIR(st.st_mode)) {
+    return fail(Errc::invalid_argument, dest.string() + " is not a directory (content type archive extracts into a directory)");
+  }
+  set_phase(o, Phase::transferring);
+  formats::tar::ExtractOptions eo;
+  eo.cancel = o.cancel;
+  auto stats = CDI_TRY(formats::tar::extract(*d.top, dest, eo));
+  rep.files_extracted = stats.files;
+  rep.bytes_written = stats.bytes;
+  rep.converter = "extract";
+  rep.target_kind = "directory";
+  rep.format = "tar";
+  return {};
+}
+
+// Forwards to the target and counts guest bytes made final, for progress.
+class ProgressSink final : public sink::Sink {
+ public:
+  ProgressSink(sink::Sink& inner, ProgressState* p) : m_inner(inner), m_p(p) {}
+  Result<void> write_at(uint64_t off, std::span<const std::byte> data) override {
+    CDI_TRY(m_inner.write_at(off, data));
+    if (m_p) m_p->bytes_written.fetch_add(data.size(), std::memory_order_relaxed);
+    return {};
+  }
+  Result<void> zero_range(uint64_t off, uint64_t len) override {
+    CDI_TRY(m_inner.zero_range(off, len));
+    if (m_p) m_p->bytes_written.fetch_add(len, std::memory_order_relaxed);
+    return {};
+  }
+  Result<void> finish(uint64_t size) override { return m_inner.finish(size); }
+  void abort() noexcept override { m_inner.abort(); }
+  sink::SinkInfo info() const override { return m_inner.info(); }
+  sink::SinkStats stats() const override { return m_inner.stats(); }
+
+ private:
+  sink::Sink& m_inner;
+  ProgressState* m_p;
+};
+
+Result<void> import_qcow2_native(Detected& d, const ImportOptions& o, sink::Sink& target, ImportReport& rep) {
+  auto bound = image_bound(o, target);
+  auto head = CDI_TRY(d.top->peek(formats::k_probe_bytes));
+  auto info = CDI_TRY(formats::qcow2::inspect(head));
+  if (bound.size && info.virtual_size > *bound.size)
+    return fail(Errc::limit, "virtual image size " + std::to_string(info.virtual_size) + " (" +
+                                 util::format_bytes(info.virtual_size) + ") is larger than " + bound.what + " (" +
+                                 std::to_string(*bound.size) + ")");
+  if (o.progress) o.progress->total_written.store(static_cast<int64_t>(info.virtual_size));
+  formats::qcow2::DecodeOptions qo;
+  qo.hold_limit = o.hold_limit;
+  qo.scratch_dir = o.scratch_dir;
+  qo.max_virtual_size = bound.size;
+  qo.threads = o.threads;
+  qo.cancel = o.cancel;
+  set_phase(o, Phase::transferring);
+  ProgressSink counted(target, o.progress);
+  auto st = CDI_TRY(formats::qcow2::decode(*d.top, counted, qo));
+  rep.image_size = st.virtual_size;
+  rep.held_peak = st.held_peak;
+  rep.spilled_bytes = st.spilled_bytes;
+  rep.scratch_bytes = st.spilled_bytes;
+  rep.converter = "native";
+  return {};
+}
+
+Result<void> import_with_qemu(Detected& d, const ImportOptions& o, sink::Sink& target, ImportReport& rep) {
+  const std::string fmt(formats::disk::qemu_driver(d.format));
+  QemuRunOptions qo;
+  qo.cancel = o.cancel;
+  std::string src;
+  std::unique_ptr<ScratchFile> spool;
+  if (d.direct_path) {
+    src = *d.direct_path;
+  } else {
+    if (!o.scratch_dir)
+      return fail(Errc::scratch_required,
+                  "scratch space required: " + fmt + " from a stream (" + chain_text(d.chain) +
+                      ") needs random access; pass --scratch-dir DIR");
+    spool = CDI_TRY(ScratchFile::create(*o.scratch_dir));
+    set_phase(o, Phase::spooling);
+    log(o, "spooling " + chain_text(d.chain) + " to scratch in " + o.scratch_dir->string());
+    CopyOptions co;
+    co.detect_fixed_vhd = false;
+    co.cancel = o.cancel;
+    auto copied = CDI_TRY_CTX(copy_raw(*d.top, *spool, co), "spooling to scratch");
+    CDI_TRY(spool->finish(copied.image_size));
+    rep.scratch_bytes = spool->allocated_bytes();
+    src = spool->child_path();
+    qo.keep_fds.push_back(spool->fd());
+  }
+  set_phase(o, Phase::validating);
+  auto info = CDI_TRY(qemu_info(fmt, src, qo));
+  auto bound = image_bound(o, target);
+  CDI_TRY(validate_image(info, bound.size, bound.what));
+  if (fmt == "qcow2") CDI_TRY(qemu_check_qcow2(src, qo));
+  // Everything the source holds was consumed (drained by the spool, or never read for a
+  // direct file): upstream checks such as a compressed stream's CRC have run.
+  CDI_TRY(target.prepare_direct(info.virtual_size));
+  auto path = target.direct_path();
+  if (!path) return fail(Errc::internal, "target cannot be written by qemu-img");
+  ConvertTarget ct;
+  ct.path = *path;
+  ct.block_device = target.info().kind == "block";
+  ct.direct_io = supports_direct_io(*path);
+  set_phase(o, Phase::converting);
+  if (o.progress) o.progress->total_written.store(static_cast<int64_t>(info.virtual_size));
+  log(o, "converting " + fmt + " with qemu-img (cache " + std::string(ct.direct_io ? "none" : "writethrough") + ")");
+  auto on_percent = [&](double pct) {
+    if (o.progress)
+      o.progress->bytes_written.store(static_cast<uint64_t>(pct / 100.0 * double(info.virtual_size)));
+  };
+  CDI_TRY(qemu_convert(fmt, src, info.virtual_size, ct, qo, on_percent));
+  if (d.direct_path && o.progress) {
+    // qemu-img read the local file itself: count it as read.
+    struct stat sst;
+    if (::stat(d.direct_path->c_str(), &sst) == 0) o.progress->bytes_read.store(static_cast<uint64_t>(sst.st_size));
+  }
+  if (!ct.block_device) {
+    struct stat tst;
+    if (::stat(ct.path.c_str(), &tst) == 0) rep.qemu_allocated = static_cast<uint64_t>(tst.st_blocks) * 512;
+  } else {
+    rep.qemu_allocated = info.virtual_size;
+  }
+  rep.image_size = info.virtual_size;
+  rep.converter = "qemu-img";
+  return {};
+}
+
+}  // namespace
+
+Result<ImportReport> run_import(const ImportOptions& o) {
+  auto t0 = std::chrono::steady_clock::now();
+  ImportReport rep;
+  std::atomic<uint64_t> local_read{0};
+  std::atomic<uint64_t>& read_counter = o.progress ? o.progress->bytes_read : local_read;
+  set_phase(o, Phase::probing);
+
+  auto src = CDI_TRY_CTX(open_source(o), o.url);
+  if (auto sz = src->info().size; sz && o.progress) o.progress->total_read.store(static_cast<int64_t>(*sz));
+  std::unique_ptr<io::Reader> counted = std::make_unique<io::CountingReader>(std::move(src), read_counter);
+  auto d = CDI_TRY_CTX(detect(std::move(counted), o), o.url);
+  rep.chain = d.chain;
+  rep.format = d.tar ? "tar" : std::string(formats::disk::name(d.format));
+  if (!d.tar) rep.chain.push_back(rep.format);
+  log(o, "detected " + chain_text(rep.chain));
+
+  auto finish_report = [&] {
+    rep.bytes_read = read_counter.load();
+    rep.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    set_phase(o, Phase::done);
+  };
+
+  if (o.content_type == ContentType::archive) {
+    if (!d.tar)
+      return fail(Errc::unsupported, o.url + ": content type archive needs a tar archive, found " +
+                                         chain_text(rep.chain));
+    CDI_TRY_CTX(import_archive(d, o, rep), o.url);
+    finish_report();
+    return rep;
+  }
+  if (formats::disk::refused(d.format)) return std::unexpected(refuse_format(d.format).error().context(o.url));
+
+  sink::SinkOptions so;
+  so.min_size = o.image_size.value_or(0);
+  auto target = CDI_TRY(sink::open_sink(o.dest, so));
+  auto result = [&]() -> Result<void> {
+    auto bound = image_bound(o, *target);
+    if (o.image_size && target->info().capacity && *o.image_size > *target->info().capacity)
+      return fail(Errc::limit, "--image-size " + std::to_string(*o.image_size) + " is larger than the device " +
+                                   o.dest + " (" + std::to_string(*target->info().capacity) + " bytes)");
+    if (d.format == DiskFormat::qcow2 && !o.qcow2_via_qemu_img) {
+      CDI_TRY_CTX(import_qcow2_native(d, o, *target, rep), o.url);
+    } else if (formats::disk::needs_conversion(d.format)) {
+      CDI_TRY_CTX(import_with_qemu(d, o, *target, rep), o.url);
+    } else {
+      set_phase(o, Phase::transferring);
+      CopyOptions co;
+      co.max_size = bound.size;
+      co.max_size_what = bound.what;
+      co.progress = o.progress;
+      co.cancel = o.cancel;
+      auto copied = CDI_TRY_CTX(copy_raw(*d.top, *target, co), o.url);
+      if (copied.fixed_vhd) {
+        rep.chain.back() = "vhd(fixed)";
+        rep.format = "vhd";
+      }
+      rep.image_size = copied.image_size;
+      rep.converter = "stream";
+    }
+    set_phase(o, Phase::finishing);
+    CDI_TRY_CTX(target->finish(rep.image_size), o.dest);
+    return {};
+  }();
+  if (!result) {
+    target->abort();
+    return std::unexpected(std::move(result).error());
+  }
+  auto st = target->stats();
+  rep.bytes_written = st.bytes_written;
+  rep.bytes_zero = st.bytes_holes + st.bytes_zeroed;
+  if (rep.converter == "qemu-img") {
+    rep.bytes_written = std::min(rep.qemu_allocated, rep.image_size);
+    rep.bytes_zero = rep.image_size - rep.bytes_written;
+  }
+  rep.target_kind = target->info().kind;
+  finish_report();
+  return rep;
+}
+
+Result<InspectReport> inspect(const ImportOptions& o) {
+  InspectReport rep;
+  auto src = CDI_TRY_CTX(open_source(o), o.url);
+  rep.source_size = src->info().size;
+  auto d = CDI_TRY_CTX(detect(std::move(src), o), o.url);
+  rep.chain = d.chain;
+  rep.format = d.tar ? "tar" : std::string(formats::disk::name(d.format));
+  if (!d.tar) rep.chain.push_back(rep.format);
+  if (d.tar) {
+    rep.converter = "extract";
+    return rep;
+  }
+  if (formats::disk::refused(d.format)) return std::unexpected(refuse_format(d.format).error().context(o.url));
+  if (d.format == DiskFormat::qcow2 && !o.qcow2_via_qemu_img) {
+    auto head = CDI_TRY_CTX(d.top->peek(formats::k_probe_bytes), o.url);
+    auto info = CDI_TRY_CTX(formats::qcow2::inspect(head), o.url);
+    rep.virtual_size = info.virtual_size;
+    rep.converter = "native";
+    return rep;
+  }
+  if (formats::disk::needs_conversion(d.format)) {
+    rep.converter = "qemu-img";
+    if (d.direct_path) {
+      auto info = CDI_TRY_CTX(qemu_info(std::string(formats::disk::qemu_driver(d.format)), *d.direct_path, {}), o.url);
+      rep.virtual_size = info.virtual_size;
+    } else {
+      rep.scratch_required = true;
+      rep.scratch_reason = std::string(formats::disk::qemu_driver(d.format)) + " from a stream needs random access";
+    }
+    return rep;
+  }
+  rep.converter = "stream";
+  auto top = d.top->info();
+  if (d.direct_path || (top.size && d.chain.size() >= 2 && d.chain.back().rfind("tar[", 0) == 0))
+    rep.virtual_size = top.size;
+  if (d.direct_path && top.size && *top.size >= 512) {
+    // A fixed VHD is raw data + a footer: look at the last 512 bytes of the local file.
+    util::Fd fd(::open(d.direct_path->c_str(), O_RDONLY | O_CLOEXEC));
+    std::array<std::byte, 512> tail{};
+    if (fd && ::pread(fd.get(), tail.data(), tail.size(), static_cast<off_t>(*top.size - 512)) == 512) {
+      auto sz = formats::disk::fixed_vhd_footer_size(tail);
+      if (sz && *sz == *top.size - 512) {
+        rep.chain.back() = "vhd(fixed)";
+        rep.format = "vhd";
+        rep.virtual_size = sz;
+      }
+    }
+  }
+  return rep;
+}
+
+}  // namespace cdi::pipeline

@@ -1,0 +1,71 @@
+// SPDX-License-Identifier: Apache-2.0
+// The import pipeline: source → (gzip|xz|zstd)* → [tar entry] → disk format → raw → target.
+// The planner peeks at each layer's head, lets the best probe win, stacks the stage and repeats,
+// until a disk format (or raw) is reached; then the matching converter streams into the sink.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "lib/pipeline/progress.hpp"
+#include "lib/util/cancel.hpp"
+#include "lib/util/error.hpp"
+
+namespace cdi::pipeline {
+
+enum class ContentType { kubevirt, archive };
+
+struct ImportOptions {
+  std::string url;                                   // path, file:// URL or "-" (stdin)
+  std::string dest;                                  // file, block device, or directory (archive)
+  ContentType content_type = ContentType::kubevirt;
+  std::optional<std::filesystem::path> scratch_dir;  // where a stage that needs random access may spool
+  std::optional<uint64_t> image_size;                // --image-size: grow file targets; bound the image
+  std::optional<std::string> tar_entry;              // which file of a tar holds the disk
+  bool force_shared = false;                         // read a source even when it is in use
+  unsigned threads = 0;                              // decompression threads, 0 = automatic
+  uint64_t hold_limit = 64ull << 20;                 // qcow2 out-of-order buffer
+  bool qcow2_via_qemu_img = false;                   // use qemu-img instead of the native decoder
+  ProgressState* progress = nullptr;                 // updated while running, may be null
+  const util::CancelToken* cancel = nullptr;
+  std::function<void(std::string_view)> log;         // verbose diagnostics, may be empty
+};
+
+struct ImportReport {
+  std::vector<std::string> chain;   // "file", "xz", "qcow2"
+  std::string format;               // final disk format ("raw", "qcow2", ...)
+  std::string converter;            // "stream", "native", "qemu-img", "extract"
+  std::string target_kind;          // "file", "block", "directory"
+  uint64_t image_size = 0;          // guest bytes in the target
+  uint64_t bytes_read = 0;          // wire bytes read from the source
+  uint64_t bytes_written = 0;       // data bytes written
+  uint64_t bytes_zero = 0;          // bytes left as holes or zeroed
+  uint64_t scratch_bytes = 0;       // scratch space used (spool)
+  uint64_t held_peak = 0;           // qcow2: out-of-order data held in memory (peak)
+  uint64_t spilled_bytes = 0;       // qcow2: held data spilled to scratch
+  uint64_t files_extracted = 0;     // archive content type
+  uint64_t qemu_allocated = 0;      // qemu-img path: bytes allocated in the target
+  double seconds = 0;
+};
+
+Result<ImportReport> run_import(const ImportOptions& opts);
+
+struct InspectReport {
+  std::vector<std::string> chain;
+  std::string format;
+  std::optional<uint64_t> virtual_size;
+  std::optional<uint64_t> source_size;
+  bool scratch_required = false;
+  std::string scratch_reason;       // why, when required
+  std::string converter;            // what an import would use
+};
+
+// Detects the chain and the image's virtual size without writing anything. For a local file of a
+// format we hand to qemu-img, `qemu-img info` supplies the size.
+Result<InspectReport> inspect(const ImportOptions& opts);
+
+}  // namespace cdi::pipeline
