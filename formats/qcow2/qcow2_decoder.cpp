@@ -328,6 +328,7 @@ Result<void> Decoder::add_claim(Claim c) {
 // Feeds the part of a new claim that lies before m_pos from held clusters.
 Result<void> Decoder::serve_from_hold(Claim& c) {
   uint64_t stop = std::min(c.end, m_pos);
+  if (c.kind == Kind::header) return {};
   std::vector<std::byte> tmp;
   for (uint64_t k = c.start / m_cs; k * m_cs < stop; ++k) {
     auto h = m_held.find(k);
@@ -341,7 +342,9 @@ Result<void> Decoder::serve_from_hold(Claim& c) {
     }
     Held& held = h->second;
     std::span<const std::byte> bytes;
-    if (held.zero) {
+    if (c.kind == Kind::refcount_block || c.kind == Kind::zero_alloc) {
+      // Nothing to read.
+    } else if (held.zero) {
       tmp.assign(held.len, std::byte{0});
       bytes = tmp;
     } else if (held.mem) {
@@ -353,7 +356,7 @@ Result<void> Decoder::serve_from_hold(Claim& c) {
     }
     // Clip to the claim.
     uint64_t from = std::max(cstart, c.start), to = std::min(cstart + held.len, c.end);
-    if (from < to) CDI_TRY(feed(c, from, bytes.subspan(from - cstart, to - from), false));
+    if (from < to && !bytes.empty()) CDI_TRY(feed(c, from, bytes.subspan(from - cstart, to - from), false));
     if (exclusive) {
       if (held.mem) m_held_mem -= held.len;
       if (held.spill) m_held_spill -= held.len;

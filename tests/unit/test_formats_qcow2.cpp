@@ -1,0 +1,513 @@
+// SPDX-License-Identifier: Apache-2.0
+// qcow2 decoder on hand-built images: golden output, odd read sizes, the hold/spill path,
+// compressed and extended-L2 clusters, and every refusal.
+#include <catch2/catch.hpp>
+
+#include "formats/qcow2/qcow2_decoder.hpp"
+#include "formats/qcow2/qcow2_header.hpp"
+#include "tests/support/memory_reader.hpp"
+#include "tests/unit/test_formats_qcow2_support.hpp"
+
+using namespace cdi;
+using namespace cdi::test::qcow2;
+namespace q = cdi::formats::qcow2;
+
+namespace {
+
+struct Image {
+  Bytes file;
+  Bytes expected;  // the raw guest image
+};
+
+struct Outcome {
+  Result<q::DecodeStats> result = fail(Errc::internal, "not run");
+  CheckingSink sink;
+};
+
+// A reader that does not know its size (a pipe), so truncation is only found at the end.
+class UnsizedReader final : public io::Reader {
+ public:
+  UnsizedReader(const Bytes& data, size_t chunk) : m_inner(data, chunk) {}
+  Result<size_t> read(std::span<std::byte> dst) override { return m_inner.read(dst); }
+  io::ReaderInfo info() const override { return {"pipe", std::nullopt, false, std::nullopt}; }
+
+ private:
+  test::MemoryReader m_inner;
+};
+
+std::unique_ptr<Outcome> decode(const Bytes& file, size_t chunk = 1 << 20, q::DecodeOptions opts = {}) {
+  auto o = std::make_unique<Outcome>();
+  UnsizedReader r(file, chunk);
+  o->result = q::decode(r, o->sink, opts);
+  if (o->result) REQUIRE(o->sink.finish(o->result->virtual_size));
+  return o;
+}
+
+void require_golden(const Image& img, size_t chunk = 1 << 20, q::DecodeOptions opts = {}) {
+  auto o = decode(img.file, chunk, opts);
+  if (!o->result) FAIL(o->result.error().what());
+  CHECK(o->result->virtual_size == img.expected.size());
+  CHECK(o->sink.covered(img.expected.size()));
+  CHECK(o->sink.data() == img.expected);
+  CHECK(o->result->bytes_in == img.file.size());
+}
+
+std::string require_error(const Bytes& file, Errc code, q::DecodeOptions opts = {}) {
+  auto o = decode(file, 1 << 20, opts);
+  REQUIRE_FALSE(o->result);
+  INFO(o->result.error().what());
+  CHECK(o->result.error().code() == code);
+  REQUIRE_FALSE(o->result.error().contexts().empty());
+  CHECK(o->result.error().contexts().front() == "qcow2");
+  return o->result.error().what();
+}
+
+constexpr uint64_t k_cs = 512;
+constexpr uint64_t k_vs = 7 * k_cs + 416;  // odd: the last cluster is partial
+
+// A 512-byte-cluster image: guest clusters 0 (data A), 1 (zero flag, preallocated), 2
+// (unallocated), 3 (data B), 4-6 unallocated, 7 (data C, partial). With `late`, the data comes
+// first and L1/L2 last (the hold path).
+Image small_image(bool late, uint32_t version = 3) {
+  Builder b(9, k_vs, version);
+  Bytes a = pattern(k_cs, 1), bb = pattern(k_cs, 2), c = pattern(k_cs, 3), prealloc = pattern(k_cs, 4);
+  uint64_t l1, l2, da, db, dc, dz, rt, rb;
+  if (!late) {
+    l1 = 1, l2 = 2, da = 3, db = 4, dc = 5, dz = 6, rt = 7, rb = 8;
+  } else {
+    da = 1, db = 2, dc = 3, dz = 4, l1 = 5, l2 = 6, rt = 7, rb = 8;
+  }
+  b.l1_offset = l1 * k_cs;
+  b.refcount_table_offset = rt * k_cs;
+  b.refcount_table_clusters = 1;
+  b.be64(rt * k_cs, rb * k_cs);
+  b.fill(rb * k_cs, k_cs, 0);
+  b.l1(0, l2 * k_cs);
+  b.put(da * k_cs, a);
+  b.put(db * k_cs, bb);
+  b.put(dc * k_cs, c);
+  b.put(dz * k_cs, prealloc);  // behind a zero-flag entry: must read as zeros
+  b.l2(l2 * k_cs, 0, Builder::normal(da * k_cs));
+  b.l2(l2 * k_cs, 1, version == 3 ? (Builder::normal(dz * k_cs) | 1) : 0);
+  b.l2(l2 * k_cs, 3, Builder::normal(db * k_cs));
+  b.l2(l2 * k_cs, 7, Builder::normal(dc * k_cs));
+  if (version == 2) b.header_length = 72;
+  Image img{b.build(), Bytes(k_vs, std::byte{0})};
+  std::copy(a.begin(), a.end(), img.expected.begin());
+  std::copy(bb.begin(), bb.end(), img.expected.begin() + 3 * k_cs);
+  std::copy(c.begin(), c.begin() + 416, img.expected.begin() + 7 * k_cs);
+  return img;
+}
+
+// Same shape, in order, for refusal tests that patch one field.
+Builder base_builder(uint32_t bits = 9) {
+  const uint64_t cs = uint64_t{1} << bits;
+  Builder b(bits, k_vs);
+  b.l1_offset = 1 * cs;
+  b.l1(0, 2 * cs);
+  b.l2(2 * cs, 0, Builder::normal(3 * cs));
+  b.put(3 * cs, pattern(cs, 9));
+  return b;
+}
+
+}  // namespace
+
+TEST_CASE("qcow2 probe and inspect", "[qcow2]") {
+  Image img = small_image(false);
+  CHECK(q::probe(img.file) == 64);
+  CHECK(q::probe(small_image(false, 2).file) == 64);
+  Bytes v1 = img.file;
+  v1[7] = std::byte{1};
+  CHECK(q::probe(v1) > 0);
+  CHECK(q::probe(test::to_bytes("QFI")) == 0);
+  CHECK(q::probe(test::to_bytes("hello world, not an image")) == 0);
+
+  auto info = q::inspect(img.file);
+  REQUIRE(info);
+  CHECK(info->version == 3);
+  CHECK(info->virtual_size == k_vs);
+  CHECK(info->cluster_bits == 9);
+  CHECK_FALSE(info->extended_l2);
+  CHECK(info->compression == 0);
+
+  auto bad = q::inspect(v1);
+  REQUIRE_FALSE(bad);
+  CHECK(bad.error().code() == Errc::unsupported);
+  CHECK(bad.error().what().find("qcow version 1") != std::string::npos);
+}
+
+TEST_CASE("qcow2 golden decode at every chunk size", "[qcow2]") {
+  for (uint32_t version : {2u, 3u})
+    for (size_t chunk : {size_t{1}, size_t{7}, size_t{4096}, size_t{1} << 20}) {
+      INFO("version " << version << " chunk " << chunk);
+      require_golden(small_image(false, version), chunk);
+    }
+}
+
+TEST_CASE("qcow2 data before its L2 table is held, then spilled, else scratch_required", "[qcow2]") {
+  Image img = small_image(true);
+  SECTION("held in memory") {
+    for (size_t chunk : {size_t{1}, size_t{7}, size_t{1} << 20}) require_golden(img, chunk);
+    auto o = decode(img.file);
+    REQUIRE(o->result);
+    CHECK(o->result->held_peak == 3 * k_cs + k_cs);  // A, B, C and the preallocated cluster
+    CHECK(o->result->spilled_bytes == 0);
+  }
+  SECTION("spilled to the scratch dir") {
+    TempDir dir;
+    q::DecodeOptions opts;
+    opts.hold_limit = k_cs;
+    opts.scratch_dir = dir.path();
+    require_golden(img, 7, opts);
+    auto o = decode(img.file, 1 << 20, opts);
+    REQUIRE(o->result);
+    CHECK(o->result->spilled_bytes == 3 * k_cs);
+    CHECK(std::filesystem::is_empty(dir.path()));  // the spill file is unlinked
+  }
+  SECTION("no scratch dir") {
+    q::DecodeOptions opts;
+    opts.hold_limit = k_cs;
+    std::string e = require_error(img.file, Errc::scratch_required, opts);
+    CHECK(e.find("--scratch-dir needed (more than 512 B)") != std::string::npos);
+  }
+}
+
+TEST_CASE("qcow2 compressed clusters (zlib and zstd), sharing a sector", "[qcow2]") {
+  for (int type : {0, 1}) {
+    const uint64_t cs = 4096;
+    const uint64_t vs = 5 * cs;
+    Builder b(12, vs);
+    if (type == 1) b.incompatible |= 1u << 3, b.compression_type = 1;
+    b.l1_offset = cs;
+    b.l1(0, 2 * cs);
+    Bytes expected(vs, std::byte{0});
+    uint64_t at = 3 * cs + 100;  // byte granular, not sector aligned
+    for (uint64_t g = 0; g < 4; ++g) {
+      Bytes plain = pattern(cs, static_cast<uint32_t>(10 + g));
+      for (size_t i = 0; i < plain.size(); i += 3) plain[i] = std::byte{'a'};  // compressible
+      Bytes z = type == 0 ? deflate_raw(plain) : zstd_compress(plain);
+      uint64_t entry = b.compressed(at, z);
+      b.l2(2 * cs, g == 3 ? 4 : g, entry);  // guest 3 stays unallocated
+      std::copy(plain.begin(), plain.end(), expected.begin() + static_cast<long>((g == 3 ? 4 : g) * cs));
+      at += z.size();  // the next one starts inside this one's last sector
+    }
+    Image img{b.build(), expected};
+    for (unsigned threads : {1u, 2u}) {
+      q::DecodeOptions opts;
+      opts.threads = threads;
+      INFO("type " << type << " threads " << threads);
+      require_golden(img, 7, opts);
+      auto o = decode(img.file, 4096, opts);
+      REQUIRE(o->result);
+      CHECK(o->result->compressed_clusters == 4);
+    }
+    // Damaged compressed data.
+    Bytes bad = img.file;
+    for (size_t i = 3 * cs + 100; i < 3 * cs + 140; ++i) bad[i] = std::byte{0xff};
+    require_error(bad, Errc::corrupt_input);
+  }
+}
+
+TEST_CASE("qcow2 extended L2 subclusters", "[qcow2]") {
+  const uint64_t cs = 16384, sc = cs / 32;
+  Builder b(14, 3 * cs);
+  b.incompatible |= 1u << 4;
+  b.l1_offset = cs;
+  b.l1(0, 2 * cs);
+  Bytes d0 = pattern(cs, 20), d1 = pattern(cs, 21);
+  b.put(3 * cs, d0);
+  b.put(4 * cs, d1);
+  // guest 0: subclusters 0-3 allocated, 4-7 zero, rest unallocated. guest 1: all allocated
+  // except 31 (zero). guest 2: no host cluster, subcluster 5 zero.
+  b.l2(2 * cs, 0, Builder::normal(3 * cs), 0x0000000Full | (0xF0ull << 32));
+  b.l2(2 * cs, 1, Builder::normal(4 * cs), 0x7FFFFFFFull | (0x80000000ull << 32));
+  b.l2(2 * cs, 2, 0, 0x20ull << 32);
+  Bytes expected(3 * cs, std::byte{0});
+  std::copy(d0.begin(), d0.begin() + 4 * sc, expected.begin());
+  std::copy(d1.begin(), d1.begin() + 31 * sc, expected.begin() + cs);
+  Image img{b.build(), expected};
+  for (size_t chunk : {size_t{1}, size_t{7}, size_t{4096}, size_t{1} << 20}) require_golden(img, chunk);
+
+  SECTION("allocated and zero at once") {
+    b.l2(2 * cs, 0, Builder::normal(3 * cs), 0x1ull | (0x1ull << 32));
+    require_error(b.build(), Errc::corrupt_input);
+  }
+  SECTION("allocated without a host cluster") {
+    b.l2(2 * cs, 2, 0, 0x1);
+    require_error(b.build(), Errc::corrupt_input);
+  }
+  SECTION("clusters below 16 KiB") {
+    Builder s(13, 3 * 8192);
+    s.incompatible |= 1u << 4;
+    s.l1_offset = 8192;
+    require_error(s.build(), Errc::corrupt_input);
+  }
+}
+
+TEST_CASE("qcow2 truncation and upstream errors", "[qcow2]") {
+  Image img = small_image(false);
+  // The file ends with a refcount block; cut into it, then into the last data cluster.
+  {
+    // A sized input: the refcount table beyond the end is refused up front.
+    test::MemoryReader r(Bytes(img.file.begin(), img.file.begin() + 5 * k_cs), 4096);
+    CheckingSink sink;
+    auto res = q::decode(r, sink, {});
+    REQUIRE_FALSE(res);
+    CHECK(res.error().code() == Errc::corrupt_input);
+    CHECK(res.error().what() == "qcow2: truncated: refcount table at 0xe00 ends beyond the end of the stream (2560)");
+    CHECK(sink.extents() == 0);  // before writing anything
+  }
+  Bytes cut(img.file.begin(), img.file.end() - 1);
+  std::string e = require_error(cut, Errc::corrupt_input);
+  CHECK(e.find("truncated") != std::string::npos);
+  Bytes cut_data(img.file.begin(), img.file.begin() + 5 * k_cs + 100);
+  e = require_error(cut_data, Errc::corrupt_input);
+  INFO(e);
+  CHECK(e.find("truncated: cluster at host offset 0xa00 (guest 0xe00) missing; stream ended at 2660") !=
+        std::string::npos);
+  require_error(Bytes(img.file.begin(), img.file.begin() + 50), Errc::corrupt_input);
+  require_error(Bytes(img.file.begin(), img.file.begin() + 300), Errc::corrupt_input);
+
+  // Trailing data after the last referenced cluster is normal and is consumed.
+  Image trailing = img;
+  trailing.file.resize(trailing.file.size() + 3000, std::byte{0x5a});
+  require_golden(trailing);
+
+  for (size_t prefix : {size_t{0}, size_t{100}, size_t{2000}}) {
+    test::FailingReader r(Bytes(img.file.begin(), img.file.begin() + static_cast<long>(prefix)),
+                          Error(Errc::network, "connection reset"));
+    CheckingSink sink;
+    auto res = q::decode(r, sink, {});
+    REQUIRE_FALSE(res);
+    CHECK(res.error().code() == Errc::network);
+    CHECK(res.error().message() == "connection reset");
+    REQUIRE_FALSE(res.error().contexts().empty());
+    CHECK(res.error().contexts().front() == "qcow2");
+  }
+
+  util::CancelToken cancel;
+  cancel.cancel();
+  q::DecodeOptions opts;
+  opts.cancel = &cancel;
+  require_error(img.file, Errc::cancelled, opts);
+}
+
+TEST_CASE("qcow2 header refusals", "[qcow2]") {
+  auto refuse = [](Builder b, Errc code, const char* words) {
+    std::string e = require_error(b.build(), code);
+    INFO(e);
+    CHECK(e.find(words) != std::string::npos);
+  };
+  {
+    Builder b = base_builder();
+    b.backing_offset = 4096, b.backing_size = 4;
+    refuse(b, Errc::unsupported, "backing file");
+  }
+  {
+    Builder b = base_builder();
+    b.crypt_method = 1;
+    refuse(b, Errc::unsupported, "AES");
+  }
+  {
+    Builder b = base_builder();
+    b.crypt_method = 2;
+    b.extensions.push_back({0x0537be77, Bytes(16)});
+    refuse(b, Errc::unsupported, "LUKS");
+  }
+  {
+    Builder b = base_builder();
+    b.incompatible |= 1u << 2;
+    refuse(b, Errc::unsupported, "external data file");
+  }
+  {
+    Builder b = base_builder();
+    b.extensions.push_back({0x44415441, test::to_bytes("data.raw")});
+    refuse(b, Errc::unsupported, "external data file");
+  }
+  {
+    Builder b = base_builder();
+    b.incompatible |= 1u << 9;
+    Bytes names(48);
+    names[0] = std::byte{0}, names[1] = std::byte{9};
+    std::memcpy(names.data() + 2, "frobnicate", 10);
+    b.extensions.push_back({0x6803f857, names});
+    refuse(b, Errc::unsupported, "bit 9 (\"frobnicate\")");
+  }
+  {
+    Builder b = base_builder();
+    b.incompatible |= 1u << 1;
+    refuse(b, Errc::corrupt_input, "marked corrupt");
+  }
+  {
+    Builder b = base_builder();
+    b.incompatible |= 1u;  // dirty: accepted, refcounts are not needed to read
+    auto o = decode(b.build());
+    CHECK(o->result);
+  }
+  {
+    Builder b = base_builder();
+    b.cluster_bits = 8;
+    refuse(b, Errc::corrupt_input, "cluster_bits");
+  }
+  {
+    Builder b = base_builder();
+    b.cluster_bits = 22;
+    refuse(b, Errc::unsupported, "2 MiB");
+  }
+  {
+    Builder b = base_builder();
+    b.virtual_size = 65 * k_cs * 64;  // needs 2 L1 entries (64 L2 entries of 512 B each)
+    refuse(b, Errc::corrupt_input, "too small");
+  }
+  {
+    Builder b = base_builder();
+    b.l1_size = (32u << 20) / 8 + 1;
+    refuse(b, Errc::limit, "32 MiB");
+  }
+  {
+    Builder b = base_builder();
+    b.l1_offset = 700;
+    refuse(b, Errc::corrupt_input, "not cluster aligned");
+  }
+  {
+    Builder b = base_builder();
+    b.refcount_table_offset = 1000, b.refcount_table_clusters = 1;
+    refuse(b, Errc::corrupt_input, "not cluster aligned");
+  }
+  {
+    Builder b = base_builder();
+    b.refcount_table_offset = 4096, b.refcount_table_clusters = (8u << 20) / 512 + 1;
+    refuse(b, Errc::limit, "8 MiB");
+  }
+  {
+    Builder b = base_builder();
+    b.compression_type = 1;  // without incompatible bit 3
+    refuse(b, Errc::corrupt_input, "compression type");
+  }
+  {
+    Builder b = base_builder();
+    b.compression_type = 7, b.incompatible |= 1u << 3;
+    refuse(b, Errc::unsupported, "compression type 7");
+  }
+  {
+    Builder b = base_builder();
+    b.header_length = 100;
+    refuse(b, Errc::corrupt_input, "header_length");
+  }
+  {
+    Builder b = base_builder();
+    b.version = 1;
+    refuse(b, Errc::unsupported, "qcow version 1");
+  }
+  {
+    q::DecodeOptions opts;
+    opts.max_virtual_size = k_vs - 1;
+    std::string e = require_error(base_builder().build(), Errc::limit, opts);
+    CHECK(e.find("virtual size 4000 is larger than the target (3999)") != std::string::npos);
+  }
+  {
+    Builder b = base_builder();
+    b.extensions.push_back({0x12345678, Bytes(1000)});  // overruns the 512-byte first cluster
+    refuse(b, Errc::corrupt_input, "overruns");
+  }
+}
+
+TEST_CASE("qcow2 mapping refusals", "[qcow2]") {
+  auto refuse = [](Builder b, const char* words) {
+    std::string e = require_error(b.build(), Errc::corrupt_input);
+    INFO(e);
+    CHECK(e.find(words) != std::string::npos);
+  };
+  SECTION("L2 offset not aligned") {
+    Builder b = base_builder(12);
+    b.be64(b.l1_offset, 2 * 4096 + 512);
+    refuse(b, "not cluster aligned");
+  }
+  SECTION("data offset not aligned") {
+    Builder b = base_builder(12);
+    b.virtual_size = 8 * 4096;
+    b.l2(2 * 4096, 1, Builder::normal(4 * 4096 + 512));
+    refuse(b, "not cluster aligned");
+  }
+  SECTION("offset 0 is unallocated, even with COPIED set (as qemu without a data file)") {
+    Builder b = base_builder();
+    b.l2(2 * k_cs, 1, 1ull << 63);
+    CHECK(decode(b.build())->result);
+  }
+  SECTION("compressed data in the header") {
+    Builder b = base_builder();
+    b.l2(2 * k_cs, 1, (1ull << 62) | 100);
+    refuse(b, "overlaps the header");
+  }
+  SECTION("data in the L1 table") {
+    Builder b = base_builder();
+    b.l2(2 * k_cs, 1, Builder::normal(1 * k_cs));
+    refuse(b, "overlaps the L1 table");
+  }
+  SECTION("data in its own L2 table") {
+    Builder b = base_builder();
+    b.l2(2 * k_cs, 1, Builder::normal(2 * k_cs));
+    refuse(b, "overlaps the L2 table");
+  }
+  SECTION("data in the refcount table") {
+    Builder b = base_builder();
+    b.refcount_table_offset = 5 * k_cs, b.refcount_table_clusters = 1;
+    b.fill(5 * k_cs, k_cs, 0);
+    b.l2(2 * k_cs, 1, Builder::normal(5 * k_cs));
+    refuse(b, "refcount table");
+  }
+  SECTION("data in a refcount block") {
+    Builder b = base_builder();
+    b.refcount_table_offset = 5 * k_cs, b.refcount_table_clusters = 1;
+    b.be64(5 * k_cs, 6 * k_cs);
+    b.fill(6 * k_cs, k_cs, 0);
+    b.l2(2 * k_cs, 1, Builder::normal(6 * k_cs));
+    refuse(b, "refcount block");
+  }
+  SECTION("L1 table pointing into the header cluster") {
+    Builder b = base_builder();
+    b.be64(b.l1_offset, 0 | 1ull << 63);  // offset 0 = unallocated, allowed
+    CHECK(decode(b.build())->result);
+    b.l1_offset = 0;
+    refuse(b, "overlaps the header");
+  }
+  SECTION("two guest clusters on one host cluster") {
+    Builder b = base_builder();
+    b.l2(2 * k_cs, 5, Builder::normal(3 * k_cs));
+    refuse(b, "overlaps data clusters at 0x600");
+  }
+  SECTION("two L1 entries on one L2 table") {
+    Builder b(9, 2 * 64 * k_cs);
+    b.l1_size = 2;
+    b.l1_offset = k_cs;
+    b.l1(0, 2 * k_cs);
+    b.l1(1, 2 * k_cs);
+    b.fill(2 * k_cs, k_cs, 0);
+    refuse(b, "overlaps the L2 table");
+  }
+  SECTION("compressed clusters overlapping beyond a shared sector") {
+    Builder b(12, 3 * 4096);
+    b.l1_offset = 4096;
+    b.l1(0, 2 * 4096);
+    Bytes plain(4096, std::byte{'x'});
+    Bytes z = deflate_raw(plain);
+    Bytes big = pattern(3000, 5);  // room for two sectors
+    b.put(3 * 4096, big);
+    uint64_t e1 = b.compressed(3 * 4096, big);  // claims [3*4096, 3*4096+3072)
+    b.put(3 * 4096, z);
+    uint64_t e2 = b.compressed(3 * 4096 + 10, z);
+    b.l2(2 * 4096, 0, e1);
+    b.l2(2 * 4096, 1, e2);
+    refuse(b, "overlaps a compressed cluster");
+  }
+  SECTION("compressed cluster beyond the end of the stream") {
+    Builder b = base_builder();
+    b.l2(2 * k_cs, 2, (1ull << 62) | (40 * k_cs));
+    refuse(b, "truncated: a compressed cluster at 0x5000");
+  }
+  SECTION("L2 table beyond the end of the stream") {
+    Builder b = base_builder();
+    b.l1(0, 40 * k_cs);
+    refuse(b, "truncated: the L2 table at 0x5000");
+  }
+}
