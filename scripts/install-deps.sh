@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+# Installs every Debian 12 package needed to build cdi-import, run its tests and benchmark, and
+# fuzz it. Idempotent: packages already installed are left alone. Needs root (or sudo).
+# This is the one list of the project's system dependencies.
+set -euo pipefail
+
+PACKAGES=(
+  # build
+  cmake g++ ninja-build make pkg-config
+  # libraries
+  catch2 libcli11-dev nlohmann-json3-dev libcurl4-openssl-dev libssl-dev libarchive-dev
+  liblzma-dev zlib1g-dev libzstd-dev libisal-dev libdeflate-dev libcpp-httplib-dev
+  # fuzzing (libFuzzer)
+  clang-14 libclang-rt-14-dev
+  # runtime: qemu-img converts the formats we do not decode ourselves
+  qemu-utils
+  # tests and bench
+  openssl curl ca-certificates jq python3 xz-utils gzip pigz zstd tar util-linux time
+  # servers for the http / registry tests
+  nginx apache2-utils docker-registry skopeo
+)
+
+export DEBIAN_FRONTEND=noninteractive
+SUDO=()
+if [[ $(id -u) != 0 ]]; then
+  SUDO=(sudo env DEBIAN_FRONTEND=noninteractive)
+fi
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+    missing+=("$p")
+  fi
+done
+
+if ((${#missing[@]} == 0)); then
+  echo "install-deps: all ${#PACKAGES[@]} packages already installed"
+  exit 0
+fi
+
+echo "install-deps: installing ${missing[*]}"
+APT=(apt-get -o DPkg::Lock::Timeout=600 -o Acquire::Retries=3)
+"${SUDO[@]}" "${APT[@]}" update
+"${SUDO[@]}" "${APT[@]}" install -y --no-install-recommends "${missing[@]}"

@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+# --content-type archive: a (compressed) tar is extracted into the --dest directory; hostile tars
+# are refused and nothing is ever written outside --dest.
+source "$(dirname "$0")/lib.sh"
+
+# expected_tree: what GNU tar extracts from archive.tar (a trusted, well-formed archive).
+expected_tree() {
+  mkdir -p "$W/_meta/expected"
+  tar -C "$W/_meta/expected" -xf "$IMG/archive.tar"
+}
+
+t_extract_tar() {
+  expected_tree
+  run_import --content-type archive --url "$IMG/archive.tar" --dest "$W/dest"
+  diff -r --no-dereference "$W/_meta/expected" "$W/dest" >&2 || fail "extracted tree differs from tar -x"
+  [[ -x $W/dest/run.sh ]] || fail "executable bit lost"
+  [[ $(readlink "$W/dest/data/link-inside") == hello.txt ]] || fail "inner symlink not kept"
+  assert_nothing_outside "$W/dest"
+}
+
+t_extract_tar_gz() {
+  expected_tree
+  run_import --content-type archive --url "$IMG/archive.tar.gz" --dest "$W/dest"
+  diff -r --no-dereference "$W/_meta/expected" "$W/dest" >&2 || fail "extracted tree differs from tar -x"
+  assert_nothing_outside "$W/dest"
+}
+
+t_extract_from_stdin() {
+  expected_tree
+  run_import_stdin "$IMG/archive.tar.gz" --content-type archive --url - --dest "$W/dest"
+  diff -r --no-dereference "$W/_meta/expected" "$W/dest" >&2 || fail "extracted tree differs from tar -x"
+  assert_nothing_outside "$W/dest"
+}
+
+# evil TAR [REGEX]: refused (unsupported), nothing outside --dest, nothing in $ESCAPE_DIR.
+evil() {
+  rm -rf "$ESCAPE_DIR"
+  local links_before
+  links_before=$(stat -c %h /etc/passwd)
+  expect_exit 5 --content-type archive --url "$IMG/$1" --dest "$W/dest" --scratch-dir "$W/scratch"
+  assert_error_matches "${2:-.}"
+  assert_nothing_outside "$W/dest"
+  assert_no_scratch_left "$W/scratch"
+  [[ ! -e $W/escape-inner.txt ]] || fail "escape-inner.txt written next to dest"
+  [[ $(stat -c %h /etc/passwd) == "$links_before" ]] || fail "a hard link to /etc/passwd was made"
+  # nothing in dest may point outside it
+  local bad
+  bad=$(find "$W/dest" -type l -lname '/*' -o -type l -lname '*..*' | head -n 3)
+  [[ -z $bad ]] || fail "links escaping dest were created: $bad"
+}
+
+t_evil_dotdot() { evil evil-dotdot.tar '\.\.'; }
+t_evil_dotdot_inner() { evil evil-dotdot-inner.tar '\.\.'; }
+t_evil_absolute_path() { evil evil-absolute.tar 'absolute|/tmp/cdi-e2e-escape'; }
+t_evil_symlink_dir() { evil evil-symlink-dir.tar 'link'; }
+t_evil_symlink_relative() { evil evil-symlink-rel.tar 'link'; }
+t_evil_symlink_only() { evil evil-symlink-only.tar 'link'; }
+t_evil_hardlink() { evil evil-hardlink.tar 'link'; }
+t_evil_device_node() { evil evil-device.tar 'device|special|node'; }
+t_evil_setuid() { evil evil-setuid.tar 'setuid|suid|mode'; }
+
+t_archive_needs_a_tar() {
+  expect_exit '4|5' --content-type archive --url "$IMG/qcow2-v3.qcow2" --dest "$W/dest"
+  assert_nothing_outside "$W/dest"
+}
+
+run_test extract_tar t_extract_tar
+run_test extract_tar_gz t_extract_tar_gz
+run_test extract_from_stdin t_extract_from_stdin
+run_test evil_dotdot t_evil_dotdot
+run_test evil_dotdot_inner t_evil_dotdot_inner
+run_test evil_absolute_path t_evil_absolute_path
+run_test evil_symlink_dir t_evil_symlink_dir
+run_test evil_symlink_relative t_evil_symlink_relative
+run_test evil_symlink_only t_evil_symlink_only
+run_test evil_hardlink t_evil_hardlink
+run_test evil_device_node t_evil_device_node
+run_test evil_setuid t_evil_setuid
+run_test archive_needs_a_tar t_archive_needs_a_tar
+rm -rf "$ESCAPE_DIR"
+finish
