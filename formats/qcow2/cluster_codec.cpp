@@ -4,6 +4,8 @@
 #include <isa-l/igzip_lib.h>
 #include <zstd.h>
 
+#include <cstring>
+
 #include "formats/qcow2/text.hpp"
 
 
@@ -29,7 +31,21 @@ Result<std::unique_ptr<ClusterDecompressor>> ClusterDecompressor::open(Compressi
   return std::unique_ptr<ClusterDecompressor>(new ClusterDecompressor(std::move(st)));
 }
 
-Result<void> ClusterDecompressor::decompress(std::span<const std::byte> in, std::span<std::byte> out) {
+Result<void> ClusterDecompressor::decompress(std::span<const std::byte> in, std::span<std::byte> out,
+                                             bool require_end) {
+  if (require_end) {
+    // One spare byte lets the decoder run past the last output byte to the end marker.
+    std::vector<std::byte> big(out.size() + 1);
+    CDI_TRY(decompress_into(in, big, true));
+    std::memcpy(out.data(), big.data(), out.size());
+    return {};
+  }
+  return decompress_into(in, out, false);
+}
+
+Result<void> ClusterDecompressor::decompress_into(std::span<const std::byte> in, std::span<std::byte> out,
+                                                  bool spare) {
+  const size_t want = out.size() - (spare ? 1 : 0);
   if (m_state->type == Compression::zlib) {
     inflate_state& s = m_state->inflate;
     isal_inflate_reset(&s);
@@ -41,23 +57,24 @@ Result<void> ClusterDecompressor::decompress(std::span<const std::byte> in, std:
     s.avail_out = static_cast<uint32_t>(out.size());
     int rc = isal_inflate(&s);
     if (rc < 0) return fail(Errc::corrupt_input, fmt("invalid deflate data (isa-l error {})", rc));
-    if (s.avail_out != 0)
-      return fail(Errc::corrupt_input,
-                  fmt("deflate data ends after {} of {} bytes", out.size() - s.avail_out, out.size()));
+    size_t got = out.size() - s.avail_out;
+    if (got < want) return fail(Errc::corrupt_input, fmt("deflate data ends after {} of {} bytes", got, want));
+    if (spare && (got > want || s.block_state != ISAL_BLOCK_FINISH))
+      return fail(Errc::corrupt_input, "deflate data has no end");
     return {};
   }
   ZSTD_DCtx_reset(m_state->zstd, ZSTD_reset_session_only);
   ZSTD_inBuffer ib{in.data(), in.size(), 0};
   ZSTD_outBuffer ob{out.data(), out.size(), 0};
   size_t rc = 0;
-  while (ob.pos < ob.size) {
+  while (ob.pos < want || (spare && rc != 0)) {
     size_t in_before = ib.pos, out_before = ob.pos;
     rc = ZSTD_decompressStream(m_state->zstd, &ob, &ib);
     if (ZSTD_isError(rc)) return fail(Errc::corrupt_input, fmt("zstd: {}", ZSTD_getErrorName(rc)));
     if (ib.pos == in_before && ob.pos == out_before) break;  // no progress: input exhausted
   }
-  if (ob.pos != ob.size)
-    return fail(Errc::corrupt_input, fmt("zstd data ends after {} of {} bytes", ob.pos, ob.size));
+  if (ob.pos < want) return fail(Errc::corrupt_input, fmt("zstd data ends after {} of {} bytes", ob.pos, want));
+  if (spare && (ob.pos > want || rc != 0)) return fail(Errc::corrupt_input, "zstd frame has no end");
   return {};
 }
 
@@ -85,7 +102,7 @@ Result<std::unique_ptr<DecompressPool>> DecompressPool::open(Compression type, u
 
 FinishedJob DecompressPool::run(ClusterDecompressor& ctx, CompressedJob& job) {
   FinishedJob done{job.guest, job.host, std::vector<std::byte>(job.out_len), std::nullopt};
-  if (auto r = ctx.decompress(job.in, done.out); !r)
+  if (auto r = ctx.decompress(job.in, done.out, job.require_end); !r)
     done.error = Error(Errc::corrupt_input,
                        fmt("compressed cluster at host offset {:#x} (guest {:#x}): {}", job.host, job.guest,
                                    r.error().message()));

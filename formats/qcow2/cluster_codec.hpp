@@ -31,13 +31,17 @@ class ClusterDecompressor {
   ClusterDecompressor(const ClusterDecompressor&) = delete;
   ClusterDecompressor& operator=(const ClusterDecompressor&) = delete;
 
-  // Decompresses `in` until `out` is completely filled. Errors: corrupt_input with a one-line
-  // reason ("invalid deflate data", "zstd: <reason>", "data ends after N of M bytes").
-  Result<void> decompress(std::span<const std::byte> in, std::span<std::byte> out);
+  // Decompresses `in` until `out` is completely filled. With `require_end`, the compressed stream
+  // must also reach its end marker within `in` and produce no more than out.size() bytes (used
+  // for a cluster cut by the end of the stream: only its sector padding may be missing). Errors:
+  // corrupt_input with a one-line reason ("invalid deflate data", "zstd: <reason>", "data ends
+  // after N of M bytes").
+  Result<void> decompress(std::span<const std::byte> in, std::span<std::byte> out, bool require_end = false);
 
  private:
   struct State;
   explicit ClusterDecompressor(std::unique_ptr<State> state);
+  Result<void> decompress_into(std::span<const std::byte> in, std::span<std::byte> out, bool spare);
   std::unique_ptr<State> m_state;
 };
 
@@ -45,6 +49,7 @@ struct CompressedJob {
   uint64_t guest = 0;               // guest offset of the cluster
   uint64_t host = 0;                // host offset of the compressed bytes (for messages)
   uint64_t out_len = 0;             // bytes to produce (the cluster size)
+  bool require_end = false;         // see ClusterDecompressor::decompress
   std::vector<std::byte> in;        // compressed bytes
 };
 

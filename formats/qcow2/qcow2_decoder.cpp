@@ -568,7 +568,7 @@ Result<void> Decoder::submit_compressed(Claim& c, bool cut) {
   }
   if (m_pool->full()) CDI_TRY(collect_compressed(true));
   if (cut) m_cut[c.guest] = m_pos;
-  m_pool->submit(CompressedJob{c.guest, c.start, m_cs, std::move(c.buf)});
+  m_pool->submit(CompressedJob{c.guest, c.start, m_cs, cut, std::move(c.buf)});
   std::vector<std::byte>().swap(c.buf);
   return {};
 }
@@ -666,7 +666,9 @@ Result<void> Decoder::process_buffer(uint64_t base, std::span<const std::byte> b
 Result<void> Decoder::finish_stream() {
   const uint64_t eof = m_pos;
   // Compressed clusters whose nominal range runs past the end: qemu reads zeros there, and the
-  // data may well be complete (the size is known only to the sector). Try them.
+  // data may well be complete (the size is known only to the sector; qemu-io leaves the file
+  // unaligned after a compressed write). Accept them only when the compressed stream reaches its
+  // end marker within the stream, so a cut into the compressed bytes is still caught.
   for (auto& [start, c] : m_claims)
     if (c.kind == Kind::compressed && !c.done && start < eof) {
       c.buf.resize(eof - start);

@@ -18,7 +18,8 @@
 //   - truncation is detected: every referenced cluster (metadata, data, compressed bytes) must
 //     arrive before the end of the stream. The exceptions follow qemu, which reads zeros past the
 //     end of the file: the part of a data cluster beyond the virtual size or in unallocated
-//     subclusters, and the sector padding of a compressed cluster (it must still decompress);
+//     subclusters, and the sector padding of a compressed cluster (its compressed stream must
+//     then reach its end marker before the end of the stream);
 //   - trailing data after the last referenced cluster is normal (unused preallocation,
 //     refcount blocks, bitmaps) and is read and discarded, so upstream checksums run.
 // Every guest byte of [0, virtual_size) is covered by exactly one write_at or zero_range.

@@ -240,7 +240,7 @@ class TempDir {
 };
 
 // Runs a shell command quietly; true when it exits 0.
-inline bool sh(const std::string& cmd) { return std::system((cmd + " >/dev/null 2>&1").c_str()) == 0; }
+inline bool sh(const std::string& cmd) { return std::system(("( " + cmd + " ) >/dev/null 2>&1").c_str()) == 0; }
 
 inline Bytes read_file(const std::string& path) {
   std::ifstream f(path, std::ios::binary);
