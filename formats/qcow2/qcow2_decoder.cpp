@@ -695,13 +695,14 @@ Result<void> Decoder::finish_stream() {
 Result<DecodeStats> Decoder::run() {
   CDI_TRY(read_header());
   size_t bufsize = std::max<size_t>(2 * m_cs, 1 << 20);
-  std::vector<std::byte> buf(bufsize);
+  auto storage = std::make_unique_for_overwrite<std::byte[]>(bufsize);  // not zeroed: it is always read into first
+  std::span<std::byte> buf(storage.get(), bufsize);
   for (;;) {
     if (m_opts.cancel) CDI_TRY(m_opts.cancel->check());
     size_t n = CDI_TRY(io::read_full(m_in, buf));
     m_stats.bytes_in += n;
     if (n == 0) break;
-    CDI_TRY(process_buffer(m_pos, std::span(buf).first(n)));
+    CDI_TRY(process_buffer(m_pos, buf.first(n)));
     CDI_TRY(m_emit.flush());  // stable extents point into buf
     if (m_pool) CDI_TRY(collect_compressed(false));
     if (n < bufsize) break;  // read_full is short only at the end of the stream
