@@ -363,6 +363,8 @@ Result<ImportReport> run_import(const ImportOptions& o) {
       rep.image_size = copied.image_size;
       rep.converter = "stream";
     }
+    // A signal that arrived while the last bytes were read still cancels: never finish then.
+    if (o.cancel) CDI_TRY(o.cancel->check());
     set_phase(o, Phase::finishing);
     CDI_TRY_CTX(target->finish(rep.image_size), o.dest);
     return {};
