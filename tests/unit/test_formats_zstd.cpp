@@ -51,8 +51,7 @@ Bytes skippable_frame(std::string_view payload, uint8_t nibble = 0) {
   Bytes out{std::byte(0x50 | nibble), std::byte{0x2a}, std::byte{0x4d}, std::byte{0x18}};
   uint32_t n = static_cast<uint32_t>(payload.size());
   for (int k = 0; k < 4; ++k) out.push_back(std::byte((n >> (8 * k)) & 0xff));
-  auto p = test::to_bytes(payload);
-  out.insert(out.end(), p.begin(), p.end());
+  for (char ch : payload) out.push_back(std::byte(ch));
   return out;
 }
 
@@ -75,8 +74,8 @@ Error decode_error(Bytes compressed, size_t chunk = 1 << 20) {
 }
 
 Bytes bytes_of(const std::vector<uint8_t>& v) {
-  Bytes out(v.size());
-  std::memcpy(out.data(), v.data(), v.size());
+  Bytes out;
+  for (uint8_t b : v) out.push_back(std::byte(b));
   return out;
 }
 
