@@ -29,7 +29,7 @@ struct Sandbox {
   }
   // The whole temp dir, so that anything created next to dest shows up.
   std::set<std::string> all() const { return tree(tmp.path()); }
-  std::set<std::string> with(std::initializer_list<std::string> in_dest) const {
+  std::set<std::string> with(const std::vector<std::string>& in_dest) const {
     std::set<std::string> s = {"dest", "outside", "outside/secret"};
     for (const auto& p : in_dest) s.insert("dest/" + p);
     return s;
@@ -116,7 +116,7 @@ TEST_CASE("tar extract refuses path traversal and special files", "[tar-extract]
     std::vector<Spec> entries;
     Errc code;
     std::string message;
-    std::initializer_list<std::string> left;  // what legitimately stays in dest
+    std::vector<std::string> left;  // what legitimately stays in dest
   };
   Sandbox probe_box;  // only for the absolute path of an "outside" directory
   const std::string outside_abs = probe_box.outside.string();
