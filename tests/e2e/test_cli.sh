@@ -100,7 +100,8 @@ t_info_json() {
 
 # slow_feed FIFO FILE BYTES: writes the first BYTES of FILE into FIFO, then keeps it open (stalls).
 slow_feed() {
-  { head -c "$3" "$2"; sleep 60; } > "$1" &
+  # (exec: the background job's pid becomes sleep's, so that cleanup can kill it)
+  ( head -c "$3" "$2"; exec sleep 60 ) > "$1" 2> /dev/null &
   register_pid $!
 }
 
@@ -121,6 +122,14 @@ cancel_during_import() {
   # still running: waiting for more input
   kill -0 "$pid" 2>/dev/null || { show_output; fail "cdi-import ended before the signal"; }
   kill -"$sig" "$pid"
+  # cancellation is prompt, even while blocked reading the input
+  local waited=0
+  while kill -0 "$pid" 2>/dev/null && ((waited < 100)); do sleep 0.1; waited=$((waited + 1)); done
+  if kill -0 "$pid" 2>/dev/null; then
+    kill -KILL "$pid"
+    show_output
+    fail "cdi-import still running 10 s after SIG$sig"
+  fi
   set +e
   wait "$pid"
   LAST_RC=$?

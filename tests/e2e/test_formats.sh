@@ -70,7 +70,7 @@ t_vdi() { import_and_compare disk.vdi; assert_info_chain "$IMG/disk.vdi" "file >
 t_tar_one_disk() {
   run_import --url "$IMG/disk.tar" --dest "$W/dest/disk.raw"
   assert_same_as_qemu "$IMG/source.raw" "$W/dest/disk.raw" raw
-  assert_info_chain "$IMG/disk.tar" "file > tar > raw"
+  assert_info_chain "$IMG/disk.tar" "file > tar[disk.img] > raw"
 }
 
 t_tar_one_qcow2_with_scratch() {
