@@ -11,8 +11,8 @@ PACKAGES=(
   # libraries
   catch2 libcli11-dev nlohmann-json3-dev libcurl4-openssl-dev libssl-dev libarchive-dev
   liblzma-dev zlib1g-dev libzstd-dev libisal-dev libdeflate-dev libcpp-httplib-dev
-  # fuzzing (libFuzzer)
-  clang-14 libclang-rt-14-dev
+  # fuzzing (libFuzzer; tests/fuzz/run.sh uses clang++-16)
+  clang-16 libclang-rt-16-dev
   # runtime: qemu-img converts the formats we do not decode ourselves
   qemu-utils
   # tests and bench
