@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 
 #include <cerrno>
+#include <climits>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -111,6 +112,11 @@ class Extractor {
                                          std::string(detail::kind_name(kind)));
     }
     std::string name = join(path);
+    // Beyond PATH_MAX libarchive walks the path with chdir(), process-wide state a library
+    // must not touch; such paths are refused instead.
+    if ((m_root / name).native().size() >= PATH_MAX)
+      return fail(Errc::unsupported, "entry " + name.substr(0, 64) + "…: path longer than " +
+                                         std::to_string(PATH_MAX - 1) + " bytes refused");
     if (kind == EntryKind::other)
       return fail(Errc::unsupported, "entry " + name + " is a " + std::string(special_name(e)) + "; refused");
     CDI_TRY(check_parents(path, name));

@@ -113,9 +113,10 @@ class TarEntryReader final : public io::Reader {
                     "tar holds no regular file" + (seen.empty() ? std::string() : "; entries: " + seen.join()));
       }
       EntryKind kind = detail::entry_kind(e);
-      if (kind == EntryKind::directory) continue;
       std::string name = detail::strip_dot_slash(detail::entry_path(e));
+      if (kind == EntryKind::directory && !name.empty() && name.back() == '/') name.pop_back();
       bool named = m_wanted && name == *m_wanted;
+      if (kind == EntryKind::directory && !named) continue;
       if (kind == EntryKind::regular && (!m_wanted || named)) {
         m_entry = std::move(name);
         la_int64_t size = archive_entry_size(e);

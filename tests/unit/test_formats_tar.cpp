@@ -186,6 +186,11 @@ TEST_CASE("tar named entry that is not a regular file, or appears twice", "[tar]
   CHECK(link.error().code() == Errc::unsupported);
   CHECK(contains(link.error().message(), "disk.img is a symlink"));
 
+  auto directory = open(make_tar({dir("images"), reg("images/a.img", pattern(10))}), 4096, "./images");
+  REQUIRE_FALSE(directory);
+  CHECK(directory.error().code() == Errc::unsupported);
+  CHECK(contains(directory.error().message(), "images is a directory"));
+
   auto twice = slurp(make_tar({reg("disk.img", pattern(10, 1)), reg("./disk.img", pattern(10, 2))}), 4096, "disk.img");
   REQUIRE_FALSE(twice);
   CHECK(twice.error().code() == Errc::unsupported);

@@ -153,6 +153,16 @@ TEST_CASE("tar extract refuses path traversal and special files", "[tar-extract]
       {"hardlink to a later entry", {hard("h", "later"), reg("later", text("x"))}, Errc::corrupt_input,
        "not a file extracted earlier", {}},
       {"hardlink to a directory", {dir("d"), hard("h", "d")}, Errc::unsupported, "target is a directory", {"d"}},
+      {"path longer than PATH_MAX",
+       {reg([] {
+          std::string deep;
+          for (char c = 'a'; c < 'a' + 22; ++c) deep += std::string(200, c) + "/";
+          return deep + "f";
+        }(),
+            text("x"))},
+       Errc::unsupported,
+       "bytes refused",
+       {}},
       {"character device", {Spec{"null", Type::chardev, {}, {}, 0666}}, Errc::unsupported,
        "is a character device; refused", {}},
       {"fifo", {Spec{"pipe", Type::fifo, {}, {}, 0666}}, Errc::unsupported, "is a FIFO; refused", {}},
