@@ -6,6 +6,8 @@
 #pragma once
 
 #include <fcntl.h>
+#include <linux/loop.h>
+#include <sys/ioctl.h>
 #include <stdlib.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
@@ -127,8 +129,10 @@ inline void make_backing_file(const std::filesystem::path& path, uint64_t size, 
   ::close(fd);
 }
 
-// A loop device attached to an existing backing file; detached on destruction (losetup -d is
-// deferred by the kernel while something still has the device open).
+// A loop device attached to an existing backing file. The device is set to auto-clear and held
+// open by this object, so it detaches when the last descriptor closes: on destruction, and also
+// when the test process is killed (no leaked /dev/loopN). A plain `losetup -d` in a destructor
+// could detach a device another test has attached meanwhile.
 class LoopDevice {
  public:
   explicit LoopDevice(const std::filesystem::path& backing, unsigned sector_size = 512) {
@@ -143,19 +147,30 @@ class LoopDevice {
     while (!out.empty() && (out.back() == '\n' || out.back() == ' ')) out.pop_back();
     if (out.rfind("/dev/loop", 0) != 0) throw std::runtime_error("losetup printed no device: " + out);
     m_device = out;
-  }
-  ~LoopDevice() {
-    try {
+    m_hold = ::open(m_device.c_str(), O_RDONLY | O_CLOEXEC);
+    loop_info64 info{};
+    if (m_hold < 0 || ::ioctl(m_hold, LOOP_GET_STATUS64, &info) != 0) {
+      std::string err = std::strerror(errno);
+      if (m_hold >= 0) ::close(m_hold);
       run_command({"losetup", "-d", m_device.string()});
-    } catch (...) {
+      throw std::runtime_error("cannot open " + m_device.string() + ": " + err);
+    }
+    info.lo_flags |= LO_FLAGS_AUTOCLEAR;
+    if (::ioctl(m_hold, LOOP_SET_STATUS64, &info) != 0) {
+      std::string err = std::strerror(errno);
+      ::close(m_hold);
+      run_command({"losetup", "-d", m_device.string()});
+      throw std::runtime_error("cannot set autoclear on " + m_device.string() + ": " + err);
     }
   }
+  ~LoopDevice() { ::close(m_hold); }
   LoopDevice(const LoopDevice&) = delete;
   LoopDevice& operator=(const LoopDevice&) = delete;
   const std::filesystem::path& path() const { return m_device; }
 
  private:
   std::filesystem::path m_device;
+  int m_hold = -1;
 };
 
 // A loop device over a fresh backing file in its own temporary directory.
