@@ -6,6 +6,7 @@
 
 #include <CLI/CLI.hpp>
 #include <cstdio>
+#include <optional>
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -57,6 +58,27 @@ int report_error(const Error& e) {
   return exit_code(e.code());
 }
 
+// Parses the command line. Returns an exit code when the program should stop here: 0 after
+// --help/--version, 2 (one line on stderr) for a usage error.
+std::optional<int> parse_cli(CLI::App& app, int argc, char** argv) {
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    std::string msg = e.what();
+    for (auto& c : msg)
+      if (c == '\n') c = ' ';
+    std::fprintf(stderr, "cdi-import: error: %s (see --help)\n", msg.c_str());
+    return 2;
+  }
+  return std::nullopt;
+}
+
 struct CommonFlags {
   std::string content_type = "kubevirt";
   std::string tar_entry;
@@ -99,11 +121,7 @@ int run_info(int argc, char** argv) {
   app.add_option("url", url, "image location: path, file:// URL or - for stdin")->required();
   app.add_flag("--json", json, "print JSON");
   add_common(app, common);
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    return app.exit(e) == 0 ? 0 : 2;
-  }
+  if (auto rc = parse_cli(app, argc, argv)) return *rc;
   pipeline::ImportOptions o;
   o.url = url;
   apply_common(common, o).value();
@@ -159,11 +177,7 @@ int run_import(int argc, char** argv) {
                                                    "(quantity, default 64Mi); beyond it data spills to --scratch-dir");
   app.add_flag("-v,--verbose", verbose, "log what the pipeline decides");
   add_common(app, common);
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    return app.exit(e) == 0 ? 0 : 2;
-  }
+  if (auto rc = parse_cli(app, argc, argv)) return *rc;
 
   pipeline::ProgressState state;
   pipeline::ImportOptions o;
