@@ -3,47 +3,45 @@
 # Command 2 of the README quick start (and what CI runs): installs the dependencies, builds
 # cdi-import and runs every test (Catch2 unit tests and end-to-end tests), then builds an
 # ASan+UBSan tree and runs the whole suite again there, then a short fuzzing run.
-# Idempotent; exits non-zero on any failure. Build trees: build/ and build-asan/.
+# Every phase runs even when an earlier test phase failed (so one run shows every failure); the
+# script exits non-zero if any phase failed. Idempotent. Build trees: build/ and build-asan/.
 #   Environment: JOBS (parallel jobs, default: number of CPUs), FUZZ_SECONDS (default 60),
 #                SKIP_ASAN=1 / SKIP_FUZZ=1 to leave those phases out when iterating locally.
-set -euo pipefail
+set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 JOBS=${JOBS:-$(nproc)}
 FUZZ_SECONDS=${FUZZ_SECONDS:-60}
 
-declare -a PHASES=()
-phase_start=0
-begin() {
-  phase_name=$1
-  phase_start=$(date +%s)
-  echo
-  echo "=== $phase_name"
-}
-end() {
-  local secs=$(($(date +%s) - phase_start))
-  PHASES+=("$(printf '%-34s %5d s' "$phase_name" "$secs")")
-  echo "=== $phase_name: done in ${secs} s"
-}
-summary() {
-  local rc=$?
-  echo
-  echo "=== phase durations"
-  printf '  %s\n' "${PHASES[@]}"
-  if ((rc != 0)); then echo "=== FAILED in phase: ${phase_name:-?} (exit $rc)"; fi
-}
-trap summary EXIT
-total_start=$(date +%s)
+PHASES=()
+FAILED_PHASES=()
+total_start=$SECONDS
 
-begin "install dependencies"
-scripts/install-deps.sh
-end
+# phase NAME COMMAND...: runs one phase, records its duration and whether it failed.
+phase() {
+  local name=$1
+  shift
+  echo
+  echo "=== $name"
+  local start=$SECONDS rc=0
+  "$@" || rc=$?
+  local secs=$((SECONDS - start))
+  if ((rc == 0)); then
+    PHASES+=("$(printf '%-30s %5d s  ok' "$name" "$secs")")
+    echo "=== $name: ok in ${secs} s"
+  else
+    PHASES+=("$(printf '%-30s %5d s  FAILED (exit %d)' "$name" "$secs" "$rc")")
+    FAILED_PHASES+=("$name")
+    echo "=== $name: FAILED (exit $rc) after ${secs} s"
+  fi
+  return "$rc"
+}
 
 configure_and_build() {
   local dir=$1
   shift
-  cmake -S "$ROOT" -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@"
-  cmake --build "$dir" -j "$JOBS"
+  cmake -S "$ROOT" -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@" &&
+    cmake --build "$dir" -j "$JOBS"
 }
 
 run_ctest() {
@@ -51,37 +49,39 @@ run_ctest() {
   ctest --test-dir "$1" --output-on-failure --no-tests=error -j "$JOBS" --timeout 900
 }
 
-begin "build (RelWithDebInfo)"
-configure_and_build build -DCDI_SANITIZE=OFF
-end
+run_ctest_sanitized() {
+  ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:strict_string_checks=1:detect_stack_use_after_return=1} \
+  UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1} \
+    run_ctest "$1"
+}
 
-begin "tests (unit + e2e)"
-run_ctest build
-end
+finish() {
+  echo
+  echo "=== phase durations"
+  printf '  %s\n' "${PHASES[@]}"
+  printf '  %-30s %5d s\n' total $((SECONDS - total_start))
+  if ((${#FAILED_PHASES[@]} > 0)); then
+    echo "=== FAILED: ${FAILED_PHASES[*]}"
+    exit 1
+  fi
+  echo "=== all phases passed"
+  exit 0
+}
+
+phase "install dependencies" scripts/install-deps.sh || finish
+
+if phase "build" configure_and_build build -DCDI_SANITIZE=OFF; then
+  phase "tests" run_ctest build
+fi
 
 if [[ ${SKIP_ASAN:-0} != 1 ]]; then
-  begin "build (ASan+UBSan)"
-  configure_and_build build-asan -DCDI_SANITIZE=ON
-  end
-
-  begin "tests under ASan+UBSan"
-  ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0:strict_string_checks=1} \
-  UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1} \
-    run_ctest build-asan
-  end
+  if phase "build ASan+UBSan" configure_and_build build-asan -DCDI_SANITIZE=ON; then
+    phase "tests ASan+UBSan" run_ctest_sanitized build-asan
+  fi
 fi
 
-if [[ ${SKIP_FUZZ:-0} != 1 && -x tests/fuzz/run.sh ]]; then
-  begin "fuzz (${FUZZ_SECONDS} s per target)"
-  tests/fuzz/run.sh "$FUZZ_SECONDS"
-  end
-elif [[ ${SKIP_FUZZ:-0} != 1 && -f tests/fuzz/run.sh ]]; then
-  begin "fuzz (${FUZZ_SECONDS} s per target)"
-  bash tests/fuzz/run.sh "$FUZZ_SECONDS"
-  end
+if [[ ${SKIP_FUZZ:-0} != 1 && -f tests/fuzz/run.sh ]]; then
+  phase "fuzz (${FUZZ_SECONDS} s)" sh tests/fuzz/run.sh "$FUZZ_SECONDS"
 fi
 
-phase_name="total"
-PHASES+=("$(printf '%-34s %5d s' total $(($(date +%s) - total_start)))")
-echo
-echo "=== all tests passed"
+finish
