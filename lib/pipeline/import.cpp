@@ -64,6 +64,7 @@ Result<std::unique_ptr<io::Reader>> open_source(const ImportOptions& o) {
   }
   source::FileSourceOptions fo;
   fo.force_shared = o.force_shared;
+  fo.cancel = o.cancel;
   return source::open_file_source(url, fo);
 }
 

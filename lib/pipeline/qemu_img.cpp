@@ -5,7 +5,7 @@
 #include <unistd.h>
 
 #include <nlohmann/json.hpp>
-#include <regex>
+#include <cstdlib>
 
 #include "lib/util/fd.hpp"
 #include "lib/util/process.hpp"
@@ -44,6 +44,19 @@ std::string escape_opt(const std::string& v) {
 }
 
 }  // namespace
+
+std::optional<double> parse_progress(std::string_view line) {
+  // qemu-img -p draws "    (45.34/100%)".
+  auto close = line.find("/100%)");
+  if (close == std::string_view::npos) return std::nullopt;
+  auto open = line.rfind('(', close);
+  if (open == std::string_view::npos || open + 1 == close) return std::nullopt;
+  std::string num(line.substr(open + 1, close - open - 1));
+  char* end = nullptr;
+  double v = std::strtod(num.c_str(), &end);
+  if (end != num.c_str() + num.size() || v < 0 || v > 100) return std::nullopt;
+  return v;
+}
 
 Result<QemuImageInfo> qemu_info(const std::string& fmt, const std::string& src, const QemuRunOptions& opts) {
   auto po = process_options(opts);
@@ -121,14 +134,10 @@ bool supports_direct_io(const std::string& path) {
 Result<void> qemu_convert(const std::string& fmt, const std::string& src, uint64_t virtual_size,
                           const ConvertTarget& target, const QemuRunOptions& opts,
                           const std::function<void(double)>& on_percent) {
-  // Progress lines look like "    (45.34/100%)".
-  static const std::regex k_progress(R"(\((\d+(?:\.\d+)?)/100%\))");
   auto run = [&](double base, double span, std::vector<std::string> argv) -> Result<void> {
     auto po = process_options(opts);
     po.on_stdout_line = [&](std::string_view line) {
-      std::match_results<std::string_view::const_iterator> m;
-      if (on_percent && std::regex_search(line.begin(), line.end(), m, k_progress))
-        on_percent(base + span * std::stod(m[1].str()) / 100.0);
+      if (auto pct = parse_progress(line); pct && on_percent) on_percent(base + span * *pct / 100.0);
     };
     auto res = CDI_TRY(util::run_process(argv, po));
     if (res.exit_code != 0) {

@@ -7,6 +7,8 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include "lib/util/cancel.hpp"
 #include "lib/util/error.hpp"
@@ -53,6 +55,9 @@ struct ConvertTarget {
 Result<void> qemu_convert(const std::string& fmt, const std::string& src, uint64_t virtual_size,
                           const ConvertTarget& target, const QemuRunOptions& opts,
                           const std::function<void(double)>& on_percent);
+
+// The percentage in a qemu-img -p line ("    (45.34/100%)"), nullopt for other lines.
+std::optional<double> parse_progress(std::string_view line);
 
 // Whether `path` (existing file or device) can be opened with O_DIRECT.
 bool supports_direct_io(const std::string& path);

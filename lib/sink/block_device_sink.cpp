@@ -88,6 +88,7 @@ Result<void> BlockDeviceSink::write_at(uint64_t offset, std::span<const std::byt
     offset += n;
     if (data.empty()) return {};
   }
+  m_touched = true;
   CDI_TRY(detail::pwrite_all(m_fd.get(), data, offset, m_path.string()));
   CDI_TRY(m_throttle.note_written(m_fd.get(), offset, data.size(), m_path.string()));
   return {};
@@ -105,6 +106,7 @@ Result<void> BlockDeviceSink::zero_range(uint64_t offset, uint64_t length) {
     length -= n;
     if (length == 0) return {};
   }
+  m_touched = true;
   if (m_zero_length && m_zero_offset + m_zero_length == offset) {
     m_zero_length += length;
     return {};
@@ -182,7 +184,11 @@ void BlockDeviceSink::abort() noexcept {
   if (m_finished || m_aborted) return;
   m_aborted = true;
   m_zero_length = 0;
-  if (!m_fd) return;
+  // Nothing reached the device (refused before any write): leave it exactly as it was.
+  if (!m_fd || !m_touched) {
+    m_fd.reset();
+    return;
+  }
   // Best effort: a device with a zeroed first MiB is not mistaken for a complete disk.
   uint64_t off = 0;
   bool ok = true;
@@ -204,6 +210,7 @@ Result<void> BlockDeviceSink::prepare_direct(uint64_t image_size) {
   if (m_finish_called || m_aborted) return fail(Errc::internal, "prepare_direct() after finish() or abort()");
   CDI_TRY(check_fits(image_size));
   m_direct = true;
+  m_touched = true;
   m_end = std::max(m_end, image_size);
   return {};
 }

@@ -84,6 +84,7 @@ class BlockDeviceSink final : public Sink {
   SinkStats m_stats;
   uint64_t m_end = 0;
   bool m_direct = false;           // prepare_direct() was called: no held-back head
+  bool m_touched = false;          // something past the held-back head was sent to the device
   bool m_finish_called = false;
   bool m_finished = false;
   bool m_aborted = false;

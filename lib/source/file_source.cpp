@@ -2,6 +2,7 @@
 #include "lib/source/file_source.hpp"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <linux/fs.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
@@ -28,12 +29,23 @@ constexpr std::array<off_t, 3> k_qemu_conflict_bytes = {100 + 1, 100 + 3, 200 + 
 
 class FdReader final : public io::Reader {
  public:
-  FdReader(util::Fd fd, io::ReaderInfo info, std::string what)
-      : m_fd(std::move(fd)), m_info(std::move(info)), m_what(std::move(what)) {}
+  FdReader(util::Fd fd, io::ReaderInfo info, std::string what, const util::CancelToken* cancel)
+      : m_fd(std::move(fd)), m_info(std::move(info)), m_what(std::move(what)), m_cancel(cancel) {
+    struct stat st {};
+    m_stream = ::fstat(m_fd.get(), &st) != 0 || !(S_ISREG(st.st_mode) || S_ISBLK(st.st_mode));
+  }
 
   Result<size_t> read(std::span<std::byte> dst) override {
     if (dst.empty()) return size_t{0};
     for (;;) {
+      if (m_cancel) CDI_TRY(m_cancel->check());
+      // A pipe, FIFO or terminal can block forever: wait in short slices so a cancel (SIGINT,
+      // SIGTERM — delivered to any thread) is noticed within a quarter of a second.
+      if (m_stream && m_cancel) {
+        pollfd pfd{m_fd.get(), POLLIN, 0};
+        int pr = ::poll(&pfd, 1, 250);
+        if (pr == 0 || (pr < 0 && errno == EINTR)) continue;
+      }
       ssize_t n = ::read(m_fd.get(), dst.data(), dst.size());
       if (n >= 0) return static_cast<size_t>(n);
       if (errno == EINTR) continue;
@@ -47,6 +59,8 @@ class FdReader final : public io::Reader {
   util::Fd m_fd;
   io::ReaderInfo m_info;
   std::string m_what;
+  const util::CancelToken* m_cancel;
+  bool m_stream = false;
 };
 
 int hex_value(char c) {
@@ -68,7 +82,7 @@ Error in_use_error(const std::string& path, std::string_view why) {
                                "; power off the VM that uses it (or pass --force-shared)");
 }
 
-Result<std::unique_ptr<io::Reader>> open_stdin() {
+Result<std::unique_ptr<io::Reader>> open_stdin(const util::CancelToken* cancel) {
   util::Fd fd(::fcntl(STDIN_FILENO, F_DUPFD_CLOEXEC, 0));
   if (!fd) return fail_sys("stdin");
   io::ReaderInfo info{"stdin", std::nullopt, false, std::nullopt};
@@ -77,7 +91,7 @@ Result<std::unique_ptr<io::Reader>> open_stdin() {
     off_t pos = ::lseek(fd.get(), 0, SEEK_CUR);
     if (pos >= 0 && pos <= st.st_size) info.size = static_cast<uint64_t>(st.st_size - pos);
   }
-  return std::make_unique<FdReader>(std::move(fd), std::move(info), "stdin");
+  return std::make_unique<FdReader>(std::move(fd), std::move(info), "stdin", cancel);
 }
 
 // O_EXCL on a block device fails with EBUSY while it is mounted or claimed. A sibling importer
@@ -146,7 +160,7 @@ Result<std::filesystem::path> file_url_to_path(std::string_view url) {
 
 Result<std::unique_ptr<io::Reader>> open_file_source(std::string_view location, const FileSourceOptions& opts) {
   if (location.empty()) return fail(Errc::invalid_argument, "empty source location");
-  if (location == "-") return open_stdin();
+  if (location == "-") return open_stdin(opts.cancel);
 
   std::filesystem::path path;
   if (starts_with_nocase(location, "file:")) {
@@ -172,7 +186,7 @@ Result<std::unique_ptr<io::Reader>> open_file_source(std::string_view location, 
     if (!opts.force_shared && image_in_use(fd.get())) return std::unexpected(in_use_error(name, ""));
     (void)::posix_fadvise(fd.get(), 0, 0, POSIX_FADV_SEQUENTIAL);
     io::ReaderInfo info{"file", static_cast<uint64_t>(st.st_size), true, abs.string()};
-    return std::make_unique<FdReader>(std::move(fd), std::move(info), name);
+    return std::make_unique<FdReader>(std::move(fd), std::move(info), name, opts.cancel);
   }
   if (S_ISBLK(st.st_mode)) {
     if (!opts.force_shared) CDI_TRY(check_device_free(name));
@@ -180,11 +194,11 @@ Result<std::unique_ptr<io::Reader>> open_file_source(std::string_view location, 
     if (::ioctl(fd.get(), BLKGETSIZE64, &size) != 0) return fail_sys("BLKGETSIZE64 on " + name);
     (void)::posix_fadvise(fd.get(), 0, 0, POSIX_FADV_SEQUENTIAL);
     io::ReaderInfo info{"block", size, true, abs.string()};
-    return std::make_unique<FdReader>(std::move(fd), std::move(info), name);
+    return std::make_unique<FdReader>(std::move(fd), std::move(info), name, opts.cancel);
   }
   // FIFO, character device, socket: a stream of unknown length.
   io::ReaderInfo info{"file", std::nullopt, false, std::nullopt};
-  return std::make_unique<FdReader>(std::move(fd), std::move(info), name);
+  return std::make_unique<FdReader>(std::move(fd), std::move(info), name, opts.cancel);
 }
 
 }  // namespace cdi::source

@@ -10,6 +10,7 @@
 #include <string_view>
 
 #include "lib/io/reader.hpp"
+#include "lib/util/cancel.hpp"
 
 namespace cdi::source {
 
@@ -17,6 +18,9 @@ struct FileSourceOptions {
   // Read even when the source is in use by someone else (a running VM, a mount): the copy may be
   // inconsistent. As qemu-img's -U.
   bool force_shared = false;
+  // Checked before every read; streams (pipes, FIFOs, terminals) wait in short poll slices so a
+  // cancel is noticed even while no data arrives. Errors: cancelled.
+  const util::CancelToken* cancel = nullptr;
 };
 
 // Opens location:

@@ -183,3 +183,15 @@ TEST_CASE("formats::disk::probe recognises disk formats by magic", "[disk]") {
   f[100] = std::byte{1};   // checksum no longer matches
   CHECK_FALSE(formats::disk::fixed_vhd_footer_size(f));
 }
+
+#include "lib/pipeline/qemu_img.hpp"
+
+TEST_CASE("pipeline::parse_progress reads qemu-img -p lines", "[qemu]") {
+  CHECK(pipeline::parse_progress("    (45.34/100%)").value() == Approx(45.34));
+  CHECK(pipeline::parse_progress("(100.00/100%)").value() == Approx(100.0));
+  CHECK(pipeline::parse_progress("(0.00/100%)").value() == Approx(0.0));
+  CHECK_FALSE(pipeline::parse_progress("45.34"));
+  CHECK_FALSE(pipeline::parse_progress("(abc/100%)"));
+  CHECK_FALSE(pipeline::parse_progress("(/100%)"));
+  CHECK_FALSE(pipeline::parse_progress("(250.0/100%)"));
+}
