@@ -19,6 +19,7 @@
 #include "lib/pipeline/copy_loop.hpp"
 #include "lib/pipeline/qemu_img.hpp"
 #include "lib/pipeline/scratch.hpp"
+#include "lib/sink/async_sink.hpp"
 #include "lib/sink/open_sink.hpp"
 #include "lib/source/file_source.hpp"
 #include "lib/util/fd.hpp"
@@ -230,8 +231,11 @@ Result<void> import_qcow2_native(Detected& d, const ImportOptions& o, sink::Sink
   qo.threads = o.threads;
   qo.cancel = o.cancel;
   set_phase(o, Phase::transferring);
-  ProgressSink counted(target, o.progress);
+  // The decoder reads and decompresses; a writer thread issues the target's syscalls meanwhile.
+  sink::AsyncSink async(target);
+  ProgressSink counted(async, o.progress);
   auto st = CDI_TRY(formats::qcow2::decode(*d.top, counted, qo));
+  CDI_TRY(async.drain());
   rep.image_size = st.virtual_size;
   rep.held_peak = st.held_peak;
   rep.spilled_bytes = st.spilled_bytes;
