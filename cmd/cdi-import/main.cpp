@@ -106,6 +106,46 @@ Result<void> apply_common(const CommonFlags& f, pipeline::ImportOptions& o) {
   return {};
 }
 
+// HTTP(S) source flags (lib/source/http_source.hpp). Secrets come only from files.
+struct HttpFlags {
+  std::string cert_dir, client_cert, client_key, username, password_file;
+  bool insecure_tls = false;
+  std::vector<std::string> headers, header_files;
+  unsigned retries = 8;
+  unsigned retry_max_time = 600;
+  unsigned stall_timeout = 120;
+};
+
+void add_http(CLI::App& app, HttpFlags& f) {
+  app.add_option("--cert-dir", f.cert_dir, "trust every PEM certificate in this directory, besides the system store");
+  app.add_flag("--insecure-tls", f.insecure_tls, "do not verify the server's TLS certificate");
+  app.add_option("--client-cert", f.client_cert, "PEM client certificate for TLS");
+  app.add_option("--client-key", f.client_key, "PEM key of --client-cert (default: inside the certificate file)");
+  app.add_option("--username", f.username, "basic auth user (with --password-file)");
+  app.add_option("--password-file", f.password_file, "file holding the basic auth password (never on the command line)");
+  app.add_option("--header", f.headers, "extra request header 'Name: value' (repeatable)");
+  app.add_option("--header-file", f.header_files, "file holding one extra header 'Name: value' (repeatable; for secrets)");
+  app.add_option("--retries", f.retries, "failed attempts in a row before a download gives up (default 8)");
+  app.add_option("--retry-max-time", f.retry_max_time, "seconds a download may spend retrying without progress (default 600)");
+  app.add_option("--stall-timeout", f.stall_timeout, "seconds without a byte before a connection counts as dropped (default 120)")
+      ->check(CLI::Range(1u, 86400u));
+}
+
+void apply_http(const HttpFlags& f, pipeline::ImportOptions& o) {
+  auto& h = o.http;
+  if (!f.cert_dir.empty()) h.cert_dir = f.cert_dir;
+  h.insecure_tls = f.insecure_tls;
+  if (!f.client_cert.empty()) h.client_cert = f.client_cert;
+  if (!f.client_key.empty()) h.client_key = f.client_key;
+  h.username = f.username;
+  if (!f.password_file.empty()) h.password_file = f.password_file;
+  h.headers = f.headers;
+  h.header_files.assign(f.header_files.begin(), f.header_files.end());
+  h.retries = f.retries;
+  h.retry_max_time = std::chrono::seconds(f.retry_max_time);
+  h.stall_timeout = std::chrono::seconds(f.stall_timeout);
+}
+
 std::string chain_text(const std::vector<std::string>& chain) {
   std::string s;
   for (const auto& c : chain) s += (s.empty() ? "" : " > ") + c;
@@ -121,10 +161,13 @@ int run_info(int argc, char** argv) {
   app.add_option("url", url, "image location: path, file:// URL or - for stdin")->required();
   app.add_flag("--json", json, "print JSON");
   add_common(app, common);
+  HttpFlags http;
+  add_http(app, http);
   if (auto rc = parse_cli(app, argc, argv)) return *rc;
   pipeline::ImportOptions o;
   o.url = url;
   apply_common(common, o).value();
+  apply_http(http, o);
   auto r = pipeline::inspect(o);
   if (!r) return report_error(r.error());
   if (json) {
@@ -177,6 +220,8 @@ int run_import(int argc, char** argv) {
                                                    "(quantity, default 64Mi); beyond it data spills to --scratch-dir");
   app.add_flag("-v,--verbose", verbose, "log what the pipeline decides");
   add_common(app, common);
+  HttpFlags http;
+  add_http(app, http);
   if (auto rc = parse_cli(app, argc, argv)) return *rc;
 
   pipeline::ProgressState state;
@@ -195,6 +240,7 @@ int run_import(int argc, char** argv) {
     o.hold_limit = *q;
   }
   apply_common(common, o).value();
+  apply_http(http, o);
   o.progress = &state;
   o.cancel = &g_cancel;
   if (verbose) o.log = [](std::string_view s) { std::fprintf(stderr, "cdi-import: %.*s\n", int(s.size()), s.data()); };

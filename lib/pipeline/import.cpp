@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <chrono>
 
 #include "formats/disk/disk_probe.hpp"
@@ -59,7 +60,19 @@ void log(const ImportOptions& o, const std::string& s) {
 // recognised so the message is precise.
 Result<std::unique_ptr<io::Reader>> open_source(const ImportOptions& o) {
   std::string_view url = o.url;
-  for (std::string_view scheme : {"http://", "https://", "docker://", "oci:", "oci-archive:", "s3://", "gs://"}) {
+  auto has_scheme = [&](std::string_view scheme) {
+    if (url.size() < scheme.size()) return false;
+    for (size_t i = 0; i < scheme.size(); ++i)
+      if (std::tolower(static_cast<unsigned char>(url[i])) != scheme[i]) return false;
+    return true;
+  };
+  if (has_scheme("http://") || has_scheme("https://")) {
+    source::HttpContext ctx;
+    ctx.cancel = o.cancel;
+    ctx.log = o.log;
+    return source::open_http_source(url, o.http, ctx);
+  }
+  for (std::string_view scheme : {"docker://", "oci:", "oci-archive:", "s3://", "gs://"}) {
     if (url.substr(0, scheme.size()) == scheme)
       return fail(Errc::unsupported, "source scheme '" + std::string(scheme) + "' is not supported by this build");
   }

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "lib/pipeline/progress.hpp"
+#include "lib/source/http_source.hpp"
 #include "lib/util/cancel.hpp"
 #include "lib/util/error.hpp"
 
@@ -33,6 +34,8 @@ struct ImportOptions {
   ProgressState* progress = nullptr;                 // updated while running, may be null
   const util::CancelToken* cancel = nullptr;
   std::function<void(std::string_view)> log;         // verbose diagnostics, may be empty
+  using HttpOptions = source::HttpOptions;           // http(s) sources: TLS, auth, headers, retries
+  HttpOptions http;
 };
 
 struct ImportReport {

@@ -1,0 +1,240 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "lib/source/http_util.hpp"
+
+#include <curl/curl.h>
+
+#include <algorithm>
+#include <charconv>
+#include <ctime>
+#include <memory>
+
+namespace cdi::source::http {
+namespace {
+
+struct UrlDeleter {
+  void operator()(CURLU* u) const noexcept { curl_url_cleanup(u); }
+};
+using UrlHandle = std::unique_ptr<CURLU, UrlDeleter>;
+
+struct CurlString {
+  char* p = nullptr;
+  ~CurlString() { curl_free(p); }
+};
+
+std::string lower(std::string_view s) {
+  std::string r(s);
+  std::ranges::transform(r, r.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return r;
+}
+
+bool iequals(std::string_view a, std::string_view b) {
+  return a.size() == b.size() &&
+         std::ranges::equal(a, b, [](unsigned char x, unsigned char y) { return std::tolower(x) == std::tolower(y); });
+}
+
+std::string_view trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r' || s.back() == '\n')) s.remove_suffix(1);
+  return s;
+}
+
+std::optional<uint64_t> parse_u64(std::string_view s) {
+  if (s.empty() || s.size() > 19) return std::nullopt;
+  uint64_t v = 0;
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (ec != std::errc() || p != s.data() + s.size()) return std::nullopt;
+  return v;
+}
+
+Result<UrlHandle> parse(std::string_view url) {
+  UrlHandle h(curl_url());
+  if (!h) return fail(Errc::internal, "out of memory parsing a URL");
+  std::string s(url);
+  if (curl_url_set(h.get(), CURLUPART_URL, s.c_str(), 0) != CURLUE_OK)
+    return fail(Errc::invalid_argument, "not a valid URL: " + redact_url(url));
+  return h;
+}
+
+std::optional<std::string> part(CURLU* h, CURLUPart what, unsigned flags = 0) {
+  CurlString s;
+  if (curl_url_get(h, what, &s.p, flags) != CURLUE_OK || !s.p) return std::nullopt;
+  return std::string(s.p);
+}
+
+bool is_tchar(unsigned char c) {
+  return std::isalnum(c) || std::string_view("!#$%&'*+-.^_`|~").find(static_cast<char>(c)) != std::string_view::npos;
+}
+
+}  // namespace
+
+Result<Origin> origin_of(std::string_view url) {
+  auto h = CDI_TRY(parse(url));
+  Origin o;
+  o.scheme = lower(part(h.get(), CURLUPART_SCHEME).value_or(""));
+  if (o.scheme != "http" && o.scheme != "https")
+    return fail(Errc::invalid_argument, "not an http(s) URL: " + redact_url(url));
+  if (part(h.get(), CURLUPART_USER) || part(h.get(), CURLUPART_PASSWORD))
+    return fail(Errc::invalid_argument,
+                "credentials in the URL are not accepted; use --username and --password-file: " + redact_url(url));
+  auto host = part(h.get(), CURLUPART_HOST);
+  if (!host || host->empty()) return fail(Errc::invalid_argument, "URL without a host: " + redact_url(url));
+  std::string hs = lower(*host);
+  if (hs.size() >= 2 && hs.front() == '[' && hs.back() == ']') hs = hs.substr(1, hs.size() - 2);
+  o.host = hs;
+  auto port = part(h.get(), CURLUPART_PORT, CURLU_DEFAULT_PORT);
+  auto pv = port ? parse_u64(*port) : std::nullopt;
+  if (!pv || *pv == 0 || *pv > 65535) return fail(Errc::invalid_argument, "URL with a bad port: " + redact_url(url));
+  o.port = static_cast<unsigned>(*pv);
+  return o;
+}
+
+Result<std::string> resolve_location(std::string_view base, std::string_view location) {
+  auto h = CDI_TRY(parse(base));
+  std::string loc(trim(location));
+  if (loc.empty()) return fail(Errc::invalid_argument, "redirect without a Location");
+  if (curl_url_set(h.get(), CURLUPART_URL, loc.c_str(), 0) != CURLUE_OK)
+    return fail(Errc::invalid_argument, "redirect to an invalid URL: " + redact_url(loc));
+  curl_url_set(h.get(), CURLUPART_FRAGMENT, nullptr, 0);
+  auto out = part(h.get(), CURLUPART_URL);
+  if (!out) return fail(Errc::invalid_argument, "redirect to an invalid URL: " + redact_url(loc));
+  CDI_TRY(origin_of(*out));  // http(s) only, no credentials
+  return *out;
+}
+
+std::string redact_url(std::string_view url) {
+  auto q = url.find('?');
+  if (q == std::string_view::npos) return std::string(url);
+  return std::string(url.substr(0, q)) + "?…";
+}
+
+std::optional<std::pair<std::string, std::string>> split_header(std::string_view line) {
+  line = trim(line);
+  if (line.empty() || line.front() == ' ' || line.front() == '\t') return std::nullopt;
+  auto colon = line.find(':');
+  if (colon == std::string_view::npos || colon == 0) return std::nullopt;
+  std::string_view name = line.substr(0, colon);
+  if (!std::ranges::all_of(name, [](char c) { return is_tchar(static_cast<unsigned char>(c)); })) return std::nullopt;
+  return std::pair{std::string(name), std::string(trim(line.substr(colon + 1)))};
+}
+
+Result<std::string> check_extra_header(std::string_view line) {
+  std::string_view l = line;
+  while (!l.empty() && (l.back() == '\n' || l.back() == '\r')) l.remove_suffix(1);
+  if (l.find_first_of(std::string_view("\r\n\0", 3)) != std::string_view::npos)
+    return fail(Errc::invalid_argument, "a header must be one line");
+  auto colon = l.find(':');
+  if (colon == std::string_view::npos || colon == 0)
+    return fail(Errc::invalid_argument, "a header must look like 'Name: value'");
+  std::string_view name = l.substr(0, colon);
+  if (!std::ranges::all_of(name, [](char c) { return is_tchar(static_cast<unsigned char>(c)); }))
+    return fail(Errc::invalid_argument, "invalid header name '" + std::string(name) + "'");
+  for (std::string_view reserved : {"host", "range", "if-range", "content-length", "transfer-encoding", "connection"})
+    if (iequals(name, reserved))
+      return fail(Errc::invalid_argument, "header " + std::string(name) + " is set by cdi-import itself");
+  std::string_view value = trim(l.substr(colon + 1));
+  for (char c : value)
+    if (static_cast<unsigned char>(c) < 0x20 && c != '\t')
+      return fail(Errc::invalid_argument, "header " + std::string(name) + " has a control character in its value");
+  return std::string(name) + ": " + std::string(value);
+}
+
+std::optional<std::string> Headers::get(std::string_view name) const {
+  for (auto it = m_items.rbegin(); it != m_items.rend(); ++it)
+    if (iequals(it->first, name)) return it->second;
+  return std::nullopt;
+}
+
+std::optional<ContentRange> parse_content_range(std::string_view v) {
+  v = trim(v);
+  constexpr std::string_view unit = "bytes ";
+  if (v.size() < unit.size() || !iequals(v.substr(0, unit.size()), unit)) return std::nullopt;
+  v.remove_prefix(unit.size());
+  v = trim(v);
+  auto dash = v.find('-');
+  auto slash = v.find('/');
+  if (dash == std::string_view::npos || slash == std::string_view::npos || dash > slash) return std::nullopt;
+  ContentRange r;
+  auto first = parse_u64(v.substr(0, dash));
+  auto last = parse_u64(v.substr(dash + 1, slash - dash - 1));
+  if (!first || !last || *last < *first) return std::nullopt;
+  r.first = *first;
+  r.last = *last;
+  auto total = v.substr(slash + 1);
+  if (total != "*") {
+    r.total = parse_u64(total);
+    if (!r.total || r.last >= *r.total) return std::nullopt;
+  }
+  return r;
+}
+
+std::optional<uint64_t> parse_content_length(std::string_view v) { return parse_u64(trim(v)); }
+
+std::optional<std::chrono::seconds> parse_retry_after(std::string_view v, std::chrono::system_clock::time_point now) {
+  v = trim(v);
+  if (auto s = parse_u64(v)) return std::chrono::seconds(std::min<uint64_t>(*s, 1u << 30));
+  std::string s(v);
+  struct tm tm {};
+  const char* end = strptime(s.c_str(), "%a, %d %b %Y %H:%M:%S GMT", &tm);
+  if (!end || *end != '\0') return std::nullopt;
+  time_t t = timegm(&tm);
+  auto at = std::chrono::system_clock::from_time_t(t);
+  if (at <= now) return std::chrono::seconds(0);
+  return std::chrono::duration_cast<std::chrono::seconds>(at - now);
+}
+
+bool is_html_content_type(std::string_view v) {
+  auto semi = v.find(';');
+  auto type = trim(v.substr(0, semi));
+  return iequals(type, "text/html") || iequals(type, "application/xhtml+xml");
+}
+
+bool looks_like_html(std::string_view head) {
+  if (head.starts_with("\xEF\xBB\xBF")) head.remove_prefix(3);
+  while (!head.empty() && (head.front() == ' ' || head.front() == '\t' || head.front() == '\r' || head.front() == '\n'))
+    head.remove_prefix(1);
+  return !head.empty() && head.front() == '<';
+}
+
+std::optional<std::string> if_range_validator(const Headers& h) {
+  if (auto etag = h.get("ETag"); etag && !etag->empty() && !etag->starts_with("W/") && !etag->starts_with("w/"))
+    return etag;
+  if (auto lm = h.get("Last-Modified"); lm && !lm->empty()) return lm;
+  return std::nullopt;
+}
+
+std::string_view reason_phrase(long status) {
+  switch (status) {
+    case 200: return "OK";
+    case 206: return "Partial Content";
+    case 301: return "Moved Permanently";
+    case 302: return "Found";
+    case 303: return "See Other";
+    case 307: return "Temporary Redirect";
+    case 308: return "Permanent Redirect";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 406: return "Not Acceptable";
+    case 407: return "Proxy Authentication Required";
+    case 408: return "Request Timeout";
+    case 410: return "Gone";
+    case 412: return "Precondition Failed";
+    case 416: return "Range Not Satisfiable";
+    case 429: return "Too Many Requests";
+    case 500: return "Internal Server Error";
+    case 501: return "Not Implemented";
+    case 502: return "Bad Gateway";
+    case 503: return "Service Unavailable";
+    case 504: return "Gateway Timeout";
+    case 505: return "HTTP Version Not Supported";
+    default: return "";
+  }
+}
+
+bool is_retryable_status(long status) {
+  return status == 408 || status == 429 || (status >= 500 && status <= 599 && status != 501 && status != 505);
+}
+
+}  // namespace cdi::source::http

@@ -1,0 +1,92 @@
+// SPDX-License-Identifier: Apache-2.0
+// Pure helpers of the HTTP source, kept apart from libcurl's transfer loop so they can be tested
+// alone: URL origins and redirect targets, header lines, Content-Range, Retry-After, status text.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "lib/util/error.hpp"
+
+namespace cdi::source::http {
+
+// scheme://host:port, lower-cased, with the scheme's default port filled in. Credentials are sent
+// only while the origin stays the one the user gave them for.
+struct Origin {
+  std::string scheme;   // "http" or "https"
+  std::string host;     // lower case; IPv6 without brackets
+  unsigned port = 0;
+  bool operator==(const Origin&) const = default;
+};
+
+// The origin of an absolute http(s) URL. Errors: invalid_argument (not a URL, another scheme,
+// user:password@ in the URL — credentials go in --username/--password-file).
+Result<Origin> origin_of(std::string_view url);
+
+// A Location header resolved against the URL that returned it (absolute or relative reference).
+// The result is an absolute http(s) URL without a fragment. Errors: invalid_argument.
+Result<std::string> resolve_location(std::string_view base, std::string_view location);
+
+// The URL with any query string replaced by "?…", for messages and logs (pre-signed URLs carry
+// secrets in the query).
+std::string redact_url(std::string_view url);
+
+// One response header "Name: value" split in two; the value trimmed of blanks. nullopt for a line
+// that is not a header (status line, blank line, obs-fold continuation).
+std::optional<std::pair<std::string, std::string>> split_header(std::string_view line);
+
+// Checks a user-supplied extra header line "Name: value": the name is an RFC 9110 token, the value
+// holds no CR/LF/NUL, and the name is not one the source sets itself (Host, Range, If-Range,
+// Content-Length, Transfer-Encoding, Connection). Returns the line normalised to "Name: value".
+// Errors: invalid_argument naming the problem (never the value: it may be a secret).
+Result<std::string> check_extra_header(std::string_view line);
+
+// Response headers of one reply, looked up case-insensitively (the last occurrence wins).
+class Headers {
+ public:
+  void clear() { m_items.clear(); }
+  void add(std::string name, std::string value) { m_items.emplace_back(std::move(name), std::move(value)); }
+  std::optional<std::string> get(std::string_view name) const;
+
+ private:
+  std::vector<std::pair<std::string, std::string>> m_items;
+};
+
+// "bytes FIRST-LAST/TOTAL" (TOTAL may be "*"). nullopt when malformed or LAST < FIRST.
+struct ContentRange {
+  uint64_t first = 0;
+  uint64_t last = 0;
+  std::optional<uint64_t> total;
+};
+std::optional<ContentRange> parse_content_range(std::string_view value);
+
+// Content-Length: digits only. nullopt when malformed.
+std::optional<uint64_t> parse_content_length(std::string_view value);
+
+// Retry-After as delay-seconds or an HTTP-date (relative to `now`, clamped at 0). nullopt when
+// malformed.
+std::optional<std::chrono::seconds> parse_retry_after(std::string_view value,
+                                                      std::chrono::system_clock::time_point now);
+
+// True for the media type text/html or application/xhtml+xml (parameters ignored).
+bool is_html_content_type(std::string_view value);
+
+// True when the body's first bytes look like markup (after blanks and a UTF-8 BOM: '<').
+bool looks_like_html(std::string_view head);
+
+// A strong validator for If-Range: a strong ETag (not W/"…"), else Last-Modified. nullopt when the
+// reply has neither.
+std::optional<std::string> if_range_validator(const Headers& h);
+
+// The reason phrase for a status code ("Not Found"), "" for unknown codes.
+std::string_view reason_phrase(long status);
+
+// Whether a status means "try again later" (408, 429, 5xx other than 501/505).
+bool is_retryable_status(long status);
+
+}  // namespace cdi::source::http
