@@ -102,9 +102,15 @@ Result<std::string> resolve_location(std::string_view base, std::string_view loc
 }
 
 std::string redact_url(std::string_view url) {
-  auto q = url.find('?');
-  if (q == std::string_view::npos) return std::string(url);
-  return std::string(url.substr(0, q)) + "?…";
+  std::string s(url);
+  if (auto q = s.find('?'); q != std::string::npos) s = s.substr(0, q) + "?…";
+  if (auto start = s.find("://"); start != std::string::npos) {
+    start += 3;
+    auto end = s.find_first_of("/?#", start);
+    auto at = s.rfind('@', end == std::string::npos ? s.size() : end);
+    if (at != std::string::npos && at >= start) s.erase(start, at + 1 - start);
+  }
+  return s;
 }
 
 std::optional<std::pair<std::string, std::string>> split_header(std::string_view line) {

@@ -32,8 +32,8 @@ Result<Origin> origin_of(std::string_view url);
 // The result is an absolute http(s) URL without a fragment. Errors: invalid_argument.
 Result<std::string> resolve_location(std::string_view base, std::string_view location);
 
-// The URL with any query string replaced by "?…", for messages and logs (pre-signed URLs carry
-// secrets in the query).
+// The URL with any query string replaced by "?…" and any user:password@ removed, for messages and
+// logs (pre-signed URLs carry secrets in the query).
 std::string redact_url(std::string_view url);
 
 // One response header "Name: value" split in two; the value trimmed of blanks. nullopt for a line

@@ -1,0 +1,321 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+# HTTP(S) sources against a real nginx started here on 127.0.0.1 (HTTP, HTTPS with a private CA,
+# basic auth, redirects, statuses) and the project's fault server (resets, truncation, stalls,
+# flaky 503, chunked bodies, no Range support). Every seed-matrix cell is compared with what
+# qemu-img makes of the source, with a scratch tmpfs that must stay at zero bytes during the run.
+source "$(dirname "$0")/lib.sh"
+source "$E2E_DIR/../support/nginx.sh"
+
+SRV=$T/srv
+mkdir -p "$SRV"
+trap 'nginx_stop; fault_stop; cleanup' EXIT
+nginx_start "$SRV/nginx" "$IMG" || { echo "nginx did not start" >&2; exit 1; }
+fault_start "$SRV" "$IMG" || { echo "fault server did not start" >&2; exit 1; }
+ACCESS=$SRV/nginx/access.log
+H=http://127.0.0.1:$HTTP_PORT
+S=https://127.0.0.1:$HTTPS_PORT
+F=http://127.0.0.1:$FAULT_PORT
+# fast, bounded retries for the fault tests (the defaults are minutes)
+FAST=(--retries 3 --retry-max-time 20)
+
+password_file() { printf '%s\n' "$HTPASS" > "$W/_meta/pw"; echo "$W/_meta/pw"; }
+
+# cdi_watch_scratch ARGS...: like `cdi`, with --scratch-dir on a fresh 64 MiB tmpfs whose usage is
+# sampled every 20 ms while cdi-import runs (spool files are O_TMPFILE: invisible in listings, but
+# not in the filesystem's usage). Fails unless it stayed empty during and after the run.
+cdi_watch_scratch() {
+  local sd=$W/_meta/scratchfs
+  make_tmpfs "$sd" 64m
+  local base peak used
+  base=$(df --output=used -B1 "$sd" | tail -n 1)
+  peak=$base
+  snapshot
+  set +e
+  timeout -k 5 "$CMD_TIMEOUT" "$CDI" --scratch-dir "$sd" "$@" > "$W/_meta/out" 2> "$W/_meta/err" &
+  local pid=$!
+  while kill -0 "$pid" 2>/dev/null; do
+    used=$(df --output=used -B1 "$sd" | tail -n 1)
+    ((used > peak)) && peak=$used
+    sleep 0.02
+  done
+  wait "$pid"
+  LAST_RC=$?
+  set -e
+  echo "\$ cdi-import --scratch-dir $sd $* -> exit $LAST_RC (scratch peak $((peak - base)) bytes)" >&2
+  ((peak == base)) || fail "scratch was used: $((peak - base)) bytes"
+  [[ -z $(ls -A "$sd") ]] || fail "scratch not empty after the run"
+}
+
+# --- the seed matrix: HTTP, HTTPS (private CA in --cert-dir), basic auth -----------------------
+
+# cell COLUMN IMAGE REFERENCE [QEMU_FORMAT]
+cell() {
+  local col=$1 image=$2 ref=$3 fmt=${4:-}
+  local args=()
+  case $col in
+    http) args=(--url "$H/$image") ;;
+    https) args=(--url "$S/$image" --cert-dir "$CA_DIR") ;;
+    auth) args=(--url "$H/auth/$image" --username "$HTUSER" --password-file "$(password_file)") ;;
+    https-auth) args=(--url "https://localhost:$HTTPS_PORT/auth/$image" --cert-dir "$CA_DIR"
+                      --username "$HTUSER" --password-file "$(password_file)") ;;
+  esac
+  if [[ $image == archive.tar ]]; then
+    mkdir -p "$W/_meta/expected"
+    tar -C "$W/_meta/expected" -xf "$IMG/archive.tar"
+    cdi_watch_scratch --progress none --content-type archive "${args[@]}" --dest "$W/dest/tree"
+    check_success
+    diff -r --no-dereference "$W/_meta/expected" "$W/dest/tree" >&2 || fail "extracted tree differs from tar -x"
+    return 0
+  fi
+  cdi_watch_scratch --progress none "${args[@]}" --dest "$W/dest/disk.raw"
+  check_success
+  assert_same_as_qemu "$IMG/$ref" "$W/dest/disk.raw" "$fmt"
+  [[ $(ls -A "$W/dest") == disk.raw ]] || fail "unexpected files in dest: $(ls -A "$W/dest")"
+}
+
+for col in http https auth https-auth; do
+  run_test "${col}_qcow2" cell $col qcow2-v3.qcow2 qcow2-v3.qcow2
+  run_test "${col}_qcow2_gz" cell $col qcow2.gz qcow2-v3.qcow2
+  run_test "${col}_qcow2_xz" cell $col qcow2.xz qcow2-v3.qcow2
+  run_test "${col}_raw" cell $col source.raw source.raw raw
+  run_test "${col}_raw_gz" cell $col raw.gz source.raw raw
+  run_test "${col}_raw_xz" cell $col raw.xz source.raw raw
+  run_test "${col}_raw_zst" cell $col raw.zst source.raw raw
+  run_test "${col}_archive_tar" cell $col archive.tar -
+done
+
+# --- TLS ---------------------------------------------------------------------------------------
+
+t_https_untrusted_refused() {
+  expect_exit 8 --progress none --url "$S/raw.gz" --dest "$W/dest/disk.raw"
+  assert_error_matches "TLS: .*certificate.*--cert-dir"
+  assert_failed_cleanly "$W/dest/disk.raw"
+}
+t_https_other_ca_refused() {
+  mkdir -p "$W/_meta/other"
+  cp "$SRV/nginx/certs/other-ca.crt" "$W/_meta/other/ca.pem"
+  expect_exit 8 --progress none --cert-dir "$W/_meta/other" --url "$S/raw.gz" --dest "$W/dest/disk.raw"
+  assert_error_matches "TLS: "
+}
+t_https_insecure_accepted() {
+  run_import -v --progress none --insecure-tls --url "$S/raw.gz" --dest "$W/dest/disk.raw"
+  assert_same_as_qemu "$IMG/source.raw" "$W/dest/disk.raw" raw
+  grep -q "verification is DISABLED" "$W/_meta/err" || fail "--insecure-tls not logged"
+}
+t_cert_dir_warns_about_non_certificates() {
+  run_import -v --progress none --cert-dir "$CA_DIR" --url "$S/raw.gz" --dest "$W/dest/disk.raw"
+  grep -q "README holds no PEM certificate" "$W/_meta/err" || fail "no warning about README"
+  ! grep -q "hidden" "$W/_meta/err" || fail "a dot file was read"
+  grep -q "trusting 1 certificate" "$W/_meta/err" || fail "the odd-named CA file was not trusted"
+}
+t_cert_dir_missing() {
+  expect_exit 9 --progress none --cert-dir "$W/_meta/nope" --url "$S/raw.gz" --dest "$W/dest/disk.raw"
+  assert_error_matches "cert-dir"
+}
+run_test https_untrusted_refused t_https_untrusted_refused
+run_test https_other_ca_refused t_https_other_ca_refused
+run_test https_insecure_accepted t_https_insecure_accepted
+run_test cert_dir_warns_about_non_certificates t_cert_dir_warns_about_non_certificates
+run_test cert_dir_missing t_cert_dir_missing
+
+# --- basic auth, credentials and headers -------------------------------------------------------
+
+t_auth_wrong_password() {
+  echo "wrong" > "$W/_meta/bad"
+  expect_exit 7 --progress none --url "$H/auth/raw.gz" --username "$HTUSER" --password-file "$W/_meta/bad" --dest "$W/dest/disk.raw"
+  assert_error_matches "^cdi-import: error: .*HTTP 401 Unauthorized for http://127.0.0.1:$HTTP_PORT/auth/raw.gz"
+  assert_failed_cleanly "$W/dest/disk.raw"
+}
+t_auth_missing() {
+  expect_exit 7 --progress none --url "$H/auth/raw.gz" --dest "$W/dest/disk.raw"
+  assert_error_matches "HTTP 401 Unauthorized.*no credentials given"
+}
+t_password_never_logged() {
+  run_import -v --progress json --url "$H/auth/raw.gz" --username "$HTUSER" --password-file "$(password_file)" --dest "$W/dest/disk.raw"
+  ! grep -qF "$HTPASS" "$W/_meta/err" "$W/_meta/out" || fail "the password appears in the output"
+}
+# 127.0.0.1 and localhost are different hosts: after the redirect, no Authorization, no header file.
+t_cross_host_redirect_drops_credentials() {
+  printf 'X-Secret: tok-123\n' > "$W/_meta/secret-header"
+  : > "$ACCESS"
+  run_import -v --progress none --url "$H/cross-host/raw.gz" --username "$HTUSER" --password-file "$(password_file)" \
+    --header "X-Test: visible" --header-file "$W/_meta/secret-header" --dest "$W/dest/disk.raw"
+  assert_same_as_qemu "$IMG/source.raw" "$W/dest/disk.raw" raw
+  cat "$ACCESS" >&2
+  grep -q "\"GET /cross-host/raw.gz .* 302 .*host=\"127.0.0.1:$HTTP_PORT\".*auth=\"Basic " "$ACCESS" || fail "credentials not sent to the origin"
+  grep -q "xsecret=\"tok-123\"" "$ACCESS" || fail "secret header not sent to the origin"
+  local after
+  after=$(grep "host=\"localhost:$HTTP_PORT\"" "$ACCESS")
+  [[ -n $after ]] || fail "no request reached localhost"
+  grep -q 'auth="-"' <<< "$after" || fail "Authorization sent after a cross-host redirect"
+  grep -q 'user="-"' <<< "$after" || fail "user sent after a cross-host redirect"
+  grep -q 'xsecret="-"' <<< "$after" || fail "header-file header sent after a cross-host redirect"
+  grep -q 'xtest="visible"' <<< "$after" || fail "a plain --header should follow the redirect"
+}
+t_cross_scheme_redirect_drops_credentials() {
+  # http -> https on another port: another origin, so the auth-protected target answers 401
+  expect_exit 7 --progress none --cert-dir "$CA_DIR" --url "$H/cross-port-auth/raw.gz" --username "$HTUSER" \
+    --password-file "$(password_file)" --dest "$W/dest/disk.raw"
+  assert_error_matches "HTTP 401"
+}
+t_same_origin_redirect_keeps_credentials() {
+  run_import --progress none --url "$H/redirect-auth/raw.gz" --username "$HTUSER" --password-file "$(password_file)" --dest "$W/dest/disk.raw"
+  assert_same_as_qemu "$IMG/source.raw" "$W/dest/disk.raw" raw
+}
+t_headers_reach_the_server() {
+  printf 'X-Secret: tok-123\n' > "$W/_meta/secret-header"
+  : > "$ACCESS"
+  run_import --progress none --url "$H/need-header/raw.gz" --header "X-Test: hello there" \
+    --header-file "$W/_meta/secret-header" --dest "$W/dest/disk.raw"
+  assert_same_as_qemu "$IMG/source.raw" "$W/dest/disk.raw" raw
+  grep -q 'xtest="hello there" xsecret="tok-123"' "$ACCESS" || fail "headers did not reach nginx"
+  grep -q 'ua="cdi-import/' "$ACCESS" || fail "User-Agent is not cdi-import/<version>"
+}
+t_header_required() {
+  expect_exit 7 --progress none --url "$H/need-header/raw.gz" --dest "$W/dest/disk.raw"
+  assert_error_matches "HTTP 403 Forbidden"
+}
+t_bad_header_refused() {
+  expect_exit 2 --progress none --url "$H/raw.gz" --header "no colon here" --dest "$W/dest/disk.raw"
+  assert_error_matches "--header"
+}
+run_test auth_wrong_password t_auth_wrong_password
+run_test auth_missing t_auth_missing
+run_test password_never_logged t_password_never_logged
+run_test cross_host_redirect_drops_credentials t_cross_host_redirect_drops_credentials
+run_test cross_scheme_redirect_drops_credentials t_cross_scheme_redirect_drops_credentials
+run_test same_origin_redirect_keeps_credentials t_same_origin_redirect_keeps_credentials
+run_test headers_reach_the_server t_headers_reach_the_server
+run_test header_required t_header_required
+run_test bad_header_refused t_bad_header_refused
+
+# --- redirects and statuses --------------------------------------------------------------------
+
+t_redirect_302() {
+  run_import --progress none --url "$H/redirect/qcow2.xz" --dest "$W/dest/disk.raw"
+  assert_same_as_qemu "$IMG/qcow2-v3.qcow2" "$W/dest/disk.raw"
+}
+t_redirect_301() {
+  run_import --progress none --url "$H/moved/raw.zst" --dest "$W/dest/disk.raw"
+  assert_same_as_qemu "$IMG/source.raw" "$W/dest/disk.raw" raw
+}
+t_redirect_loop() {
+  expect_exit 8 --progress none --url "$H/loop-a" --dest "$W/dest/disk.raw"
+  assert_error_matches "redirect loop: .*/loop-a -> .*/loop-b -> .*/loop-a"
+  assert_failed_cleanly "$W/dest/disk.raw"
+}
+t_https_to_http_refused() {
+  expect_exit 8 --progress none --cert-dir "$CA_DIR" --url "$S/downgrade/raw.gz" --dest "$W/dest/disk.raw"
+  assert_error_matches "refusing a redirect from https to plain http"
+}
+t_status() {   # t_status CODE EXIT REGEX
+  expect_exit "$2" --progress none "${FAST[@]}" --url "$H/status/$1" --dest "$W/dest/disk.raw"
+  assert_error_matches "$3"
+  assert_failed_cleanly "$W/dest/disk.raw"
+}
+t_503_retry_after_honoured() {
+  local t0=$EPOCHREALTIME
+  expect_exit 8 --progress none --retries 2 --url "$H/status/503" --dest "$W/dest/disk.raw"
+  local ms=$(( (${EPOCHREALTIME/./} - ${t0/./}) / 1000 ))
+  assert_error_matches "HTTP 503 Service Unavailable .*gave up after 3 attempts"
+  ((ms >= 1900)) || fail "Retry-After: 1 not honoured (took $ms ms for 3 attempts)"
+}
+t_503_then_200() {
+  run_import -v --progress none "${FAST[@]}" --url "$F/flaky/1/raw.gz?n=2" --dest "$W/dest/disk.raw"
+  assert_same_as_qemu "$IMG/source.raw" "$W/dest/disk.raw" raw
+  [[ $(grep -c "HTTP 503" "$W/_meta/err") == 2 ]] || fail "expected two 503 retries"
+}
+t_html_error_page() {
+  expect_exit 4 --progress none --url "$F/html" --dest "$W/dest/disk.raw"
+  assert_error_matches "server returned an HTML page \(likely an error page\)"
+  assert_failed_cleanly "$W/dest/disk.raw"
+}
+run_test redirect_302 t_redirect_302
+run_test redirect_301 t_redirect_301
+run_test redirect_loop t_redirect_loop
+run_test https_to_http_refused t_https_to_http_refused
+run_test status_404 t_status 404 9 "^cdi-import: error: .*HTTP 404 Not Found for http://127.0.0.1:$HTTP_PORT/status/404\$"
+run_test status_410 t_status 410 9 "HTTP 410 Gone"
+run_test status_403 t_status 403 7 "HTTP 403 Forbidden"
+run_test status_400 t_status 400 8 "HTTP 400 Bad Request"
+run_test status_500 t_status 500 8 "HTTP 500 Internal Server Error .*gave up"
+run_test status_503_retry_after t_503_retry_after_honoured
+run_test status_503_then_200 t_503_then_200
+run_test html_error_page t_html_error_page
+
+# --- faults: resume or fail clearly, never a short image ---------------------------------------
+
+# resumed MODE_PATH IMAGE REF [FMT]: completes with the right bytes, and resumed with Range+If-Range.
+resumed() {
+  local url="$F/$1/$2?t=$RANDOM$RANDOM"
+  run_import -v --progress none "${FAST[@]}" --stall-timeout 2 --url "$url" --dest "$W/dest/disk.raw"
+  assert_same_as_qemu "$IMG/$3" "$W/dest/disk.raw" "${4:-}"
+  grep -q "resuming at byte" "$W/_meta/err" || fail "no resume logged"
+  grep -q "range=bytes=[1-9][0-9]*- if-range=\"" "$SRV/fault.log" || fail "no Range/If-Range request seen"
+}
+# a server that never gets further: each attempt ends before the first byte
+t_truncated_after_retries() {
+  local t0=$EPOCHREALTIME
+  expect_exit 8 --progress none --retries 2 --url "$F/truncate/0/raw.gz?n=100&t=$RANDOM" --dest "$W/dest/disk.raw"
+  local ms=$(( (${EPOCHREALTIME/./} - ${t0/./}) / 1000 ))
+  assert_error_matches "gave up"
+  assert_failed_cleanly "$W/dest/disk.raw"
+  ((ms < 30000)) || fail "took $ms ms"
+}
+t_stall_gives_up_in_bounds() {
+  local t0=$EPOCHREALTIME
+  expect_exit 8 --progress none --retries 1 --stall-timeout 1 --url "$F/stall/0/raw.gz?n=100&t=$RANDOM" --dest "$W/dest/disk.raw"
+  local ms=$(( (${EPOCHREALTIME/./} - ${t0/./}) / 1000 ))
+  assert_error_matches "no data for 1 s \(stalled\)"
+  ((ms < 10000)) || fail "took $ms ms"
+}
+t_no_range_support_fails_clearly() {
+  expect_exit 8 --progress none "${FAST[@]}" --url "$F/norange-reset/2000000/raw.gz?t=$RANDOM" --dest "$W/dest/disk.raw"
+  assert_error_matches "does not support Range requests .*cannot resume"
+  assert_failed_cleanly "$W/dest/disk.raw"
+}
+t_no_range_before_first_byte_restarts() {
+  run_import --progress none "${FAST[@]}" --url "$F/flaky/0/raw.xz?t=$RANDOM" --dest "$W/dest/disk.raw"
+  assert_same_as_qemu "$IMG/source.raw" "$W/dest/disk.raw" raw
+  run_import --progress none --url "$F/norange/qcow2.gz" --dest "$W/dest/disk2.raw"
+  assert_same_as_qemu "$IMG/qcow2-v3.qcow2" "$W/dest/disk2.raw"
+}
+t_changed_file_refused() {
+  expect_exit 8 --progress none "${FAST[@]}" --url "$F/changed/2000000/raw.gz?t=$RANDOM" --dest "$W/dest/disk.raw"
+  assert_error_matches "changed on the server|does not support Range"
+  assert_failed_cleanly "$W/dest/disk.raw"
+}
+t_chunked_without_length() {
+  run_import --progress none --url "$F/chunked/qcow2.xz" --dest "$W/dest/disk.raw"
+  assert_same_as_qemu "$IMG/qcow2-v3.qcow2" "$W/dest/disk.raw"
+}
+t_cancel_is_prompt() {
+  snapshot
+  timeout -k 5 60 "$CDI" --progress none --stall-timeout 60 --url "$F/stall/3000000/raw.gz?n=100&t=$RANDOM" \
+    --dest "$W/dest/disk.raw" > "$W/_meta/out" 2> "$W/_meta/err" &
+  local pid=$!
+  sleep 1
+  local t0=$EPOCHREALTIME
+  kill -TERM "$(pgrep -P "$pid" -x cdi-import || echo "$pid")"
+  local rc=0
+  wait "$pid" || rc=$?
+  local ms=$(( (${EPOCHREALTIME/./} - ${t0/./}) / 1000 ))
+  cat "$W/_meta/err" >&2
+  ((rc == 130)) || fail "exit $rc, expected 130"
+  ((ms < 2000)) || fail "cancel took $ms ms"
+  assert_failed_cleanly "$W/dest/disk.raw"
+}
+run_test resume_after_reset resumed reset/3000000 raw.gz source.raw raw
+run_test resume_after_truncation resumed truncate/2500000 qcow2.xz qcow2-v3.qcow2
+run_test resume_after_stall resumed stall/1000000 raw.zst source.raw raw
+run_test resume_qcow2_after_reset resumed reset/5000000 qcow2-v3.qcow2 qcow2-v3.qcow2
+run_test resume_chunked_cut resumed chunked-cut/1500000 raw.gz source.raw raw
+run_test truncated_gives_up_in_bounds t_truncated_after_retries
+run_test stall_gives_up_in_bounds t_stall_gives_up_in_bounds
+run_test no_range_support_fails_clearly t_no_range_support_fails_clearly
+run_test no_range_before_first_byte_restarts t_no_range_before_first_byte_restarts
+run_test changed_file_refused t_changed_file_refused
+run_test chunked_without_length t_chunked_without_length
+run_test cancel_is_prompt t_cancel_is_prompt
+finish
