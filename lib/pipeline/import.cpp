@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <array>
 #include <cctype>
 #include <chrono>
 
@@ -176,6 +177,23 @@ Bound image_bound(const ImportOptions& o, const sink::Sink& s) {
     b.what = "--image-size";
   }
   return b;
+}
+
+// For a local raw file: the guest size it will produce (its size, or the size recorded in a
+// fixed-VHD footer at its end).
+uint64_t local_raw_image_size(const std::string& path, uint64_t file_size, bool* fixed_vhd = nullptr) {
+  if (fixed_vhd) *fixed_vhd = false;
+  if (file_size < 512) return file_size;
+  util::Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  std::array<std::byte, 512> tail{};
+  if (fd && ::pread(fd.get(), tail.data(), tail.size(), static_cast<off_t>(file_size - 512)) == 512) {
+    auto sz = formats::disk::fixed_vhd_footer_size(tail);
+    if (sz && *sz == file_size - 512) {
+      if (fixed_vhd) *fixed_vhd = true;
+      return *sz;
+    }
+  }
+  return file_size;
 }
 
 Result<void> refuse_format(DiskFormat f) {
@@ -367,6 +385,14 @@ Result<ImportReport> run_import(const ImportOptions& o) {
     } else if (formats::disk::needs_conversion(d.format)) {
       CDI_TRY_CTX(import_with_qemu(d, o, *target, rep), o.url);
     } else {
+      // A raw stream of known length (a local file, a tar entry) that cannot fit is refused
+      // before anything is written.
+      if (auto known = d.top->info().size; known && bound.size && *known > *bound.size) {
+        uint64_t image = d.direct_path ? local_raw_image_size(*d.direct_path, *known) : *known;
+        if (image > *bound.size)
+          return fail(Errc::limit, "image is larger than " + bound.what + " (" + std::to_string(image) + " > " +
+                                       std::to_string(*bound.size) + " bytes)");
+      }
       set_phase(o, Phase::transferring);
       CopyOptions co;
       co.max_size = bound.size;
@@ -438,17 +464,14 @@ Result<InspectReport> inspect(const ImportOptions& o) {
   auto top = d.top->info();
   if (d.direct_path || (top.size && d.chain.size() >= 2 && d.chain.back().rfind("tar[", 0) == 0))
     rep.virtual_size = top.size;
-  if (d.direct_path && top.size && *top.size >= 512) {
+  if (d.direct_path && top.size) {
     // A fixed VHD is raw data + a footer: look at the last 512 bytes of the local file.
-    util::Fd fd(::open(d.direct_path->c_str(), O_RDONLY | O_CLOEXEC));
-    std::array<std::byte, 512> tail{};
-    if (fd && ::pread(fd.get(), tail.data(), tail.size(), static_cast<off_t>(*top.size - 512)) == 512) {
-      auto sz = formats::disk::fixed_vhd_footer_size(tail);
-      if (sz && *sz == *top.size - 512) {
-        rep.chain.back() = "vhd(fixed)";
-        rep.format = "vhd";
-        rep.virtual_size = sz;
-      }
+    bool fixed = false;
+    uint64_t sz = local_raw_image_size(*d.direct_path, *top.size, &fixed);
+    if (fixed) {
+      rep.chain.back() = "vhd(fixed)";
+      rep.format = "vhd";
+      rep.virtual_size = sz;
     }
   }
   return rep;

@@ -58,7 +58,15 @@ t_evil_symlink_relative() { evil evil-symlink-rel.tar 'link'; }
 t_evil_symlink_only() { evil evil-symlink-only.tar 'link'; }
 t_evil_hardlink() { evil evil-hardlink.tar 'link'; }
 t_evil_device_node() { evil evil-device.tar 'device|special|node'; }
-t_evil_setuid() { evil evil-setuid.tar 'setuid|suid|mode'; }
+# A setuid/setgid bit is never applied: the file is extracted with the bit stripped.
+t_evil_setuid() {
+  run_import --content-type archive --url "$IMG/evil-setuid.tar" --dest "$W/dest"
+  [[ -f $W/dest/suid ]] || fail "suid was not extracted"
+  local mode
+  mode=$(stat -c %a "$W/dest/suid")
+  [[ $mode == 755 ]] || fail "expected mode 755 (setuid stripped), got $mode"
+  assert_nothing_outside "$W/dest"
+}
 
 t_archive_needs_a_tar() {
   expect_exit '4|5' --content-type archive --url "$IMG/qcow2-v3.qcow2" --dest "$W/dest"
