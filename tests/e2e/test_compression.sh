@@ -31,8 +31,22 @@ t_raw_zst() { import_compressed raw.zst source.raw raw; assert_info_chain "$IMG/
 t_raw_zst_multi_frame() { import_compressed raw.multiframe.zst source.raw raw; }
 t_odd_raw_zst() { import_compressed odd.raw.zst odd.raw raw; }
 t_nested_xz_in_gzip() { import_compressed raw.xz.gz source.raw raw; assert_info_chain "$IMG/raw.xz.gz" "file > gzip > xz > raw"; }
-t_qcow2_gz() { import_compressed qcow2.gz qcow2-v3.qcow2; assert_info_chain "$IMG/qcow2.gz" "file > gzip > qcow2"; }
-t_qcow2_xz() { import_compressed qcow2.xz qcow2-v3.qcow2; assert_info_chain "$IMG/qcow2.xz" "file > xz > qcow2"; }
+# qcow2 streams are decoded natively: no --scratch-dir is given, so none can be used, and the
+# summary names the native decoder and no scratch bytes.
+assert_native_no_scratch() {
+  grep -q "via native" "$W/_meta/err" || { show_output; fail "qcow2 was not decoded natively"; }
+  if grep -q "scratch" "$W/_meta/err"; then show_output; fail "summary reports scratch use"; fi
+}
+t_qcow2_gz() {
+  import_compressed qcow2.gz qcow2-v3.qcow2
+  assert_native_no_scratch
+  assert_info_chain "$IMG/qcow2.gz" "file > gzip > qcow2"
+}
+t_qcow2_xz() {
+  import_compressed qcow2.xz qcow2-v3.qcow2
+  assert_native_no_scratch
+  assert_info_chain "$IMG/qcow2.xz" "file > xz > qcow2"
+}
 t_qcow2_zlib_zst() { import_compressed qcow2-zlib.qcow2.zst qcow2-zlib.qcow2; }
 
 t_gce_sparse_tar_gz() {
@@ -58,6 +72,7 @@ t_stdin_qcow2() {
   # uncompressed qcow2 through a pipe: decoded as a stream
   run_import_stdin "$IMG/qcow2-v3.qcow2" --url - --dest "$W/dest/disk.raw"
   assert_same_as_qemu "$IMG/qcow2-v3.qcow2" "$W/dest/disk.raw"
+  assert_native_no_scratch
 }
 t_stdin_info() {
   cdi_stdin "$IMG/qcow2.xz" info -
