@@ -23,6 +23,7 @@
 #include <optional>
 #include <vector>
 
+#include "lib/io/stage_reader.hpp"
 #include "lib/util/units.hpp"
 
 namespace cdi::formats::gzip {
@@ -59,28 +60,17 @@ enum class Phase { header, body, trailer, done };
 // Position inside a member header.
 enum class Field { fixed, xlen, extra, name, comment, hcrc };
 
-class GzipReader final : public io::Reader {
+class GzipReader final : public io::StageReader {
  public:
   GzipReader(std::unique_ptr<io::Reader> upstream, const CodecOptions& opts, std::unique_ptr<inflate_state> st)
-      : m_up(std::move(upstream)), m_cancel(opts.cancel), m_in(k_keep_back + k_in_buffer), m_inflate(std::move(st)) {
+      : io::StageReader("gzip"), m_up(std::move(upstream)), m_cancel(opts.cancel), m_in(k_keep_back + k_in_buffer), m_inflate(std::move(st)) {
     start_member();
-  }
-
-  Result<size_t> read(std::span<std::byte> dst) override {
-    if (m_dead) return std::unexpected(*m_dead);
-    if (dst.empty()) return 0;
-    auto r = fill(dst);
-    if (!r) {
-      m_dead = std::move(r.error()).context("gzip");
-      return std::unexpected(*m_dead);
-    }
-    return r;
   }
 
   io::ReaderInfo info() const override { return {"gzip", std::nullopt, false, std::nullopt}; }
 
  private:
-  Result<size_t> fill(std::span<std::byte> dst);
+  Result<size_t> fill(std::span<std::byte> dst) override;
   Result<bool> refill();
   Result<void> parse_header();
   Result<void> check_trailer();
@@ -100,7 +90,6 @@ class GzipReader final : public io::Reader {
   size_t m_end = 0;
   uint64_t m_in_offset = 0;      // stream offset of m_in[0]
   std::unique_ptr<inflate_state> m_inflate;
-  std::optional<Error> m_dead;
 
   Phase m_phase = Phase::header;
   uint64_t m_member = 0;         // 1-based index of the member being read

@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "lib/util/cpu.hpp"
+#include "lib/io/stage_reader.hpp"
 #include "lib/util/units.hpp"
 
 namespace cdi::formats::xz {
@@ -47,10 +48,10 @@ class LzmaStream {
 
 enum class Phase { stream, between, done };
 
-class XzReader final : public io::Reader {
+class XzReader final : public io::StageReader {
  public:
   XzReader(std::unique_ptr<io::Reader> upstream, const CodecOptions& opts, unsigned threads)
-      : m_up(std::move(upstream)), m_cancel(opts.cancel), m_threads(threads), m_in(k_in_buffer) {}
+      : io::StageReader("xz"), m_up(std::move(upstream)), m_cancel(opts.cancel), m_threads(threads), m_in(k_in_buffer) {}
 
   // Sets up the decoder for the next stream.
   Result<void> start_stream() {
@@ -70,21 +71,10 @@ class XzReader final : public io::Reader {
     return {};
   }
 
-  Result<size_t> read(std::span<std::byte> dst) override {
-    if (m_dead) return std::unexpected(*m_dead);
-    if (dst.empty()) return 0;
-    auto r = fill(dst);
-    if (!r) {
-      m_dead = std::move(r.error()).context("xz");
-      return std::unexpected(*m_dead);
-    }
-    return r;
-  }
-
   io::ReaderInfo info() const override { return {"xz", std::nullopt, false, std::nullopt}; }
 
  private:
-  Result<size_t> fill(std::span<std::byte> dst);
+  Result<size_t> fill(std::span<std::byte> dst) override;
   Result<bool> refill();
   Result<void> check_magic();
   std::unexpected<Error> decoder_error(lzma_ret rc);
@@ -109,7 +99,6 @@ class XzReader final : public io::Reader {
   size_t m_end = 0;
   uint64_t m_in_offset = 0;      // stream offset of m_in[0]
   bool m_eof = false;
-  std::optional<Error> m_dead;
 
   Phase m_phase = Phase::stream;
   uint64_t m_stream = 0;         // 1-based index of the current stream

@@ -17,6 +17,7 @@
 #include <optional>
 #include <vector>
 
+#include "lib/io/stage_reader.hpp"
 #include "lib/util/units.hpp"
 
 namespace cdi::formats::zstd {
@@ -37,26 +38,15 @@ struct DCtxDeleter {
 };
 using DCtx = std::unique_ptr<ZSTD_DCtx, DCtxDeleter>;
 
-class ZstdReader final : public io::Reader {
+class ZstdReader final : public io::StageReader {
  public:
   ZstdReader(std::unique_ptr<io::Reader> upstream, const CodecOptions& opts, DCtx dctx)
-      : m_up(std::move(upstream)), m_cancel(opts.cancel), m_dctx(std::move(dctx)), m_in(k_in_buffer) {}
-
-  Result<size_t> read(std::span<std::byte> dst) override {
-    if (m_dead) return std::unexpected(*m_dead);
-    if (dst.empty()) return 0;
-    auto r = fill(dst);
-    if (!r) {
-      m_dead = std::move(r.error()).context("zstd");
-      return std::unexpected(*m_dead);
-    }
-    return r;
-  }
+      : io::StageReader("zstd"), m_up(std::move(upstream)), m_cancel(opts.cancel), m_dctx(std::move(dctx)), m_in(k_in_buffer) {}
 
   io::ReaderInfo info() const override { return {"zstd", std::nullopt, false, std::nullopt}; }
 
  private:
-  Result<size_t> fill(std::span<std::byte> dst);
+  Result<size_t> fill(std::span<std::byte> dst) override;
   Result<bool> refill();
   std::unexpected<Error> decoder_error(size_t rc, uint64_t at) const;
 
@@ -70,7 +60,6 @@ class ZstdReader final : public io::Reader {
   size_t m_end = 0;
   uint64_t m_in_offset = 0;      // stream offset of m_in[0]
   bool m_eof = false;
-  std::optional<Error> m_dead;
 
   bool m_in_frame = false;       // libzstd is inside a frame (or still flushing one)
   uint64_t m_frames = 0;         // frames completed (zstd and skippable)
