@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+# bench/http.sh: cdi-import over HTTP from a local nginx (127.0.0.1) against, in the same run on the
+# same server: `curl | gzip -dc > out`, `curl | xz -dc > out`, the CDI-style path (download to a
+# scratch file, then decompress / `qemu-img convert`), and nbdkit's curl plugin + qemu-img when
+# nbdkit is installed. Prints a markdown table (wall time, peak RSS of cdi-import, ratio).
+#   Environment: BENCH_SIZE_MIB (default 1024), BENCH_DIR (default bench/.work-http),
+#   CDI_IMPORT (default build/cmd/cdi-import/cdi-import). Not run by CI.
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+MIBS=${BENCH_SIZE_MIB:-1024}
+DIR=${BENCH_DIR:-$ROOT/bench/.work-http}
+CDI=${CDI_IMPORT:-$ROOT/build/cmd/cdi-import/cdi-import}
+[[ -x $CDI ]] || { echo "bench: $CDI not found" >&2; exit 1; }
+source "$ROOT/tests/support/nginx.sh"
+IMG=$DIR/img-${MIBS}m
+OUT=$DIR/out
+mkdir -p "$IMG" "$OUT"
+log() { echo "bench: $*" >&2; }
+
+if [[ ! -f $IMG/.done ]]; then
+  log "making a $MIBS MiB image (a third data: random + text, the rest zeros)"
+  truncate -s "${MIBS}M" "$IMG/source.raw"
+  for ((off = 0; off < MIBS; off += 64)); do
+    head -c $((6 << 20)) /dev/zero | openssl enc -aes-128-ctr -nosalt -pass "pass:$off" -pbkdf2 2>/dev/null \
+      | dd of="$IMG/source.raw" bs=1M seek=$off conv=notrunc status=none
+    (set +o pipefail; seq -f "line %08.0f of text: the quick brown fox jumps over the lazy dog $off" 1 200000 | head -c $((14 << 20))) \
+      | dd of="$IMG/source.raw" bs=1M seek=$((off + 8)) conv=notrunc status=none
+  done
+  gzip -1 -n -c "$IMG/source.raw" > "$IMG/raw.gz"
+  xz -0 -T2 -c "$IMG/source.raw" > "$IMG/raw.xz"
+  qemu-img convert -q -f raw -O qcow2 "$IMG/source.raw" "$IMG/disk.qcow2"
+  xz -0 -T2 -c "$IMG/disk.qcow2" > "$IMG/qcow2.xz"
+  touch "$IMG/.done"
+fi
+
+SRV=$(mktemp -d)
+trap 'nginx_stop; rm -rf "$SRV" "$OUT"' EXIT
+nginx_start "$SRV" "$IMG" >/dev/null
+U=http://127.0.0.1:$HTTP_PORT
+
+# timed NAME CMD...: wall seconds into $LAST_S, peak RSS KiB of the command into $LAST_RSS
+timed() {
+  rm -rf "${OUT:?}"/*
+  sync; echo 1 > /proc/sys/vm/drop_caches 2>/dev/null || true
+  local t0=$EPOCHREALTIME
+  /usr/bin/time -f %M -o "$SRV/rss" "$@" > /dev/null 2>"$SRV/err" || { cat "$SRV/err" >&2; return 1; }
+  LAST_S=$(echo "${EPOCHREALTIME} - $t0" | bc)
+  LAST_RSS=$(tail -n 1 "$SRV/rss")
+}
+
+
+rows=()
+row() {   # row INPUT CDI_S CDI_RSS PEER PEER_S
+  rows+=("| $1 | $(printf %.2f "$2") s | $(($3 / 1024)) MiB | $4 | $(printf %.2f "$5") s | **$(printf %.2f "$(echo "scale=3; $2 / $5" | bc)")** |")
+}
+
+log "raw.gz"
+timed "$CDI" --progress none --url "$U/raw.gz" --dest "$OUT/d.raw"; c=$LAST_S; r=$LAST_RSS
+timed bash -o pipefail -c "curl -s $U/raw.gz | gzip -dc > $OUT/d.raw"; row raw.gz "$c" "$r" '`curl \| gzip -dc > out`' "$LAST_S"
+timed bash -o pipefail -c "curl -s -o $OUT/s.gz $U/raw.gz && gzip -dc $OUT/s.gz > $OUT/d.raw"; row raw.gz "$c" "$r" 'CDI-style: download, then `gzip -dc`' "$LAST_S"
+
+log "raw.xz"
+timed "$CDI" --progress none --url "$U/raw.xz" --dest "$OUT/d.raw"; c=$LAST_S; r=$LAST_RSS
+timed bash -o pipefail -c "curl -s $U/raw.xz | xz -dc > $OUT/d.raw"; row raw.xz "$c" "$r" '`curl \| xz -dc > out`' "$LAST_S"
+
+log "qcow2"
+timed "$CDI" --progress none --url "$U/disk.qcow2" --dest "$OUT/d.raw"; c=$LAST_S; r=$LAST_RSS
+timed bash -o pipefail -c "curl -s -o $OUT/s.qcow2 $U/disk.qcow2 && qemu-img convert -q -f qcow2 -O raw $OUT/s.qcow2 $OUT/d.raw"
+row qcow2 "$c" "$r" 'CDI-style: download to scratch, `qemu-img convert`' "$LAST_S"
+if command -v nbdkit > /dev/null; then
+  timed nbdkit -U - curl "$U/disk.qcow2" --run "qemu-img convert -q -f qcow2 -O raw \$nbd $OUT/d.raw"
+  row qcow2 "$c" "$r" 'nbdkit curl + `qemu-img convert`' "$LAST_S"
+fi
+
+log "qcow2.xz"
+timed "$CDI" --progress none --url "$U/qcow2.xz" --dest "$OUT/d.raw"; c=$LAST_S; r=$LAST_RSS
+timed bash -o pipefail -c "curl -s -o $OUT/s.xz $U/qcow2.xz && xz -dc $OUT/s.xz > $OUT/s.qcow2 && qemu-img convert -q -f qcow2 -O raw $OUT/s.qcow2 $OUT/d.raw"
+row qcow2.xz "$c" "$r" 'CDI-style: download, `xz -dc` to scratch, `qemu-img convert`' "$LAST_S"
+
+echo "HTTP from nginx on 127.0.0.1, $MIBS MiB image ($(nproc) CPUs)"
+echo
+echo "| input | cdi-import | cdi-import peak RSS | peer | peer time | ratio |"
+echo "|---|---|---|---|---|---|"
+printf '%s\n' "${rows[@]}"
