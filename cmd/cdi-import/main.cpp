@@ -97,13 +97,12 @@ void add_common(CLI::App& app, CommonFlags& f) {
       ->check(CLI::IsMember({"native", "qemu-img"}));
 }
 
-Result<void> apply_common(const CommonFlags& f, pipeline::ImportOptions& o) {
+void apply_common(const CommonFlags& f, pipeline::ImportOptions& o) {
   o.content_type = f.content_type == "archive" ? pipeline::ContentType::archive : pipeline::ContentType::kubevirt;
   if (!f.tar_entry.empty()) o.tar_entry = f.tar_entry;
   o.force_shared = f.force_shared;
   o.threads = f.threads;
   o.qcow2_via_qemu_img = f.qcow2_decoder == "qemu-img";
-  return {};
 }
 
 // HTTP(S) source flags (lib/source/http_source.hpp). Secrets come only from files.
@@ -146,11 +145,6 @@ void apply_http(const HttpFlags& f, pipeline::ImportOptions& o) {
   h.stall_timeout = std::chrono::seconds(f.stall_timeout);
 }
 
-std::string chain_text(const std::vector<std::string>& chain) {
-  std::string s;
-  for (const auto& c : chain) s += (s.empty() ? "" : " > ") + c;
-  return s;
-}
 
 int run_info(int argc, char** argv) {
   CLI::App app{"Show what an image is (compression chain, format, virtual size, scratch needs) without writing anything",
@@ -166,7 +160,7 @@ int run_info(int argc, char** argv) {
   if (auto rc = parse_cli(app, argc, argv)) return *rc;
   pipeline::ImportOptions o;
   o.url = url;
-  apply_common(common, o).value();
+  apply_common(common, o);
   apply_http(http, o);
   auto r = pipeline::inspect(o);
   if (!r) return report_error(r.error());
@@ -174,7 +168,7 @@ int run_info(int argc, char** argv) {
     nlohmann::json j;
     j["url"] = url;
     j["chain"] = r->chain;
-    j["chain_text"] = chain_text(r->chain);
+    j["chain_text"] = pipeline::chain_text(r->chain);
     j["format"] = r->format;
     j["virtual_size"] = r->virtual_size ? nlohmann::json(*r->virtual_size) : nlohmann::json(nullptr);
     j["source_size"] = r->source_size ? nlohmann::json(*r->source_size) : nlohmann::json(nullptr);
@@ -183,7 +177,7 @@ int run_info(int argc, char** argv) {
     j["converter"] = r->converter;
     std::cout << j.dump() << "\n";
   } else {
-    std::cout << "chain: " << chain_text(r->chain) << "\n";
+    std::cout << "chain: " << pipeline::chain_text(r->chain) << "\n";
     std::cout << "format: " << r->format << "\n";
     if (r->virtual_size)
       std::cout << "virtual size: " << *r->virtual_size << " (" << util::format_bytes(*r->virtual_size) << ")\n";
@@ -239,7 +233,7 @@ int run_import(int argc, char** argv) {
     if (!q) return report_error(q.error().context("--qcow2-hold-limit"));
     o.hold_limit = *q;
   }
-  apply_common(common, o).value();
+  apply_common(common, o);
   apply_http(http, o);
   o.progress = &state;
   o.cancel = &g_cancel;

@@ -92,9 +92,7 @@ void ProgressView::tick(bool final) {
 }
 
 std::string summary_line(const cdi::pipeline::ImportReport& r, const std::string& dest) {
-  std::string chain;
-  for (const auto& c : r.chain) chain += (chain.empty() ? "" : " > ") + c;
-  std::string s = "cdi-import: imported " + chain + " -> " + dest + " (" + r.target_kind + ")";
+  std::string s = "cdi-import: imported " + cdi::pipeline::chain_text(r.chain) + " -> " + dest + " (" + r.target_kind + ")";
   if (r.converter == "extract") {
     s += ": " + std::to_string(r.files_extracted) + " files, " + format_bytes(r.bytes_written);
   } else {

@@ -45,6 +45,15 @@ std::string_view phase_name(Phase p) {
   return "unknown";
 }
 
+std::string chain_text(const std::vector<std::string>& chain) {
+  std::string s;
+  for (const auto& c : chain) {
+    if (!s.empty()) s += " > ";
+    s += c;
+  }
+  return s;
+}
+
 namespace {
 
 constexpr int k_max_layers = 4;   // compression layers + tar: defends against recursive bombs
@@ -150,14 +159,6 @@ Result<Detected> detect(std::unique_ptr<io::Reader> src, const ImportOptions& o)
   }
 }
 
-std::string chain_text(const std::vector<std::string>& chain) {
-  std::string s;
-  for (const auto& c : chain) {
-    if (!s.empty()) s += " > ";
-    s += c;
-  }
-  return s;
-}
 
 // The size bound for the image: the device capacity and --image-size, whichever is smaller.
 struct Bound {

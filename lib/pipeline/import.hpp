@@ -57,6 +57,9 @@ struct ImportReport {
 
 Result<ImportReport> run_import(const ImportOptions& opts);
 
+// "file > xz > qcow2": a chain as printed in logs, summaries and `info`.
+std::string chain_text(const std::vector<std::string>& chain);
+
 struct InspectReport {
   std::vector<std::string> chain;
   std::string format;
