@@ -69,6 +69,7 @@ void log(const ImportOptions& o, const std::string& s) {
 // The source for a URL. Local paths, file:// URLs and "-" for now; network schemes are
 // recognised so the message is precise.
 Result<std::unique_ptr<io::Reader>> open_source(const ImportOptions& o) {
+  if (o.source_factory) return o.source_factory();
   std::string_view url = o.url;
   auto has_scheme = [&](std::string_view scheme) {
     if (url.size() < scheme.size()) return false;

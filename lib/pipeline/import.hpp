@@ -7,10 +7,12 @@
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "lib/io/reader.hpp"
 #include "lib/pipeline/progress.hpp"
 #include "lib/source/http_source.hpp"
 #include "lib/util/cancel.hpp"
@@ -36,6 +38,9 @@ struct ImportOptions {
   std::function<void(std::string_view)> log;         // verbose diagnostics, may be empty
   using HttpOptions = source::HttpOptions;           // http(s) sources: TLS, auth, headers, retries
   HttpOptions http;
+  // When set, the source is this reader instead of opening `url` (the upload server hands over a
+  // request body); `url` then only names the source in messages.
+  std::function<Result<std::unique_ptr<io::Reader>>()> source_factory;
 };
 
 struct ImportReport {
