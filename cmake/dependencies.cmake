@@ -15,3 +15,7 @@ if(TARGET zstd::libzstd_shared)
 else()
   add_library(cdi_dep_zstd ALIAS zstd::libzstd_static)
 endif()
+
+# libcpp-httplib-dev: the HTTP(S) server of `upload-server` and the metrics endpoint. Its .pc adds
+# the OpenSSL/zlib/brotli defines the shared library was built with, so use the pkg-config target.
+pkg_check_modules(HTTPLIB REQUIRED IMPORTED_TARGET cpp-httplib)

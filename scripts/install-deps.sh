@@ -19,6 +19,8 @@ PACKAGES=(
   openssl curl ca-certificates jq python3 xz-utils gzip pigz zstd tar util-linux time bc
   # servers for the http / registry tests
   nginx apache2-utils docker-registry skopeo
+  # peers in bench/ (nbdkit-curl + qemu-img; qemu-img's own http driver)
+  nbdkit qemu-block-extra
 )
 
 export DEBIAN_FRONTEND=noninteractive
