@@ -10,12 +10,14 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "lib/io/reader.hpp"
 #include "lib/pipeline/progress.hpp"
 #include "lib/source/http_source.hpp"
 #include "lib/util/cancel.hpp"
+#include "lib/util/digest.hpp"
 #include "lib/util/error.hpp"
 
 namespace cdi::pipeline {
@@ -41,6 +43,11 @@ struct ImportOptions {
   // When set, the source is this reader instead of opening `url` (the upload server hands over a
   // request body); `url` then only names the source in messages.
   std::function<Result<std::unique_ptr<io::Reader>>()> source_factory;
+  // Expected digest of the wire bytes (before decompression), verified before the target is
+  // committed; a mismatch fails the import and leaves no complete-looking target.
+  std::optional<util::Checksum> checksum;
+  // Allocate the whole target (fallocate, else write zeros) — CDI's PREALLOCATION.
+  bool preallocate = false;
 };
 
 struct ImportReport {
@@ -58,6 +65,10 @@ struct ImportReport {
   uint64_t files_extracted = 0;     // archive content type
   uint64_t qemu_allocated = 0;      // qemu-img path: bytes allocated in the target
   double seconds = 0;
+  // Registry images: labels from the image config (KUBEVIRT_IO_* env vars mapped as CDI does).
+  std::vector<std::pair<std::string, std::string>> labels;
+  bool preallocation_applied = false;
+  std::string checksum_verified;    // "sha256:<hex>" when a checksum was verified
 };
 
 Result<ImportReport> run_import(const ImportOptions& opts);
