@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "cmd/cdi-import/progress_view.hpp"
+#include "lib/pipeline/checksum_list.hpp"
 #include "lib/pipeline/import.hpp"
 #include "lib/util/units.hpp"
 
@@ -212,6 +213,12 @@ int run_import(int argc, char** argv) {
   std::string hold_limit;
   app.add_option("--qcow2-hold-limit", hold_limit, "memory for qcow2 data that arrives before its L2 table "
                                                    "(quantity, default 64Mi); beyond it data spills to --scratch-dir");
+  std::string checksum, checksum_url;
+  app.add_option("--checksum", checksum, "expected digest of the source bytes as served (before decompression): "
+                                         "md5|sha1|sha256|sha512:HEX; a mismatch fails the import");
+  app.add_option("--checksum-url", checksum_url, "a SHA256SUMS-style list (URL or path): the line for the image's "
+                                                 "file name is the expected digest")
+      ->excludes("--checksum");
   app.add_flag("-v,--verbose", verbose, "log what the pipeline decides");
   add_common(app, common);
   HttpFlags http;
@@ -238,6 +245,16 @@ int run_import(int argc, char** argv) {
   o.progress = &state;
   o.cancel = &g_cancel;
   if (verbose) o.log = [](std::string_view s) { std::fprintf(stderr, "cdi-import: %.*s\n", int(s.size()), s.data()); };
+  if (!checksum.empty()) {
+    auto c = util::parse_checksum(checksum);
+    if (!c) return report_error(c.error().context("--checksum: invalid checksum"));
+    o.checksum = *c;
+  } else if (!checksum_url.empty()) {
+    auto c = pipeline::fetch_checksum(o, checksum_url);
+    if (!c) return report_error(c.error().context("--checksum-url"));
+    o.checksum = *c;
+    if (o.log) o.log("expected checksum from " + checksum_url + ": " + c->text());
+  }
 
   auto mode = progress_mode_from(progress, isatty(STDERR_FILENO) != 0);
   ProgressView view(state, mode);

@@ -107,5 +107,6 @@ std::string summary_line(const cdi::pipeline::ImportReport& r, const std::string
   std::snprintf(b, sizeof b, ", %.2fs, %s/s", r.seconds, format_bytes(uint64_t(double(r.bytes_read) / secs)).c_str());
   s += b;
   s += " via " + r.converter;
+  if (!r.checksum_verified.empty()) s += ", checksum " + r.checksum_verified.substr(0, r.checksum_verified.find(':')) + " ok";
   return s;
 }

@@ -17,6 +17,7 @@
 #include "formats/xz/xz_reader.hpp"
 #include "formats/zstd/zstd_reader.hpp"
 #include "lib/io/counting_reader.hpp"
+#include "lib/io/hashing_reader.hpp"
 #include "lib/io/peek_reader.hpp"
 #include "lib/pipeline/copy_loop.hpp"
 #include "lib/pipeline/qemu_img.hpp"
@@ -352,6 +353,22 @@ Result<ImportReport> run_import(const ImportOptions& o) {
   auto src = CDI_TRY_CTX(open_source(o), o.url);
   if (auto sz = src->info().size; sz && o.progress) o.progress->total_read.store(static_cast<int64_t>(*sz));
   std::unique_ptr<io::Reader> counted = std::make_unique<io::CountingReader>(std::move(src), read_counter);
+  // --checksum: a tee right above the wire bytes; verified before anything is converted or committed.
+  std::shared_ptr<io::HashTap> tap;
+  if (o.checksum) {
+    auto [hashing, t] = CDI_TRY(io::HashingReader::open(std::move(counted), o.checksum->algo));
+    counted = std::move(hashing);
+    tap = std::move(t);
+  }
+  auto verify_checksum = [&]() -> Result<void> {
+    if (!tap) return {};
+    set_phase(o, Phase::validating);
+    CDI_TRY_CTX(tap->verify(*o.checksum), "checksum validation failed");
+    rep.checksum_verified = o.checksum->text();
+    log(o, "Checksum verification passed: " + rep.checksum_verified);
+    tap.reset();
+    return {};
+  };
   auto d = CDI_TRY_CTX(detect(std::move(counted), o), o.url);
   rep.chain = d.chain;
   rep.format = d.tar ? "tar" : std::string(formats::disk::name(d.format));
@@ -369,6 +386,8 @@ Result<ImportReport> run_import(const ImportOptions& o) {
       return fail(Errc::unsupported, o.url + ": content type archive needs a tar archive, found " +
                                          chain_text(rep.chain));
     CDI_TRY_CTX(import_archive(d, o, rep), o.url);
+    // The digest covers the whole stream, also what tar left unread (CDI hashed only what tar read).
+    CDI_TRY_CTX(verify_checksum(), o.url);
     finish_report();
     return rep;
   }
@@ -385,6 +404,8 @@ Result<ImportReport> run_import(const ImportOptions& o) {
     if (d.format == DiskFormat::qcow2 && !o.qcow2_via_qemu_img) {
       CDI_TRY_CTX(import_qcow2_native(d, o, *target, rep), o.url);
     } else if (formats::disk::needs_conversion(d.format)) {
+      // qemu-img reads a local file by path: verify it first, so a bad image is never converted.
+      if (d.direct_path) CDI_TRY_CTX(verify_checksum(), o.url);
       CDI_TRY_CTX(import_with_qemu(d, o, *target, rep), o.url);
     } else {
       // A raw stream of known length (a local file, a tar entry) that cannot fit is refused
@@ -411,6 +432,8 @@ Result<ImportReport> run_import(const ImportOptions& o) {
     }
     // A signal that arrived while the last bytes were read still cancels: never finish then.
     if (o.cancel) CDI_TRY(o.cancel->check());
+    // Every byte of the source has been through the digest (a stream's rest is drained here).
+    CDI_TRY_CTX(verify_checksum(), o.url);
     set_phase(o, Phase::finishing);
     CDI_TRY_CTX(target->finish(rep.image_size), o.dest);
     return {};
