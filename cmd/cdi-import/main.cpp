@@ -6,13 +6,17 @@
 
 #include <CLI/CLI.hpp>
 #include <cstdio>
+#include <cstdlib>
+#include <memory>
 #include <optional>
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <thread>
 
+#include "cmd/cdi-import/pod_cmd.hpp"
 #include "cmd/cdi-import/progress_view.hpp"
+#include "lib/server/metrics_server.hpp"
 #include "lib/pipeline/checksum_list.hpp"
 #include "lib/pipeline/import.hpp"
 #include "lib/util/units.hpp"
@@ -223,9 +227,25 @@ int run_import(int argc, char** argv) {
   add_common(app, common);
   HttpFlags http;
   add_http(app, http);
+  std::string metrics_listen, metrics_owner;
+  app.add_option("--metrics-listen", metrics_listen, "serve CDI's progress metric over HTTPS on ADDR:PORT (self-signed)");
+  app.add_option("--metrics-owner-uid", metrics_owner, "ownerUID label of the progress metric (default: $OWNER_UID)");
   if (auto rc = parse_cli(app, argc, argv)) return *rc;
 
   pipeline::ProgressState state;
+  std::unique_ptr<server::MetricsServer> metrics;
+  if (!metrics_listen.empty()) {
+    // A metrics failure never fails the import: one warning line, then on.
+    auto addr = server::parse_listen(metrics_listen);
+    server::MetricsOptions mo;
+    mo.progress = &state;
+    if (const char* uid = std::getenv("OWNER_UID"); uid && metrics_owner.empty()) metrics_owner = uid;
+    mo.owner_uid = metrics_owner;
+    auto m = addr ? (mo.address = addr->first, mo.port = addr->second, server::MetricsServer::start(mo))
+                  : Result<std::unique_ptr<server::MetricsServer>>(std::unexpected(addr.error()));
+    if (m) metrics = std::move(*m);
+    else std::fprintf(stderr, "cdi-import: warning: metrics disabled: %s\n", m.error().what().c_str());
+  }
   pipeline::ImportOptions o;
   o.url = url;
   o.dest = dest;
@@ -270,6 +290,14 @@ int run_import(int argc, char** argv) {
 
 int main(int argc, char** argv) {
   install_signal_handlers();
+  // Pod mode (CDI drop-in): by program name, or by subcommand.
+  std::string_view prog = argv[0];
+  prog = prog.substr(prog.rfind('/') == std::string_view::npos ? 0 : prog.rfind('/') + 1);
+  if (prog == "cdi-importer") return cmd::run_pod_importer(argc, argv, g_cancel);
+  if (prog == "cdi-uploadserver") return cmd::run_pod_uploadserver(argc, argv, g_cancel);
+  if (argc >= 2 && std::string_view(argv[1]) == "pod-importer") return cmd::run_pod_importer(argc - 1, argv + 1, g_cancel);
+  if (argc >= 2 && std::string_view(argv[1]) == "pod-uploadserver")
+    return cmd::run_pod_uploadserver(argc - 1, argv + 1, g_cancel);
   if (argc >= 2 && std::string_view(argv[1]) == "info") return run_info(argc - 1, argv + 1);
   if (argc >= 2 && std::string_view(argv[1]) == "import") {
     argv[1] = argv[0];

@@ -394,7 +394,8 @@ Result<ImportReport> run_import(const ImportOptions& o) {
   if (formats::disk::refused(d.format)) return std::unexpected(refuse_format(d.format).error().context(o.url));
 
   sink::SinkOptions so;
-  so.min_size = o.image_size.value_or(0);
+  so.min_size = o.resize_to.value_or(o.image_size.value_or(0));
+  so.preallocate = o.preallocate;
   auto target = CDI_TRY(sink::open_sink(o.dest, so));
   auto result = [&]() -> Result<void> {
     auto bound = image_bound(o, *target);
@@ -450,6 +451,7 @@ Result<ImportReport> run_import(const ImportOptions& o) {
     rep.bytes_zero = rep.image_size - rep.bytes_written;
   }
   rep.target_kind = target->info().kind;
+  rep.preallocation_applied = o.preallocate;
   finish_report();
   return rep;
 }

@@ -48,6 +48,9 @@ struct ImportOptions {
   std::optional<util::Checksum> checksum;
   // Allocate the whole target (fallocate, else write zeros) — CDI's PREALLOCATION.
   bool preallocate = false;
+  // File targets grow to this size instead of image_size (pod mode: CDI's resize target
+  // min(request, usable space), while image_size stays the bound the image must fit in).
+  std::optional<uint64_t> resize_to;
 };
 
 struct ImportReport {

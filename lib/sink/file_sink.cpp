@@ -38,6 +38,30 @@ std::string temp_name_for(const std::string& name) {
   return out;
 }
 
+// Allocates [0, size) of fd: fallocate(mode 0) keeps existing data and allocates the holes; where
+// the filesystem has no fallocate, zeros are written into each hole (SEEK_HOLE/SEEK_DATA).
+Result<void> preallocate_file(int fd, uint64_t size, const std::string& where) {
+  if (size == 0) return {};
+  if (::fallocate(fd, 0, 0, static_cast<off_t>(size)) == 0) return {};
+  int err = errno;
+  if (err != EOPNOTSUPP && err != ENOSYS) return fail_sys("preallocating " + where, err);
+  static const std::array<std::byte, 1 << 16> zeros{};
+  off_t pos = 0;
+  while (static_cast<uint64_t>(pos) < size) {
+    off_t hole = ::lseek(fd, pos, SEEK_HOLE);
+    if (hole < 0 || static_cast<uint64_t>(hole) >= size) break;
+    off_t data = ::lseek(fd, hole, SEEK_DATA);
+    uint64_t end = (data < 0) ? size : std::min<uint64_t>(static_cast<uint64_t>(data), size);
+    for (uint64_t off = static_cast<uint64_t>(hole); off < end;) {
+      size_t n = static_cast<size_t>(std::min<uint64_t>(zeros.size(), end - off));
+      CDI_TRY(detail::pwrite_all(fd, std::span<const std::byte>(zeros.data(), n), off, where));
+      off += n;
+    }
+    pos = static_cast<off_t>(end);
+  }
+  return {};
+}
+
 }  // namespace
 
 Result<std::unique_ptr<FileSink>> FileSink::create(const std::filesystem::path& path, const FileSinkOptions& options) {
@@ -124,6 +148,7 @@ Result<void> FileSink::finish(uint64_t image_size) {
 
   if (::ftruncate(m_fd.get(), static_cast<off_t>(final_size)) != 0)
     return fail_sys("setting the size of " + where + " to " + std::to_string(final_size));
+  if (m_options.preallocate) CDI_TRY(preallocate_file(m_fd.get(), final_size, where));
   if (::fsync(m_fd.get()) != 0) return fail_sys("syncing " + where);
   const std::string target = m_path.filename().string();
   if (::renameat(m_dir.get(), m_temp_name.c_str(), m_dir.get(), target.c_str()) != 0)

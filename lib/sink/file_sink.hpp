@@ -27,6 +27,9 @@ struct FileSinkOptions {
   mode_t mode = 0644;
   // true: mode & ~umask, as open(2) does; false: exactly `mode` (CDI chmods its target to 0660).
   bool apply_umask = true;
+  // Allocate every byte of the final file at finish() (CDI's PREALLOCATION): fallocate, or, where
+  // the filesystem cannot, write zeros into the holes.
+  bool preallocate = false;
 };
 
 class FileSink final : public Sink {
@@ -43,7 +46,7 @@ class FileSink final : public Sink {
   // A hole: nothing is written; the file is extended at finish(). The temporary file is new, so
   // holes read back as zeros.
   Result<void> zero_range(uint64_t offset, uint64_t length) override;
-  // Size = max(image_size, min_size); ftruncate, fsync, rename over the target, fsync the
+  // Size = max(image_size, min_size); ftruncate, [preallocate], fsync, rename over the target, fsync the
   // directory. Errors: io; internal when called twice or when extents end past image_size.
   // On an error before the rename, the temporary file stays until abort()/destruction.
   Result<void> finish(uint64_t image_size) override;

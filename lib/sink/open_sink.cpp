@@ -22,6 +22,7 @@ Result<std::unique_ptr<Sink>> open_sink(const std::filesystem::path& dest, const
   fo.min_size = options.min_size;
   fo.mode = options.mode;
   fo.apply_umask = options.apply_umask;
+  fo.preallocate = options.preallocate;
   auto sink = CDI_TRY(FileSink::create(dest, fo));
   return std::unique_ptr<Sink>(std::move(sink));
 }

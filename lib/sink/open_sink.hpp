@@ -20,6 +20,9 @@ struct SinkOptions {
   // Permission bits of a new file target (CDI uses 0660 with apply_umask = false).
   mode_t mode = 0644;
   bool apply_umask = true;
+  // Allocate the whole file target at finish() (fallocate, else zeros). Block devices need
+  // nothing more: their zero ranges are already written for real (BLKZEROOUT keeps allocation).
+  bool preallocate = false;
 };
 
 // True when path (following symlinks) exists and is a block device. Never fails.

@@ -1,0 +1,93 @@
+// SPDX-License-Identifier: Apache-2.0
+// Pod mode: klog flags, stderr logging, the metrics endpoint, and the library's pod runners.
+#include "cmd/cdi-import/pod_cmd.hpp"
+
+#include <unistd.h>
+
+#include <cstdio>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "lib/pod/env.hpp"
+#include "lib/pod/importer.hpp"
+#include "lib/pod/klog.hpp"
+#include "lib/server/metrics_server.hpp"
+
+extern char** environ;
+
+namespace cdi::cmd {
+
+namespace {
+
+std::mutex g_log_mutex;
+
+void write_line(std::string_view line) {
+  std::lock_guard lock(g_log_mutex);
+  std::fprintf(stderr, "%.*s\n", static_cast<int>(line.size()), line.data());
+  std::fflush(stderr);
+}
+
+// Parses klog flags; on error prints one line and returns nullopt.
+std::optional<pod::KlogFlags> klog_flags(int argc, char** argv, const char* who) {
+  std::vector<std::string> args(argv + 1, argv + argc);
+  auto f = pod::parse_klog_flags(args);
+  if (!f) {
+    std::fprintf(stderr, "%s: error: %s\n", who, f.error().what().c_str());
+    return std::nullopt;
+  }
+  return *f;
+}
+
+}  // namespace
+
+int run_pod_importer(int argc, char** argv, const util::CancelToken& cancel) {
+  auto flags = klog_flags(argc, argv, "cdi-importer");
+  if (!flags) return 2;
+  pod::Logger log(flags->verbosity, write_line);
+  pod::ImporterContext ctx;
+  ctx.env = pod::environment_from(environ);
+  ctx.paths = pod::paths_from(ctx.env);
+  ctx.log = &log;
+  pipeline::ProgressState progress;
+  ctx.progress = &progress;
+  ctx.cancel = &cancel;
+  if (auto t = pod::env_get(ctx.env, "CDI_IMPORT_READY_TRIES"); !t.empty()) ctx.ready_tries = std::stoul(t);
+
+  // Metrics first (CDI's start-up order); a failure is logged and the import goes on.
+  std::unique_ptr<server::MetricsServer> metrics;
+  std::string listen = pod::env_get(ctx.env, "CDI_IMPORT_METRICS_LISTEN");
+  if (listen.empty()) listen = "0.0.0.0:8443";
+  if (listen != "off") {
+    auto addr = server::parse_listen(listen);
+    if (!addr) {
+      log.error("metrics disabled: " + addr.error().what());
+    } else {
+      server::MetricsOptions mo;
+      mo.address = addr->first;
+      mo.port = addr->second;
+      mo.owner_uid = pod::env_get(ctx.env, "OWNER_UID");
+      mo.progress = &progress;
+      auto m = server::MetricsServer::start(mo);
+      if (m) {
+        metrics = std::move(*m);
+        log.info(1, "metrics listening on https://" + mo.address + ":" + std::to_string(metrics->port()));
+      } else {
+        log.error("metrics disabled: " + m.error().what());
+      }
+    }
+  }
+  auto outcome = pod::run_importer(ctx);
+  return outcome.exit_code;
+}
+
+#ifndef CDI_HAVE_UPLOAD_SERVER
+// This build has no upload server (lib/server/upload_server.cpp): say so.
+int run_pod_uploadserver(int, char**, const util::CancelToken&) {
+  std::fprintf(stderr, "cdi-uploadserver: error: this build has no upload server\n");
+  return 5;
+}
+#endif
+
+}  // namespace cdi::cmd
