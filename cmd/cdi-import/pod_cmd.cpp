@@ -8,6 +8,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "lib/pod/env.hpp"
@@ -79,6 +80,9 @@ int run_pod_importer(int argc, char** argv, const util::CancelToken& cancel) {
     }
   }
   auto outcome = pod::run_importer(ctx);
+  // CDI_IMPORT_METRICS_LINGER=N: keep serving the final value N seconds (tests, debugging).
+  if (auto linger = pod::env_get(ctx.env, "CDI_IMPORT_METRICS_LINGER"); metrics && !linger.empty())
+    std::this_thread::sleep_for(std::chrono::seconds(std::stoul(linger)));
   return outcome.exit_code;
 }
 

@@ -281,8 +281,10 @@ class Run {
     if (scratch_usable(m_ctx.paths.scratch_dir())) o.scratch_dir = m_ctx.paths.scratch_dir();
     if (!m_block) {
       o.image_size = m_available;
-      o.resize_to = resize_target(m_cfg.image_size, m_available, m_cfg.filesystem_overhead);
-      if (o.resize_to) m_log.info(1, "Resize target " + std::to_string(*o.resize_to) + ".");
+      // image_size is only the bound here; without a request nothing is grown (resize_to 0).
+      auto target = resize_target(m_cfg.image_size, m_available, m_cfg.filesystem_overhead);
+      if (target) m_log.info(1, "Resize target " + std::to_string(*target) + ".");
+      o.resize_to = target.value_or(0);
     }
     o.checksum = m_cfg.checksum;
     if (m_cfg.checksum) m_log.info(0, "Checksum validation enabled: " + m_cfg.checksum->text());
@@ -290,7 +292,8 @@ class Run {
     o.progress = m_ctx.progress;
     o.cancel = m_ctx.cancel;
     const Logger& log = m_log;
-    o.log = [&log](std::string_view s) { log.info(2, s); };
+    // CDI logs the checksum result unconditionally; other pipeline diagnostics at V(2).
+    o.log = [&log](std::string_view s) { log.info(s.starts_with("Checksum verification passed") ? 0 : 2, s); };
     if (auto r = http_options(o); !r) return terminate(1, "Unable to connect to http data source: " + r.error().what());
 
     std::optional<PhaseWatcher> watcher;
@@ -324,14 +327,19 @@ class Run {
         m.message = "Import Complete";
         return terminate_json(0, m);
       }
-      std::string text = process_error_text(e);
-      m_log.error(text);
-      if (e.what().find("checksum mismatch") != std::string::npos) {
+      if (e.message().starts_with("checksum mismatch")) {
+        // CDI's wording (spec §5): the controller fails the DataVolume for good on "checksum mismatch".
+        std::string text = std::string("Unable to process data: Unable to transfer source data to ") +
+                           (m_archive ? "target directory" : "scratch space") +
+                           ": checksum validation failed: " + e.message();
+        m_log.error(text);
         remove_written();
         TerminationMessage m;
         m.message = text;
         return terminate_json(0, m);
       }
+      std::string text = process_error_text(e);
+      m_log.error(text);
       return terminate(1, text);
     }
     if (!m_block && !m_archive) ::chmod(m_ctx.paths.data_file().c_str(), 0660);

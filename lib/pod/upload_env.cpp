@@ -107,7 +107,7 @@ Result<server::UploadServerOptions> upload_options_from_env(const Environment& e
     auto free = CDI_TRY_CTX(filesystem_free(dir), "measuring the target's free space");
     uint64_t available = available_space(free, request);
     imp.image_size = available;
-    imp.resize_to = resize_target(request, available, parse_overhead(env_get(env, "FILESYSTEM_OVERHEAD")));
+    imp.resize_to = resize_target(request, available, parse_overhead(env_get(env, "FILESYSTEM_OVERHEAD"))).value_or(0);
   }
   auto scratch = paths.scratch_dir();
   if (auto free = filesystem_free(scratch); free && *free > 0) imp.scratch_dir = scratch;

@@ -21,6 +21,7 @@ URL, default 1; add any other query, e.g. ?n=1&t=NAME, to get a fresh counter):
   /chunked-cut/N/FILE    faulty requests: chunked, N bytes, then FIN without the last chunk
   /html                  200 text/html error page
   /status/CODE           empty reply with that status
+  /slow/KIBPS/FILE       every request: the file at about KIBPS KiB/s (progress tests)
 """
 import argparse
 import os
@@ -89,13 +90,13 @@ class Handler(BaseHTTPRequestHandler):
                 self.end_headers()
                 self.wfile.write(body)
                 return self.note(mode, 200)
-            with_arg = mode in ("truncate", "reset", "stall", "flaky", "norange-reset", "changed", "chunked-cut")
+            with_arg = mode in ("truncate", "reset", "stall", "flaky", "norange-reset", "changed", "chunked-cut", "slow")
             arg = parts[1] if with_arg else None
             rel = "/".join(parts[2:] if with_arg else parts[1:])
             fpath = self.file_for(rel)
             if fpath is None:
                 return self.empty(mode, 404)
-            faulty = with_arg and hit(self.path) <= faulty_count
+            faulty = with_arg and mode != "slow" and hit(self.path) <= faulty_count
             self.serve(mode, arg, faulty, fpath)
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
@@ -144,9 +145,11 @@ class Handler(BaseHTTPRequestHandler):
             f.seek(first)
             left = limit
             while left > 0:
-                b = f.read(min(left, 1 << 16))
+                b = f.read(min(left, 1 << 14 if mode == "slow" else 1 << 16))
                 if not b:
                     break
+                if mode == "slow":
+                    time.sleep(len(b) / (float(arg) * 1024))
                 self.wfile.write(b"%x\r\n" % len(b) + b + b"\r\n" if chunked else b)
                 left -= len(b)
             if chunked and not faulty:
