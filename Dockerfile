@@ -5,7 +5,7 @@ ENV DEBIAN_FRONTEND=noninteractive
 RUN apt-get update && apt-get install -y --no-install-recommends \
       cmake g++ ninja-build pkg-config ca-certificates \
       catch2 libcli11-dev nlohmann-json3-dev libcurl4-openssl-dev libssl-dev libarchive-dev \
-      liblzma-dev zlib1g-dev libzstd-dev libisal-dev \
+      liblzma-dev zlib1g-dev libzstd-dev libisal-dev libdeflate-dev libcpp-httplib-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
@@ -19,8 +19,13 @@ FROM debian:12-slim
 ENV DEBIAN_FRONTEND=noninteractive
 RUN apt-get update && apt-get install -y --no-install-recommends \
       qemu-utils ca-certificates libcurl4 libssl3 libarchive13 liblzma5 zlib1g libzstd1 libisal2 \
+      libdeflate0 libcpp-httplib0.11 \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --uid 1001 --no-create-home --shell /usr/sbin/nologin cdi
 COPY --from=build /build/cmd/cdi-import/cdi-import /usr/bin/cdi-import
+# CDI drop-in: the controller runs /usr/bin/cdi-importer and /usr/bin/cdi-uploadserver (pod mode,
+# selected by the program name). The metrics endpoint listens on 8443.
+RUN ln -s cdi-import /usr/bin/cdi-importer && ln -s cdi-import /usr/bin/cdi-uploadserver
+EXPOSE 8443
 USER 1001
 ENTRYPOINT ["/usr/bin/cdi-import"]

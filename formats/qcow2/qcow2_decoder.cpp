@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "formats/qcow2/qcow2_decoder.hpp"
+#include "lib/util/cpu.hpp"
 
 #include <fcntl.h>
 #include <sched.h>
@@ -50,11 +51,8 @@ bool is_zero(const std::byte* p, size_t n) {
   return std::memcmp(p, zeros, k) == 0 && std::memcmp(p, p + k, n - k) == 0;
 }
 
-unsigned usable_cpus() {
-  cpu_set_t set;
-  if (sched_getaffinity(0, sizeof set, &set) == 0) return std::max(1, CPU_COUNT(&set));
-  return std::max(1u, std::thread::hardware_concurrency());
-}
+// Affinity and the cgroup v2 CPU quota (an importer pod's 0.75 CPU limit means 1 thread).
+unsigned usable_cpus() { return util::usable_cpus(); }
 
 enum class Kind : uint8_t { header, l1, refcount_table, refcount_block, l2, data, zero_alloc, compressed };
 

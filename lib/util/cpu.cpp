@@ -69,6 +69,28 @@ unsigned usable_cpus() {
       dir = slash == 0 || slash == std::string::npos ? "/" : dir.substr(0, slash);
     }
   }
+  // cgroup v1 (older nodes): cpu.cfs_quota_us / cpu.cfs_period_us of our "cpu" hierarchy.
+  if (auto text = slurp("/proc/self/cgroup")) {
+    std::istringstream lines(*text);
+    for (std::string line; std::getline(lines, line);) {
+      auto c1 = line.find(':'), c2 = line.find(':', c1 + 1);
+      if (c1 == std::string::npos || c2 == std::string::npos) continue;
+      std::string ctrls = "," + line.substr(c1 + 1, c2 - c1 - 1) + ",";
+      if (ctrls.find(",cpu,") == std::string::npos) continue;
+      std::string rel = line.substr(c2 + 1);
+      for (std::string base : {"/sys/fs/cgroup/cpu" + rel, "/sys/fs/cgroup/cpu,cpuacct" + rel, std::string("/sys/fs/cgroup/cpu")}) {
+        auto quota = slurp(base + "/cpu.cfs_quota_us");
+        auto period = slurp(base + "/cpu.cfs_period_us");
+        if (!quota || !period) continue;
+        auto trim = [](std::string s) {
+          while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+          return s;
+        };
+        if (auto q = parse_cgroup_cpu_max(trim(*quota) + " " + trim(*period))) n = std::min(n, *q);
+        break;
+      }
+    }
+  }
   return std::max(1u, n);
 }
 

@@ -9,7 +9,8 @@
 namespace cdi::util {
 
 // Number of CPUs in the sched_getaffinity mask, capped by ceil(quota/period) of the cgroup v2
-// cpu.max of this process's cgroup and its ancestors (the smallest wins). Always >= 1; falls
+// cpu.max of this process's cgroup and its ancestors (the smallest wins), or the cgroup v1
+// cpu.cfs_quota_us / cpu.cfs_period_us of its cpu hierarchy. Always >= 1; falls
 // back to std::thread::hardware_concurrency() when the mask cannot be read. Reads /proc and
 // /sys on every call: call once per stage, not per block.
 unsigned usable_cpus();

@@ -91,6 +91,14 @@ t_filesystem_no_request_no_resize() {
   assert_same_as_qemu "$IMG/source.raw" "$R/data/disk.img" raw
 }
 
+t_preallocated_import() {
+  pod_root
+  pod IMPORTER_ENDPOINT="$H/raw.gz" IMPORTER_IMAGE_SIZE=128Mi PREALLOCATION=true
+  expect_term 0 '{"scratchSpaceRequired":false,"preallocationApplied":true,"message":"Import Complete"}'
+  assert_raw_prefix "$IMG/source.raw" "$R/data/disk.img" $((120 * MIB))
+  (( $(stat -c %b "$R/data/disk.img") * 512 >= 120 * MIB )) || fail "disk.img not preallocated"
+}
+
 t_block_target() {
   require_root
   pod_root
@@ -333,6 +341,7 @@ INVALID_SIZE_REASON=$(env -i "$CDI" --url /dev/null --dest /dev/null --image-siz
 
 run_test filesystem_overhead_resize t_filesystem_overhead_resize
 run_test filesystem_no_request_no_resize t_filesystem_no_request_no_resize
+run_test preallocated_import t_preallocated_import
 run_test block_target t_block_target
 run_test archive_into_data t_archive_into_data
 run_test blank_filesystem t_blank_filesystem

@@ -362,3 +362,35 @@ TEST_CASE("FileSink direct path for an external writer", "[sink]") {
   CHECK(read_bytes(dir / "disk.img", 0, data.size() + 1) == data);
   CHECK_FALSE((*sink)->direct_path());
 }
+
+TEST_CASE("FileSink preallocate allocates the whole final file, data intact", "[sink][file][preallocate]") {
+  TempDir dir;
+  auto path = dir.path() / "disk.img";
+  FileSinkOptions o;
+  o.min_size = 8 * k_mib;
+  o.preallocate = true;
+  auto s = FileSink::create(path, o);
+  REQUIRE(s);
+  auto data = pattern(64 * 1024, 7);
+  REQUIRE((*s)->write_at(k_mib, data));
+  REQUIRE((*s)->zero_range(0, k_mib));
+  REQUIRE((*s)->finish(2 * k_mib));
+  struct stat st {};
+  REQUIRE(::stat(path.c_str(), &st) == 0);
+  CHECK(static_cast<uint64_t>(st.st_size) == 8 * k_mib);
+  CHECK(static_cast<uint64_t>(st.st_blocks) * 512 >= 8 * k_mib);
+  auto back = read_bytes(path, k_mib, data.size());
+  CHECK(back == data);
+  auto zeros = read_bytes(path, 0, k_mib);
+  CHECK(std::all_of(zeros.begin(), zeros.end(), [](std::byte b) { return b == std::byte{0}; }));
+
+  // without preallocation the same file stays sparse
+  auto sparse_path = dir.path() / "sparse.img";
+  o.preallocate = false;
+  auto t = FileSink::create(sparse_path, o);
+  REQUIRE(t);
+  REQUIRE((*t)->write_at(k_mib, data));
+  REQUIRE((*t)->finish(2 * k_mib));
+  REQUIRE(::stat(sparse_path.c_str(), &st) == 0);
+  CHECK(static_cast<uint64_t>(st.st_blocks) * 512 < k_mib);
+}
