@@ -336,6 +336,86 @@ t_subcommand_entry_point() {
   expect_term 0 '{"preallocationApplied":false,"message":"Import Complete"}'
 }
 
+# --- upload server in pod mode (cdi-uploadserver) ---------------------------------------------
+
+UPSRV=$(dirname "$CDI")/cdi-uploadserver
+if [[ ! -x $UPSRV ]]; then ln -s "$CDI" "$T/cdi-uploadserver"; UPSRV=$T/cdi-uploadserver; fi
+
+# upload_certs DIR: ca.crt, tls.crt/tls.key (127.0.0.1), client certs CN upload-proxy and intruder.
+upload_certs() {
+  local d=$1 ec=(-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes)
+  mkdir -p "$d"
+  openssl req -x509 "${ec[@]}" -keyout "$d/ca.key" -out "$d/ca.crt" -days 30 -subj "/CN=pod test CA" \
+    -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null
+  local name cn ext
+  for name in tls:localhost proxy:upload-proxy intruder:intruder; do
+    cn=${name#*:}; name=${name%%:*}
+    ext="extendedKeyUsage=clientAuth"
+    [[ $name == tls ]] && ext=$'subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth'
+    openssl req -new "${ec[@]}" -keyout "$d/$name.key" -out "$d/$name.csr" -subj "/CN=$cn" 2>/dev/null
+    printf '%s\n' "$ext" "basicConstraints=critical,CA:FALSE" "keyUsage=critical,digitalSignature" > "$d/$name.ext"
+    openssl x509 -req -in "$d/$name.csr" -CA "$d/ca.crt" -CAkey "$d/ca.key" -CAcreateserial -out "$d/$name.crt" \
+      -days 30 -extfile "$d/$name.ext" 2>/dev/null
+  done
+}
+
+# upsrv_start VAR=VALUE...: cdi-uploadserver in the background with CDI's environment; sets UP_PID, UP_PORT.
+upsrv_start() {
+  UP_PORT=$(_free_port)
+  env -i PATH="$PATH" CDI_IMPORT_ROOT="$R" LISTEN_ADDRESS=127.0.0.1 LISTEN_PORT="$UP_PORT" DESTINATION=/data/disk.img \
+    TLS_CERT_FILE=/etc/tls/tls.crt TLS_KEY_FILE=/etc/tls/tls.key CLIENT_CERT_FILE=/etc/tls/ca.crt \
+    CLIENT_NAME=upload-proxy UPLOAD_IMAGE_SIZE=128Mi FILESYSTEM_OVERHEAD=0.06 PREALLOCATION=false "$@" \
+    timeout -k 5 60 "$UPSRV" -v=1 2> "$W/_meta/err" &
+  UP_PID=$!
+  register_pid "$UP_PID"
+  local i
+  for i in $(seq 100); do
+    grep -q "Upload server listening on port" "$W/_meta/err" && return 0
+    kill -0 "$UP_PID" 2>/dev/null || break
+    sleep 0.05
+  done
+  cat "$W/_meta/err" >&2
+  fail "cdi-uploadserver did not start"
+}
+
+t_upload_server_env_tls_cn() {
+  pod_root
+  upload_certs "$R/etc/tls"
+  upsrv_start
+  local c=$R/etc/tls url="https://127.0.0.1:$UP_PORT" code
+  [[ $(curl -s --cacert "$c/ca.crt" "$url/healthz") == OK ]] || fail "healthz"
+  code=$(curl -s -o /dev/null -w '%{http_code}' --cacert "$c/ca.crt" --cert "$c/intruder.crt" --key "$c/intruder.key" \
+    --data-binary @"$IMG/qcow2.xz" "$url/v1beta1/upload")
+  [[ $code == 401 ]] || fail "wrong client CN: HTTP $code, expected 401"
+  code=$(curl -s -o /dev/null -w '%{http_code}' --cacert "$c/ca.crt" --data-binary @"$IMG/qcow2.xz" "$url/v1beta1/upload")
+  [[ $code == 401 ]] || fail "no client certificate: HTTP $code, expected 401"
+  code=$(curl -s -o /dev/null -w '%{http_code}' --cacert "$c/ca.crt" --cert "$c/proxy.crt" --key "$c/proxy.key" \
+    --data-binary @"$IMG/qcow2.xz" "$url/v1beta1/upload")
+  [[ $code == 200 ]] || fail "upload: HTTP $code"
+  set +e; wait "$UP_PID"; LAST_RC=$?; set -e
+  expect_term 0 '{"preallocationApplied":false,"message":"Upload Complete"}'
+  assert_raw_prefix "$IMG/qcow2-v3.qcow2" "$R/data/disk.img" $((120 * MIB))
+}
+
+t_upload_server_deadline() {
+  pod_root
+  upload_certs "$R/etc/tls"
+  upsrv_start DEADLINE="$(date -u -d '+2 seconds' +%Y-%m-%dT%H:%M:%SZ)"
+  set +e; wait "$UP_PID"; LAST_RC=$?; set -e
+  expect_term 0 '{"deadlinePassed":true,"message":"Deadline Passed"}'
+  [[ ! -e $R/data/disk.img ]] || fail "disk.img written"
+}
+
+t_upload_server_no_tls() {
+  pod_root
+  set +e
+  env -i PATH="$PATH" CDI_IMPORT_ROOT="$R" LISTEN_PORT=1 timeout 20 "$UPSRV" 2> "$W/_meta/err"
+  LAST_RC=$?
+  set -e
+  expect_no_term 1
+  log_has "Error getting TLS config: invalid TLS config"
+}
+
 # The exact reason text of util::parse_quantity for "12parsecs" (asserted byte for byte above).
 INVALID_SIZE_REASON=$(env -i "$CDI" --url /dev/null --dest /dev/null --image-size 12parsecs 2>&1 | sed -n 's/^cdi-import: error: --image-size: //p')
 
