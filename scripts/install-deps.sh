@@ -18,7 +18,7 @@ PACKAGES=(
   # tests and bench
   openssl curl ca-certificates jq python3 xz-utils gzip pigz zstd tar util-linux time bc
   # servers for the http / registry tests
-  nginx apache2-utils docker-registry skopeo
+  nginx apache2-utils docker-registry skopeo tinyproxy
   # peers in bench/ (nbdkit-curl + qemu-img; qemu-img's own http driver)
   nbdkit qemu-block-extra
 )

@@ -8,6 +8,7 @@
 #include <openssl/x509.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <condition_variable>
 #include <fstream>
 #include <mutex>
@@ -129,6 +130,7 @@ class HttpSource final : public io::Reader {
     bool stalled = false;
     bool consumer_gone = false;
     Clock::time_point last_activity;
+    std::string error_body;                 // the first bytes of an error reply, for the message
   };
 
   void run();
@@ -154,6 +156,7 @@ class HttpSource final : public io::Reader {
   std::vector<std::string> m_public_headers;   // --header lines that may follow a redirect
   std::vector<std::string> m_secret_headers;   // --header-file lines and credential headers
   std::string m_ca_pem;                        // empty: libcurl's default store
+  http::ProxyEnv m_proxy;                      // from the environment at open, or empty
   CurlHandle m_curl;
   Slist m_request_headers;                     // the current request's header list
   char m_errbuf[CURL_ERROR_SIZE] = {};
@@ -217,6 +220,12 @@ Result<void> HttpSource::prepare() {
     m_ca_pem = std::move(b.pem);
   }
   if (m_opts.insecure_tls) log(m_ctx, "warning: TLS certificate verification is DISABLED (--insecure-tls)");
+  if (m_opts.proxy_from_env) {
+    m_proxy = http::proxy_env_from([](const char* n) { return std::getenv(n); });
+    for (const auto& [scheme, url] : {std::pair{"http", &m_proxy.http}, std::pair{"https", &m_proxy.https}})
+      if (!url->empty()) log(m_ctx, std::string(scheme) + " requests go through proxy " + http::redact_url(*url));
+    if (!m_proxy.no_proxy.empty()) log(m_ctx, "no proxy for: " + m_proxy.no_proxy);
+  }
 
   global_init();
   m_curl.reset(curl_easy_init());
@@ -294,6 +303,10 @@ Result<void> HttpSource::configure_request(Request& req, bool send_range) {
   CURL* c = m_curl.get();
   curl_easy_setopt(c, CURLOPT_URL, req.url.c_str());
   curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
+  // The proxy follows the request's scheme (a redirect may change it). "" = direct, env ignored.
+  const std::string& proxy = http::proxy_for(m_proxy, req.url.rfind("https:", 0) == 0 ? "https" : "http");
+  curl_easy_setopt(c, CURLOPT_PROXY, proxy.c_str());
+  curl_easy_setopt(c, CURLOPT_NOPROXY, m_proxy.no_proxy.empty() ? nullptr : m_proxy.no_proxy.c_str());
   if (m_send_credentials && !m_opts.username.empty()) {
     curl_easy_setopt(c, CURLOPT_USERNAME, m_opts.username.c_str());
     curl_easy_setopt(c, CURLOPT_PASSWORD, m_password.c_str());
@@ -405,7 +418,11 @@ size_t HttpSource::write_cb(char* p, size_t size, size_t n, void* self_) {
 
 size_t HttpSource::on_body(Request& req, const char* p, size_t n) {
   req.last_activity = Clock::now();
-  if (!req.accept_body) return n;   // body of an error or redirect reply: dropped
+  if (!req.accept_body) {   // body of an error or redirect reply: dropped, the start kept for the message
+    if (req.status >= 400 && req.error_body.size() < 2048)
+      req.error_body.append(p, std::min(n, 2048 - req.error_body.size()));
+    return n;
+  }
   if (m_html_suspect && m_delivered == 0) {
     m_html_suspect = false;
     if (m_opts.reject_html && http::looks_like_html(std::string_view(p, std::min<size_t>(n, 512)))) {
@@ -520,11 +537,15 @@ Result<void> HttpSource::transfer() {
         std::string msg = "HTTP " + std::to_string(st);
         if (auto r = http::reason_phrase(st); !r.empty()) msg += " " + std::string(r);
         msg += where;
+        if (auto said = http::error_body_excerpt(req.error_body, st); !said.empty()) msg += " (server says: " + said + ")";
         if (!http::is_retryable_status(st)) {
           Errc code = (st == 404 || st == 410) ? Errc::not_found
                       : (st == 401 || st == 403 || st == 407) ? Errc::auth
                                                               : Errc::network;
-          if (st == 401 && m_opts.username.empty()) msg += " (no credentials given: --username/--password-file)";
+          const auto& proxy = http::proxy_for(m_proxy, url.rfind("https:", 0) == 0 ? "https" : "http");
+          if (!proxy.empty() && (st == 401 || st == 407))
+            msg += " (through proxy " + http::redact_url(proxy) + "; proxy credentials go in its URL: http://user:password@host:port)";
+          else if (st == 401 && m_opts.username.empty()) msg += " (no credentials given: --username/--password-file)";
           else if (st == 416) msg += " (cannot resume at byte " + std::to_string(m_delivered) + ")";
           return fail(code, msg);
         }
@@ -544,6 +565,8 @@ Result<void> HttpSource::transfer() {
       if (rc == CURLE_OK)
         return fail(Errc::network, "unexpected HTTP " + std::to_string(st) + where);
       std::string detail = m_errbuf[0] ? std::string(m_errbuf) : std::string(curl_easy_strerror(rc));
+      if (const auto& proxy = http::proxy_for(m_proxy, url.rfind("https:", 0) == 0 ? "https" : "http"); !proxy.empty())
+        detail += " (through proxy " + http::redact_url(proxy) + ")";
       if (tls_failure(rc))
         return fail(Errc::network, "TLS: " + detail + where +
                                        (m_opts.insecure_tls ? "" : " (trust its CA with --cert-dir, or --insecure-tls)"));

@@ -48,6 +48,8 @@ struct HttpOptions {
   std::chrono::seconds connect_timeout{30};
   // A text/html reply whose body starts with markup is an error page, not a disk (CDI #1502).
   bool reject_html = true;
+  // Proxies from HTTP_PROXY/HTTPS_PROXY/NO_PROXY (either case, upper first as in Go). Off: direct.
+  bool proxy_from_env = true;
   // Bytes buffered between the transfer thread and the reader.
   size_t buffer_bytes = 4u << 20;
 };

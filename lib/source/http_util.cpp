@@ -243,4 +243,55 @@ bool is_retryable_status(long status) {
   return status == 408 || status == 429 || (status >= 500 && status <= 599 && status != 501 && status != 505);
 }
 
+std::string error_body_excerpt(std::string_view body, long status) {
+  auto lower = [](std::string_view v) {
+    std::string o(v);
+    for (auto& c : o) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return o;
+  };
+  std::string lb = lower(body);
+  std::string_view src = body;
+  if (auto t = lb.find("<title>"); t != std::string::npos) {
+    auto e = lb.find("</title>", t);
+    if (e != std::string::npos) src = body.substr(t + 7, e - t - 7);
+  }
+  std::string out;
+  bool in_tag = false, space = false;
+  for (char ch : src) {
+    auto c = static_cast<unsigned char>(ch);
+    if (c == '<') { in_tag = true; continue; }
+    if (c == '>' && in_tag) { in_tag = false; space = true; continue; }
+    if (in_tag) continue;
+    if (std::isspace(c)) { space = true; continue; }
+    if (c < 0x20 || c == 0x7f) continue;
+    if (space && !out.empty()) out.push_back(' ');
+    space = false;
+    out.push_back(static_cast<char>(c));
+    if (out.size() >= 160) break;
+  }
+  std::string status_only = std::to_string(status);
+  std::string with_reason = status_only + " " + std::string(reason_phrase(status));
+  if (out.empty() || lower(out) == lower(status_only) || lower(out) == lower(with_reason) ||
+      lower(out) == lower(std::string(reason_phrase(status))))
+    return {};
+  return out;
+}
+
+ProxyEnv proxy_env_from(const std::function<const char*(const char*)>& getenv) {
+  auto any = [&](const char* upper, const char* lower) -> std::string {
+    for (const char* name : {upper, lower})
+      if (const char* v = getenv(name); v && *v) return v;
+    return {};
+  };
+  ProxyEnv e;
+  e.http = any("HTTP_PROXY", "http_proxy");
+  e.https = any("HTTPS_PROXY", "https_proxy");
+  e.no_proxy = any("NO_PROXY", "no_proxy");
+  return e;
+}
+
+std::string proxy_for(const ProxyEnv& env, std::string_view scheme) {
+  return scheme == "https" ? env.https : env.http;
+}
+
 }  // namespace cdi::source::http

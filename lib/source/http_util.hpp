@@ -4,6 +4,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -88,5 +89,25 @@ std::string_view reason_phrase(long status);
 
 // Whether a status means "try again later" (408, 429, 5xx other than 501/505).
 bool is_retryable_status(long status);
+
+// A one-line excerpt of an error reply's body for messages (the server's own words: "No required
+// SSL certificate was sent", S3's "Request has expired"): the HTML <title> when there is one, else
+// the text with tags dropped and blanks collapsed; at most 160 characters; non-printable bytes
+// dropped. "" when nothing useful is left or it only repeats "<status> <reason>".
+std::string error_body_excerpt(std::string_view body, long status);
+
+// Proxy settings from the environment, read the way Go (CDI) reads them: HTTP_PROXY then
+// http_proxy, HTTPS_PROXY then https_proxy, NO_PROXY then no_proxy (libcurl alone ignores an
+// upper-case HTTP_PROXY, which is what Kubernetes and CDI set).
+struct ProxyEnv {
+  std::string http;       // proxy URL for http:// requests, "" = none
+  std::string https;      // proxy URL for https:// requests, "" = none
+  std::string no_proxy;   // comma-separated hosts, domains, IPs/CIDRs, or "*"
+};
+// `getenv` returns nullptr for an unset variable (tests pass a map lookup).
+ProxyEnv proxy_env_from(const std::function<const char*(const char*)>& getenv);
+// The proxy URL for a request scheme ("http" / "https"); "" = connect directly. Exclusions by
+// no_proxy are applied by libcurl (CURLOPT_NOPROXY).
+std::string proxy_for(const ProxyEnv& env, std::string_view scheme);
 
 }  // namespace cdi::source::http

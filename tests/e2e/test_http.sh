@@ -9,7 +9,7 @@ source "$E2E_DIR/../support/nginx.sh"
 
 SRV=$T/srv
 mkdir -p "$SRV"
-trap 'nginx_stop; fault_stop; cleanup' EXIT
+trap 'nginx_stop; fault_stop; proxy_stop; cleanup' EXIT
 nginx_start "$SRV/nginx" "$IMG" || { echo "nginx did not start" >&2; exit 1; }
 fault_start "$SRV" "$IMG" || { echo "fault server did not start" >&2; exit 1; }
 ACCESS=$SRV/nginx/access.log
@@ -318,4 +318,101 @@ run_test no_range_before_first_byte_restarts t_no_range_before_first_byte_restar
 run_test changed_file_refused t_changed_file_refused
 run_test chunked_without_length t_chunked_without_length
 run_test cancel_is_prompt t_cancel_is_prompt
+
+# --- TLS client certificates (nginx with ssl_verify_client on) ----------------------------------
+
+CERTS=$SRV/nginx/certs
+M=https://127.0.0.1:$MTLS_PORT
+t_client_cert_accepted() {
+  run_import --progress none --cert-dir "$CA_DIR" --client-cert "$CERTS/client.crt" --client-key "$CERTS/client.key" \
+    --url "$M/qcow2.xz" --dest "$W/dest/disk.raw"
+  assert_same_as_qemu "$IMG/qcow2-v3.qcow2" "$W/dest/disk.raw"
+}
+t_client_cert_key_in_same_file() {
+  run_import --progress none --cert-dir "$CA_DIR" --client-cert "$CERTS/client-combined.pem" \
+    --url "$M/raw.gz" --dest "$W/dest/disk.raw"
+  assert_same_as_qemu "$IMG/source.raw" "$W/dest/disk.raw" raw
+}
+t_client_cert_missing_refused() {
+  # nginx answers 400 over TLS; its words reach the message
+  expect_exit 8 --progress none --cert-dir "$CA_DIR" --url "$M/raw.gz" --dest "$W/dest/disk.raw"
+  assert_error_matches "HTTP 400 Bad Request for .* \\(server says: 400 No required SSL certificate was sent\\)"
+  assert_failed_cleanly "$W/dest/disk.raw"
+}
+t_client_cert_untrusted_refused() {
+  expect_exit 8 --progress none --cert-dir "$CA_DIR" --client-cert "$CERTS/rogue-client.crt" \
+    --client-key "$CERTS/rogue-client.key" --url "$M/raw.gz" --dest "$W/dest/disk.raw"
+  assert_error_matches "server says: 400 The SSL certificate error"
+  assert_failed_cleanly "$W/dest/disk.raw"
+}
+t_client_key_unreadable() {
+  expect_exit 9 --progress none --cert-dir "$CA_DIR" --client-cert "$CERTS/client.crt" --client-key "$W/_meta/none.key" \
+    --url "$M/raw.gz" --dest "$W/dest/disk.raw"
+  assert_error_matches "client-key"
+}
+run_test client_cert_accepted t_client_cert_accepted
+run_test client_cert_key_in_same_file t_client_cert_key_in_same_file
+run_test client_cert_missing_refused t_client_cert_missing_refused
+run_test client_cert_untrusted_refused t_client_cert_untrusted_refused
+run_test client_key_unreadable t_client_key_unreadable
+
+# --- proxies from the environment (a real tinyproxy on 127.0.0.1) ------------------------------
+
+proxy_start "$SRV/proxy" || { echo "tinyproxy did not start" >&2; exit 1; }
+PLAIN_PROXY_PORT=$PROXY_PORT PLAIN_PROXY_PID=$PROXY_PID
+PROXY_PID=
+proxy_start "$SRV/proxy-auth" proxyuser 'proxy-pw' || { echo "tinyproxy (auth) did not start" >&2; exit 1; }
+AUTH_PROXY_PORT=$PROXY_PORT
+trap 'nginx_stop; fault_stop; proxy_stop; kill $PLAIN_PROXY_PID 2>/dev/null; cleanup' EXIT
+PLOG=$SRV/proxy/proxy.log
+proxy_lines() { grep -c "$1" "${2:-$PLOG}" 2>/dev/null || true; }
+
+t_upper_case_http_proxy() {
+  local before; before=$(proxy_lines "GET http://127.0.0.1:$HTTP_PORT/raw.xz")
+  export HTTP_PROXY=http://127.0.0.1:$PLAIN_PROXY_PORT
+  run_import -v --progress none --url "$H/raw.xz" --dest "$W/dest/disk.raw"
+  assert_same_as_qemu "$IMG/source.raw" "$W/dest/disk.raw" raw
+  (( $(proxy_lines "GET http://127.0.0.1:$HTTP_PORT/raw.xz") > before )) || fail "the request did not go through the proxy"
+  grep -q "http requests go through proxy http://127.0.0.1:$PLAIN_PROXY_PORT" "$W/_meta/err" || fail "proxy not logged"
+}
+t_lower_case_https_proxy_connect() {
+  local before; before=$(proxy_lines "CONNECT 127.0.0.1:$HTTPS_PORT")
+  export https_proxy=http://127.0.0.1:$PLAIN_PROXY_PORT
+  run_import --progress none --cert-dir "$CA_DIR" --url "$S/qcow2.gz" --dest "$W/dest/disk.raw"
+  assert_same_as_qemu "$IMG/qcow2-v3.qcow2" "$W/dest/disk.raw"
+  (( $(proxy_lines "CONNECT 127.0.0.1:$HTTPS_PORT") > before )) || fail "no CONNECT through the proxy"
+}
+t_no_proxy_bypasses() {
+  local before; before=$(wc -l < "$PLOG")
+  export HTTP_PROXY=http://127.0.0.1:$PLAIN_PROXY_PORT NO_PROXY=localhost,127.0.0.1
+  run_import --progress none --url "$H/raw.gz" --dest "$W/dest/disk.raw"
+  assert_same_as_qemu "$IMG/source.raw" "$W/dest/disk.raw" raw
+  (( $(wc -l < "$PLOG") == before )) || fail "NO_PROXY was not honoured: $(tail -n 3 "$PLOG")"
+}
+t_proxy_credentials() {
+  export HTTP_PROXY=http://proxyuser:proxy-pw@127.0.0.1:$AUTH_PROXY_PORT
+  run_import -v --progress none --url "$H/raw.zst" --dest "$W/dest/disk.raw"
+  assert_same_as_qemu "$IMG/source.raw" "$W/dest/disk.raw" raw
+  ! grep -q "proxy-pw" "$W/_meta/err" || fail "the proxy password was logged"
+}
+t_proxy_wrong_credentials() {
+  export HTTP_PROXY=http://proxyuser:wrong@127.0.0.1:$AUTH_PROXY_PORT
+  # (tinyproxy 1.11 answers 401 with WWW-Authenticate where RFC 9110 says 407; both are auth errors)
+  expect_exit 7 --progress none --url "$H/raw.zst" --dest "$W/dest/disk.raw"
+  assert_error_matches "HTTP 40[17] .*through proxy http://127.0.0.1:$AUTH_PROXY_PORT; proxy credentials go in its URL"
+  ! grep -q "wrong" "$W/_meta/err" || fail "the proxy password was printed"
+  assert_failed_cleanly "$W/dest/disk.raw"
+}
+t_proxy_unreachable() {
+  export HTTP_PROXY=http://127.0.0.1:$(_free_port)
+  expect_exit 8 --progress none --retries 1 --retry-max-time 5 --url "$H/raw.zst" --dest "$W/dest/disk.raw"
+  assert_error_matches "proxy"
+  assert_failed_cleanly "$W/dest/disk.raw"
+}
+run_test upper_case_http_proxy t_upper_case_http_proxy
+run_test lower_case_https_proxy_connect t_lower_case_https_proxy_connect
+run_test no_proxy_bypasses t_no_proxy_bypasses
+run_test proxy_credentials t_proxy_credentials
+run_test proxy_wrong_credentials t_proxy_wrong_credentials
+run_test proxy_unreachable t_proxy_unreachable
 finish

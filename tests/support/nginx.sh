@@ -3,6 +3,8 @@
 # CA made here, basic auth, redirects, statuses), and the project's fault server.
 #
 #   nginx_start WORK DOCROOT      -> NGINX_PID HTTP_PORT HTTPS_PORT CA_DIR (CA file with an odd name)
+#                                    MTLS_PORT (HTTPS requiring a client certificate from the CA:
+#                                    WORK/certs/client.{crt,key}, client-combined.pem; rogue-client.*)
 #                                    HTUSER HTPASS, WORK/access.log (format below)
 #   nginx_stop                    (also registered by the caller for exit)
 #   fault_start WORK DOCROOT      -> FAULT_PID FAULT_PORT, log in WORK/fault.log
@@ -38,6 +40,16 @@ _make_certs() {
   echo "not a certificate" > "$d/certdir/README"
   mkdir -p "$d/certdir/..2026_data"
   echo garbage > "$d/certdir/.hidden"
+  # client certificate for TLS client auth (signed by the test CA), and one from the unrelated CA
+  openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout "$d/client.key" \
+    -out "$d/client.csr" -subj "/CN=cdi-import-client" 2>/dev/null
+  printf '%s\n' "basicConstraints=critical,CA:FALSE" "keyUsage=critical,digitalSignature" \
+    "extendedKeyUsage=clientAuth" > "$d/client.ext"
+  openssl x509 -req -in "$d/client.csr" -CA "$d/ca.crt" -CAkey "$d/ca.key" -CAcreateserial -out "$d/client.crt" \
+    -days 825 -extfile "$d/client.ext" 2>/dev/null
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout "$d/rogue-client.key" \
+    -out "$d/rogue-client.crt" -days 30 -subj "/CN=rogue-client" 2>/dev/null
+  cat "$d/client.crt" "$d/client.key" > "$d/client-combined.pem"
   htpasswd -Bbn -C 5 "$HTUSER" "$HTPASS" > "$d/htpasswd" 2>/dev/null
 }
 
@@ -51,6 +63,7 @@ nginx_start() {
   for try in 1 2 3 4 5; do
     HTTP_PORT=$(_free_port)
     HTTPS_PORT=$(_free_port)
+    MTLS_PORT=$(_free_port)
     local user_line=""
     if [[ $(id -u) == 0 ]]; then user_line="user root root;"; fi
     cat > "$work/locations.conf" <<CONF
@@ -98,6 +111,10 @@ http {
     server { listen 127.0.0.1:$HTTPS_PORT ssl; server_name localhost;
              ssl_certificate $work/certs/server.crt; ssl_certificate_key $work/certs/server.key;
              include $work/locations.conf; }
+    server { listen 127.0.0.1:$MTLS_PORT ssl; server_name localhost;
+             ssl_certificate $work/certs/server.crt; ssl_certificate_key $work/certs/server.key;
+             ssl_client_certificate $work/certs/ca.crt; ssl_verify_client on;
+             include $work/locations.conf; }
 }
 CONF
     nginx -t -q -p "$work" -c "$work/nginx.conf" -e "$work/error.log" || return 1
@@ -105,7 +122,8 @@ CONF
     NGINX_PID=$!
     local i
     for i in $(seq 1 100); do
-      if (echo > /dev/tcp/127.0.0.1/$HTTPS_PORT) 2>/dev/null && (echo > /dev/tcp/127.0.0.1/$HTTP_PORT) 2>/dev/null; then
+      if (echo > /dev/tcp/127.0.0.1/$HTTPS_PORT) 2>/dev/null && (echo > /dev/tcp/127.0.0.1/$HTTP_PORT) 2>/dev/null &&
+         (echo > /dev/tcp/127.0.0.1/$MTLS_PORT) 2>/dev/null; then
         return 0
       fi
       kill -0 "$NGINX_PID" 2>/dev/null || break
@@ -122,6 +140,46 @@ nginx_stop() {
     kill -TERM "$NGINX_PID" 2>/dev/null
     wait "$NGINX_PID" 2>/dev/null
     NGINX_PID=
+  fi
+}
+
+# proxy_start WORK [BASIC_AUTH_USER BASIC_AUTH_PASSWORD] -> PROXY_PID PROXY_PORT, WORK/proxy.log
+# A real forward proxy (tinyproxy: absolute-URI GETs and CONNECT) on 127.0.0.1; the log names
+# every request it relayed ("CONNECT 127.0.0.1:PORT" / "GET http://...").
+proxy_start() {
+  local work=$1 user=${2:-} pass=${3:-} i
+  mkdir -p "$work"
+  PROXY_PORT=$(_free_port)
+  {
+    echo "Port $PROXY_PORT"
+    echo "Listen 127.0.0.1"
+    echo "Timeout 30"
+    echo "LogFile \"$work/proxy.log\""
+    echo "LogLevel Info"
+    echo "MaxClients 20"
+    echo "Allow 127.0.0.1"
+    echo "ConnectPort $HTTPS_PORT"
+    echo "ConnectPort $MTLS_PORT"
+    echo "DisableViaHeader Yes"
+    if [[ -n $user ]]; then echo "BasicAuth $user $pass"; fi
+    if [[ $(id -u) == 0 ]]; then echo "User root"; echo "Group root"; fi
+  } > "$work/tinyproxy.conf"
+  tinyproxy -d -c "$work/tinyproxy.conf" </dev/null >"$work/proxy.out" 2>&1 &
+  PROXY_PID=$!
+  for i in $(seq 1 100); do
+    if (echo > /dev/tcp/127.0.0.1/$PROXY_PORT) 2>/dev/null; then return 0; fi
+    kill -0 "$PROXY_PID" 2>/dev/null || break
+    sleep 0.05
+  done
+  cat "$work/proxy.out" >&2
+  return 1
+}
+
+proxy_stop() {
+  if [[ -n ${PROXY_PID:-} ]]; then
+    kill -TERM "$PROXY_PID" 2>/dev/null
+    wait "$PROXY_PID" 2>/dev/null
+    PROXY_PID=
   fi
 }
 

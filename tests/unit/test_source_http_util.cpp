@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 #include <catch2/catch.hpp>
+#include <map>
 
 #include "lib/source/http_util.hpp"
 
@@ -143,4 +144,38 @@ TEST_CASE("status helpers", "[http]") {
   CHECK(reason_phrase(299).empty());
   for (long s : {408L, 429L, 500L, 502L, 503L, 504L}) CHECK(is_retryable_status(s));
   for (long s : {400L, 401L, 403L, 404L, 410L, 416L, 501L, 505L}) CHECK_FALSE(is_retryable_status(s));
+}
+
+TEST_CASE("proxy settings from the environment, Go's order", "[http_util]") {
+  std::map<std::string, std::string> env = {{"HTTP_PROXY", "http://upper:3128"}, {"http_proxy", "http://lower:3128"},
+                                            {"https_proxy", "http://u:p@lower-tls:3128"}, {"no_proxy", "10.0.0.0/8,.svc"}};
+  auto get = [&](const char* n) -> const char* {
+    auto it = env.find(n);
+    return it == env.end() ? nullptr : it->second.c_str();
+  };
+  auto e = cdi::source::http::proxy_env_from(get);
+  CHECK(e.http == "http://upper:3128");   // upper case first, as Go's httpproxy.FromEnvironment
+  CHECK(e.https == "http://u:p@lower-tls:3128");
+  CHECK(e.no_proxy == "10.0.0.0/8,.svc");
+  CHECK(cdi::source::http::proxy_for(e, "http") == "http://upper:3128");
+  CHECK(cdi::source::http::proxy_for(e, "https") == "http://u:p@lower-tls:3128");
+  env = {{"HTTP_PROXY", ""}, {"http_proxy", "http://lower:3128"}};   // empty counts as unset
+  e = cdi::source::http::proxy_env_from(get);
+  CHECK(e.http == "http://lower:3128");
+  CHECK(e.https.empty());
+  CHECK(cdi::source::http::proxy_for(e, "https").empty());
+  CHECK(cdi::source::http::redact_url("http://u:p@proxy:3128") == "http://proxy:3128");
+}
+
+TEST_CASE("error body excerpts name the server's words", "[http_util]") {
+  using cdi::source::http::error_body_excerpt;
+  CHECK(error_body_excerpt("<html>\r\n<head><title>400 No required SSL certificate was sent</title></head>\r\n"
+                           "<body><center><h1>400 Bad Request</h1></center></body></html>", 400) ==
+        "400 No required SSL certificate was sent");
+  CHECK(error_body_excerpt("<html><head><title>404 Not Found</title></head><body>x</body></html>", 404).empty());
+  CHECK(error_body_excerpt("<?xml version=\"1.0\"?><Error><Code>AccessDenied</Code><Message>Request has expired</Message></Error>", 403) ==
+        "AccessDenied Request has expired");
+  CHECK(error_body_excerpt("plain\ttext\x01 reply\n", 500) == "plain text reply");
+  CHECK(error_body_excerpt("", 500).empty());
+  CHECK(error_body_excerpt(std::string(1000, 'x'), 500).size() == 160);
 }
