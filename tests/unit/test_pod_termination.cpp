@@ -71,3 +71,17 @@ TEST_CASE("pod::write_termination_log writes one line, mode 0600, truncating", "
   CHECK((st.st_mode & 0777) == 0600);
   std::filesystem::remove_all(dir);
 }
+
+#include "lib/pod/importer.hpp"
+
+TEST_CASE("pod::process_error_text keeps the controller's phrases", "[pod][termination]") {
+  Error plain(Errc::corrupt_input, "unexpected end of stream");
+  plain.context("gzip").context("http://h/x.gz");
+  CHECK(pod::process_error_text(plain) == "Unable to process data: http://h/x.gz: gzip: unexpected end of stream");
+  Error big(Errc::limit, "virtual image size 2147483648 is larger than the device");
+  CHECK(pod::process_error_text(big) ==
+        "Unable to process data: virtual image size 2147483648 is larger than the device (the image is larger than "
+        "the reported available storage: a larger PVC is required)");
+  Error full = sys_error("writing /data/disk.img", ENOSPC);
+  CHECK(pod::process_error_text(full).find("no space left on device") != std::string::npos);
+}
