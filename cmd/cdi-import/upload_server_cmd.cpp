@@ -66,6 +66,7 @@ int run_upload_server_cmd(int argc, char** argv, util::CancelToken& cancel) {
               client_name, deadline, tls_min_version, tls_ciphers, hold_limit;
   bool insecure_http = false;
   int verbose = 0;
+  double linger = 0;
   unsigned threads = 0;
   app.add_option("--listen", listen, "ADDR:PORT to listen on (default 127.0.0.1:8443; port 0 = any, printed)");
   app.add_option("--dest,-d", dest, "target: file or block device (upload-archive: a directory)")->required();
@@ -79,6 +80,8 @@ int run_upload_server_cmd(int argc, char** argv, util::CancelToken& cancel) {
   app.add_option("--tls-ciphers", tls_ciphers, "comma list of OpenSSL cipher names for TLS <= 1.2");
   app.add_flag("--insecure-http", insecure_http, "serve plain HTTP (local use and tests)");
   app.add_option("--deadline", deadline, "RFC 3339 time after which the server stops when no upload is in flight");
+  app.add_option("--linger", linger, "seconds to keep answering 409 after a completed upload before exiting (default 0)")
+      ->check(CLI::Range(0.0, 3600.0));
   app.add_option("--progress", progress, "auto|bar|json|none (auto: a live line on a terminal)")
       ->check(CLI::IsMember({"auto", "bar", "json", "none"}));
   app.add_option("--threads", threads, "decompression threads (default: the CPUs this process may use)");
@@ -120,6 +123,7 @@ int run_upload_server_cmd(int argc, char** argv, util::CancelToken& cancel) {
   o.tls_min_version = tls_min_version;
   o.tls_ciphers = tls_ciphers;
   o.insecure_http = insecure_http;
+  o.linger_after_done = std::chrono::milliseconds(static_cast<int64_t>(linger * 1000));
   if (!deadline.empty()) {
     auto t = parse_rfc3339(deadline);
     if (!t) return usage("--deadline: not an RFC 3339 time: '" + deadline + "'");

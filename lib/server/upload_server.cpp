@@ -468,24 +468,9 @@ Result<UploadOutcome> run_upload_server(const UploadServerOptions& opts) {
     st.log("upload-server: " + req.method + " " + req.path + " from " + req.remote_addr + " -> " +
            std::to_string(res.status));
   });
-  // Refusals and auth happen in the handlers, after the body could be drained; answering a
-  // 100-continue client early saves it sending a body that would be dropped.
-  svr->set_expect_100_continue_handler([&st](const httplib::Request& req, httplib::Response& res) {
-    auto route = route_for(req.path);
-    if (!route || req.method != "POST") return 100;
-    std::string why;
-    if (!client_authorized(req, st.opts, &why)) {
-      answer(res, 401, "Unauthorized");
-      return 401;
-    }
-    switch (st.gate.state()) {
-      case UploadGate::State::busy: answer(res, 503, "Upload in progress"); return 503;
-      case UploadGate::State::done: answer(res, 409, "Upload already completed"); return 409;
-      case UploadGate::State::idle: break;
-    }
-    return 100;
-  });
-
+  // Refusals (401/503/409) are answered by the handlers after draining the body: httplib cannot
+  // close a connection after an early answer to `Expect: 100-continue`, and a body left unread
+  // would be parsed as the next request. So every Expect gets its 100 (httplib's default).
   auto healthz = [](const httplib::Request&, httplib::Response& res) { res.set_content("OK", "text/plain"); };
   auto healthz_body = [&st](const httplib::Request& req, httplib::Response& res, const httplib::ContentReader& r) {
     drain(req, r, st);
@@ -552,6 +537,11 @@ Result<UploadOutcome> run_upload_server(const UploadServerOptions& opts) {
       }
       st.cv.wait_for(lock, std::chrono::milliseconds(100));
     }
+  }
+  if (!error && !outcome.deadline_passed && opts.linger_after_done.count() > 0) {
+    auto until = std::chrono::steady_clock::now() + opts.linger_after_done;
+    while (std::chrono::steady_clock::now() < until && !st.cancelled())
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   svr->stop();
   listener.join();
