@@ -323,6 +323,8 @@ void handle_upload(ServerState& st, Route route, const httplib::Request& req, ht
     answer(res, status, body);
   };
   if (route.form() && !req.is_multipart_form_data()) return refuse(400, "Saving stream failed: form upload needs a multipart/form-data body");
+  if (auto ct = req.get_header_value("x-cdi-content-type"); ct == "blockdevice-clone" || ct == "filesystem-clone")
+    return refuse(400, "Saving stream failed: host-assisted clone (x-cdi-content-type: " + ct + ") is not supported");
   std::optional<util::Checksum> sum;
   if (auto h = req.get_header_value("X-Checksum"); !h.empty()) {
     auto c = util::parse_checksum(h);
@@ -387,7 +389,9 @@ void handle_upload(ServerState& st, Route route, const httplib::Request& req, ht
         r = fail(Errc::corrupt_input, "checksum mismatch detected after the target was written");
       }
       if (r && !job->checksum_ok().empty()) r->checksum_verified = job->checksum_ok();
-      st.gate.release(r.has_value());
+      // Success → 409 from now on. A failure after the reply ends the server (exit 1, as CDI):
+      // the gate stays busy (503) until it has stopped.
+      if (r) st.gate.release(true);
       st.set_outcome(r);
     });
     st.log("upload: async data received, finishing in the background");

@@ -195,6 +195,9 @@ t_routes() {
   up /v1beta1/upload -I; expect_code 404
   up /v1beta1/nothing -X POST -d x; expect_code 404
   up /v1beta2/upload -X POST -d x; expect_code 404
+  up /v1beta1/upload -X POST -H "x-cdi-content-type: blockdevice-clone" --data-binary "@$IMG/raw.gz"; expect_code 400
+  grep -q "host-assisted clone .* is not supported" "$W/_meta/body" || fail "clone refusal not explained"
+  [[ -z $(ls -A "$W/dest") ]] || fail "files in dest"
   post_image /v1beta1/upload "$IMG/qcow2.gz"; expect_code 200
   srv_wait 0
   assert_same_as_qemu "$IMG/qcow2-v3.qcow2" "$W/dest/disk.raw"
