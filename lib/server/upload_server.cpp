@@ -515,6 +515,8 @@ Result<UploadOutcome> run_upload_server(const UploadServerOptions& opts) {
     return fail(Errc::io, "cannot listen on " + host + ":" + std::to_string(port) + " (address in use or not available)");
   }
   std::thread listener([&] { svr->listen_after_bind(); });
+  // httplib's stop() is a no-op until the accept loop runs: wait for it (bounded).
+  for (int i = 0; i < 5000 && !svr->is_running(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(1));
   if (opts.on_listening) opts.on_listening(static_cast<uint16_t>(port));
   st.log("upload-server: listening on " + host + ":" + std::to_string(port) + (tls ? " (https)" : " (http)"));
 
