@@ -372,6 +372,7 @@ void handle_upload(ServerState& st, Route route, const httplib::Request& req, ht
     job->end_body({});
 
   auto finish_failed = [&](const Error& e) {
+    reset_progress(st.progress);   // quiet again until the next attempt
     st.gate.release(false);
     auto r = reply_for_error(e, job->client_fault());
     st.log("upload failed (" + std::to_string(r.status) + "): " + e.what());
