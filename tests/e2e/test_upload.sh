@@ -114,12 +114,13 @@ expect_code() {
   [[ $CODE == "$1" ]] || { tail -n 20 "$W/_meta/srv.err" >&2; fail "HTTP $CODE, expected $1 ($(head -c 300 "$W/_meta/body"))"; }
 }
 
-# post_image ROUTE FILE: uploads FILE the way the route wants (raw body streamed, or a form).
+# post_image ROUTE FILE [CURL ARGS...]: uploads FILE the way the route wants (raw body streamed, or a form).
 post_image() {
   local route=$1 file=$2
+  shift 2
   case $route in
-    *upload-form*) up "$route" -F "file=@$file" ;;
-    *) up "$route" -T "$file" -X POST -H "Content-Type: application/octet-stream" ;;
+    *upload-form*) up "$route" -F "file=@$file" "$@" ;;
+    *) up "$route" -T "$file" -X POST -H "Content-Type: application/octet-stream" "$@" ;;
   esac
 }
 
@@ -253,6 +254,16 @@ t_client_cert_auth() {
   grep -q "refused (401)" "$W/_meta/srv.err" || fail "the 401s were not logged"
 }
 run_test client_cert_right_cn_wrong_cn_no_cert t_client_cert_auth
+
+t_tls_min_version() {
+  srv_start https --dest "$W/dest/disk.raw" --tls-min-version VersionTLS13 --tls-ciphers "ECDHE-ECDSA-AES128-GCM-SHA256"
+  post_image /v1beta1/upload "$IMG/raw.gz" --tls-max 1.2
+  [[ $CODE == 000 ]] || fail "a TLS 1.2 client was served ($CODE) with --tls-min-version VersionTLS13"
+  post_image /v1beta1/upload "$IMG/raw.gz" --tlsv1.3; expect_code 200
+  srv_wait 0
+  assert_same_as_qemu "$IMG/source.raw" "$W/dest/disk.raw" raw
+}
+run_test tls_min_version_13 t_tls_min_version
 
 t_no_tls_refused() {
   cdi upload-server --listen 127.0.0.1:0 --dest "$W/dest/disk.raw"
