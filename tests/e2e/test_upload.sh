@@ -343,7 +343,7 @@ t_too_large() {
   kill -0 "$SRV_PID" || fail "the server died"
   # SIGTERM to cdi-import itself (the `timeout` wrapper would signal its process group as well,
   # and a second signal kills at once by design)
-  kill -TERM "$(pgrep -P "$SRV_PID")"
+  kill -TERM $(cat "/proc/$SRV_PID/task/$SRV_PID/children")
   srv_wait 130
   [[ -z $(ls -A "$W/dest") ]] || fail "files in dest"
 }
