@@ -402,6 +402,19 @@ t_vmdk_spools() {
 }
 run_test vmdk_stream_spools_to_scratch t_vmdk_spools
 
+t_async_failure_after_reply() {
+  # vmdk: the 200 comes after spooling and qemu-img validation; the conversion then runs out of
+  # space on a 2 MiB target filesystem: the server exits 1 and leaves nothing behind.
+  ALLOW_SCRATCH=1
+  make_tmpfs "$W/dest/small" 2m
+  srv_start http --dest "$W/dest/small/disk.raw"
+  post_image /v1beta1/upload-async "$IMG/stream.vmdk"; expect_code 200
+  srv_wait 1
+  grep -q "^cdi-import: error: .*No space left on device" "$W/_meta/srv.err" || fail "no error line naming the cause"
+  [[ -z $(ls -A "$W/dest/small") ]] || fail "a failed conversion left $(ls -A "$W/dest/small")"
+}
+run_test async_failure_after_reply_exits_1 t_async_failure_after_reply
+
 t_deadline() {
   srv_start http --dest "$W/dest/disk.raw" --deadline "$(date -u -d '+1 second' +%Y-%m-%dT%H:%M:%SZ)"
   srv_wait 0
