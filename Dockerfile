@@ -19,7 +19,7 @@ FROM debian:12-slim
 ENV DEBIAN_FRONTEND=noninteractive
 RUN apt-get update && apt-get install -y --no-install-recommends \
       qemu-utils ca-certificates libcurl4 libssl3 libarchive13 liblzma5 zlib1g libzstd1 libisal2 \
-      libdeflate0 libcpp-httplib0.11 \
+      libdeflate0 libcpp-httplib0.11 nbdkit \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --uid 1001 --no-create-home --shell /usr/sbin/nologin cdi
 COPY --from=build /build/cmd/cdi-import/cdi-import /usr/bin/cdi-import

@@ -33,6 +33,10 @@ if [[ ! -f $IMG/.done ]]; then
   xz -0 -T2 -c "$IMG/disk.qcow2" > "$IMG/qcow2.xz"
   touch "$IMG/.done"
 fi
+if [[ ! -f $IMG/stream.vmdk ]]; then
+  qemu-img convert -q -f raw -O vmdk -o subformat=streamOptimized "$IMG/source.raw" "$IMG/stream.vmdk"
+  qemu-img convert -q -f raw -O vhdx "$IMG/source.raw" "$IMG/disk.vhdx"
+fi
 
 SRV=$(mktemp -d)
 trap 'nginx_stop; rm -rf "$SRV" "$OUT"' EXIT
@@ -77,6 +81,22 @@ log "qcow2.xz"
 timed "$CDI" --progress none --url "$U/qcow2.xz" --dest "$OUT/d.raw"; c=$LAST_S; r=$LAST_RSS
 timed bash -o pipefail -c "curl -s -o $OUT/s.xz $U/qcow2.xz && xz -dc $OUT/s.xz > $OUT/s.qcow2 && qemu-img convert -q -f qcow2 -O raw $OUT/s.qcow2 $OUT/d.raw"
 row qcow2.xz "$c" "$r" 'CDI-style: download, `xz -dc` to scratch, `qemu-img convert`' "$LAST_S"
+
+for f in stream.vmdk disk.vhdx; do
+  fmt=${f##*.}
+  log "$f (read in place)"
+  timed "$CDI" --progress none --url "$U/$f" --dest "$OUT/d.raw"; c=$LAST_S; r=$LAST_RSS
+  timed bash -o pipefail -c "curl -s -o $OUT/s.img $U/$f && qemu-img convert -q -f $fmt -O raw $OUT/s.img $OUT/d.raw"
+  p=$LAST_S
+  row "$f" "$c" "$r" 'CDI-style: download to scratch, `qemu-img convert`' "$p"
+  if command -v nbdkit > /dev/null; then
+    timed nbdkit -U - curl "$U/$f" --run "qemu-img convert -q -f $fmt -O raw \$nbd $OUT/d.raw"
+    row "$f" "$c" "$r" 'plain nbdkit curl + `qemu-img convert`' "$LAST_S"
+  fi
+  sum=$(sha256sum < "$IMG/$f" | cut -d' ' -f1)
+  timed "$CDI" --progress none --scratch-dir "$OUT" --checksum "sha256:$sum" --url "$U/$f" --dest "$OUT/d.raw"
+  row "$f spooled (--checksum)" "$LAST_S" "$LAST_RSS" 'CDI-style: download to scratch, `qemu-img convert`' "$p"
+done
 
 echo "HTTP from nginx on 127.0.0.1, $MIBS MiB image ($(nproc) CPUs)"
 echo

@@ -288,6 +288,8 @@ int run_import(int argc, char** argv) {
 
 }  // namespace
 
+int run_upload_server_cmd(int argc, char** argv, util::CancelToken& cancel);   // upload_server_cmd.cpp
+
 int main(int argc, char** argv) {
   install_signal_handlers();
   // Pod mode (CDI drop-in): by program name, or by subcommand.
@@ -298,6 +300,7 @@ int main(int argc, char** argv) {
   if (argc >= 2 && std::string_view(argv[1]) == "pod-importer") return cmd::run_pod_importer(argc - 1, argv + 1, g_cancel);
   if (argc >= 2 && std::string_view(argv[1]) == "pod-uploadserver")
     return cmd::run_pod_uploadserver(argc - 1, argv + 1, g_cancel);
+  if (argc >= 2 && std::string_view(argv[1]) == "upload-server") return run_upload_server_cmd(argc - 1, argv + 1, g_cancel);
   if (argc >= 2 && std::string_view(argv[1]) == "info") return run_info(argc - 1, argv + 1);
   if (argc >= 2 && std::string_view(argv[1]) == "import") {
     argv[1] = argv[0];

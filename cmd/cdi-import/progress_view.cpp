@@ -46,6 +46,8 @@ void ProgressView::tick(bool final) {
   auto now = steady_clock::now();
   auto phase = m_state.phase.load();
   uint64_t rd = m_state.bytes_read.load(), wr = m_state.bytes_written.load();
+  // Nothing started yet (an upload server waiting for its upload): stay quiet.
+  if (!final && phase == cdi::pipeline::Phase::starting && rd == 0 && wr == 0) return;
   int64_t total_rd = m_state.total_read.load(), total_wr = m_state.total_written.load();
   // Rate over the wire bytes (or written bytes while qemu-img converts from a local file).
   uint64_t basis = phase == cdi::pipeline::Phase::converting ? wr : rd;

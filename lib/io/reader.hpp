@@ -20,6 +20,9 @@ struct ReaderInfo {
   std::optional<uint64_t> size;      // exact length of this stream when known up front
   bool seekable = false;             // the bytes can be re-read by path (local regular file / device)
   std::optional<std::string> path;   // local path holding exactly this stream's bytes, if any
+  // An HTTP(S) source whose server serves byte ranges of a known length: the pinned URL, so a tool
+  // that needs random access (qemu-img for vmdk/vhdx/...) may read it in place.
+  std::optional<std::string> range_url;
 };
 
 class Reader {

@@ -20,6 +20,7 @@
 #include "lib/io/hashing_reader.hpp"
 #include "lib/io/peek_reader.hpp"
 #include "lib/pipeline/copy_loop.hpp"
+#include "lib/pipeline/nbdkit.hpp"
 #include "lib/pipeline/qemu_img.hpp"
 #include "lib/pipeline/scratch.hpp"
 #include "lib/sink/async_sink.hpp"
@@ -284,13 +285,41 @@ Result<void> import_with_qemu(Detected& d, const ImportOptions& o, sink::Sink& t
   qo.cancel = o.cancel;
   std::string src;
   std::unique_ptr<ScratchFile> spool;
-  if (d.direct_path) {
+  std::unique_ptr<NbdkitCurl> nbd;
+  // An uncompressed image on a server that serves byte ranges: qemu-img reads it in place through
+  // nbdkit's curl plugin (no scratch). Not with --checksum: the digest needs the stream.
+  auto top_info = d.top->info();
+  std::optional<std::string> why_not_in_place;
+  if (!d.direct_path && d.chain.size() == 1 && top_info.range_url && !o.checksum) {
+    why_not_in_place = NbdkitCurl::unsupported_reason(o.http);
+    if (!why_not_in_place) {
+      // nbdkit's 32 MiB read cache lives in memory (/dev/shm), not on the scratch volume.
+      fs::path cache_dir = ::access("/dev/shm", W_OK) == 0 ? fs::path("/dev/shm") : fs::temp_directory_path();
+      auto started = NbdkitCurl::start(*top_info.range_url, o.http, cache_dir, o.cancel);
+      if (started) {
+        nbd = std::move(*started);
+        log(o, "reading " + fmt + " in place with Range requests through nbdkit-curl (no scratch)");
+        d.top.reset();   // closes our own GET
+      } else if (started.error().code() == Errc::not_found) {
+        why_not_in_place = started.error().what();
+      } else {
+        return std::unexpected(std::move(started).error().context("nbdkit"));
+      }
+    }
+  } else if (!d.direct_path && d.chain.size() == 1 && top_info.range_url) {
+    why_not_in_place = "--checksum needs the whole stream";
+  }
+  if (nbd) {
+    src = nbd->uri();
+  } else if (d.direct_path) {
     src = *d.direct_path;
   } else {
     if (!o.scratch_dir)
       return fail(Errc::scratch_required,
                   "scratch space required: " + fmt + " from a stream (" + chain_text(d.chain) +
-                      ") needs random access; pass --scratch-dir DIR");
+                      ") needs random access; pass --scratch-dir DIR" +
+                      (why_not_in_place ? " (not read in place: " + *why_not_in_place + ")" : std::string()));
+    if (why_not_in_place) log(o, "not reading in place: " + *why_not_in_place);
     spool = CDI_TRY(ScratchFile::create(*o.scratch_dir));
     set_phase(o, Phase::spooling);
     log(o, "spooling " + chain_text(d.chain) + " to scratch in " + o.scratch_dir->string());
@@ -304,7 +333,12 @@ Result<void> import_with_qemu(Detected& d, const ImportOptions& o, sink::Sink& t
     qo.keep_fds.push_back(spool->fd());
   }
   set_phase(o, Phase::validating);
-  auto info = CDI_TRY(qemu_info(fmt, src, qo));
+  auto info_r = qemu_info(fmt, src, qo);
+  if (!info_r && nbd) {
+    // qemu-img only sees "export not available": nbdkit's stderr has the reason.
+    if (auto why = nbd->stderr_tail(); !why.empty()) return fail(Errc::network, "nbdkit-curl: " + why);
+  }
+  auto info = CDI_TRY(std::move(info_r));
   auto bound = image_bound(o, target);
   CDI_TRY(validate_image(info, bound.size, bound.what));
   if (fmt == "qcow2") CDI_TRY(qemu_check_qcow2(src, qo));
@@ -324,7 +358,13 @@ Result<void> import_with_qemu(Detected& d, const ImportOptions& o, sink::Sink& t
     if (o.progress)
       o.progress->bytes_written.store(static_cast<uint64_t>(pct / 100.0 * double(info.virtual_size)));
   };
-  CDI_TRY(qemu_convert(fmt, src, info.virtual_size, ct, qo, on_percent));
+  auto converted = qemu_convert(fmt, src, info.virtual_size, ct, qo, on_percent);
+  if (!converted && nbd) {
+    if (auto why = nbd->stderr_tail(); !why.empty())
+      return std::unexpected(std::move(converted).error().context("nbdkit-curl: " + why));
+  }
+  CDI_TRY(std::move(converted));
+
   if (d.direct_path && o.progress) {
     // qemu-img read the local file itself: count it as read.
     struct stat sst;
@@ -337,7 +377,7 @@ Result<void> import_with_qemu(Detected& d, const ImportOptions& o, sink::Sink& t
     rep.qemu_allocated = info.virtual_size;
   }
   rep.image_size = info.virtual_size;
-  rep.converter = "qemu-img";
+  rep.converter = nbd ? "qemu-img over nbdkit-curl" : "qemu-img";
   return {};
 }
 
@@ -446,7 +486,7 @@ Result<ImportReport> run_import(const ImportOptions& o) {
   auto st = target->stats();
   rep.bytes_written = st.bytes_written;
   rep.bytes_zero = st.bytes_holes + st.bytes_zeroed;
-  if (rep.converter == "qemu-img") {
+  if (rep.converter.starts_with("qemu-img")) {
     rep.bytes_written = std::min(rep.qemu_allocated, rep.image_size);
     rep.bytes_zero = rep.image_size - rep.bytes_written;
   }
@@ -481,6 +521,9 @@ Result<InspectReport> inspect(const ImportOptions& o) {
     if (d.direct_path) {
       auto info = CDI_TRY_CTX(qemu_info(std::string(formats::disk::qemu_driver(d.format)), *d.direct_path, {}), o.url);
       rep.virtual_size = info.virtual_size;
+    } else if (d.chain.size() == 1 && d.top->info().range_url && !o.checksum &&
+               !NbdkitCurl::unsupported_reason(o.http)) {
+      rep.converter = "qemu-img over nbdkit-curl";   // read in place with Range requests
     } else {
       rep.scratch_required = true;
       rep.scratch_reason = std::string(formats::disk::qemu_driver(d.format)) + " from a stream needs random access";

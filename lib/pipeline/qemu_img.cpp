@@ -154,6 +154,10 @@ Result<void> qemu_convert(const std::string& fmt, const std::string& src, uint64
   auto src_window = [&](uint64_t off, std::optional<uint64_t> size) {
     std::string s = "driver=raw,offset=" + std::to_string(off);
     if (size) s += ",size=" + std::to_string(*size);
+    static constexpr std::string_view k_nbd = "nbd+unix://?socket=";
+    if (src.starts_with(k_nbd))   // an image read in place through nbdkit (lib/pipeline/nbdkit.hpp)
+      return s + ",file.driver=" + fmt + ",file.file.driver=nbd,file.file.server.type=unix,file.file.server.path=" +
+             escape_opt(src.substr(k_nbd.size()));
     return s + ",file.driver=" + fmt + ",file.file.driver=file,file.file.filename=" + escape_opt(src);
   };
   auto dst_window = [&](uint64_t off, std::optional<uint64_t> size) {

@@ -71,7 +71,7 @@ class PhaseWatcher {
         }
         next_pct += std::chrono::seconds(1);
       }
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));  // phases can be short
     }
   }
   const Logger& m_log;

@@ -40,6 +40,9 @@ struct UploadServerOptions {
   pipeline::ImportOptions import;
   // Called once the socket listens, with the bound port (tests use port 0).
   std::function<void(uint16_t port)> on_listening;
+  // After a successful upload, keep serving (every upload request gets 409) this long before
+  // stopping. 0 = stop at once, as CDI does.
+  std::chrono::milliseconds linger_after_done{0};
 };
 
 struct UploadOutcome {

@@ -114,7 +114,11 @@ class HttpSource final : public io::Reader {
 
   Result<size_t> read(std::span<std::byte> dst) override { return m_pipe.pull(dst, m_ctx.cancel); }
 
-  io::ReaderInfo info() const override { return {m_scheme, m_total, false, std::nullopt}; }
+  io::ReaderInfo info() const override {
+    io::ReaderInfo i{m_scheme, m_total, false, std::nullopt};
+    i.range_url = m_range_url;
+    return i;
+  }
 
  private:
   // What one request/response turned out to be.
@@ -175,6 +179,7 @@ class HttpSource final : public io::Reader {
 
   // set once before start() returns (then read-only): visible to info()
   std::optional<uint64_t> m_total;
+  std::optional<std::string> m_range_url;   // pinned URL when the server serves byte ranges
 
   // open handshake
   std::mutex m_ready_mutex;
@@ -406,6 +411,8 @@ Result<void> HttpSource::on_headers_done(Request& req) {
     m_html_suspect = ct && http::is_html_content_type(*ct);
     if (req.url != m_url0) log(m_ctx, "pinned effective URL " + http::redact_url(req.url));
     if (!m_validator) log(m_ctx, "server sent neither ETag nor Last-Modified: a resume cannot be validated");
+    auto ranges = req.headers.get("Accept-Ranges");
+    if (m_total && ranges && ranges->find("bytes") != std::string::npos) m_range_url = req.url;
   }
   req.accept_body = true;
   return {};

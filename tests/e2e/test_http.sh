@@ -319,6 +319,81 @@ run_test changed_file_refused t_changed_file_refused
 run_test chunked_without_length t_chunked_without_length
 run_test cancel_is_prompt t_cancel_is_prompt
 
+# --- vmdk/vhd/vhdx/vdi: read in place with Range requests (nbdkit-curl), else spooled ----------
+
+t_in_place() {   # t_in_place IMAGE [URL_BASE ARGS...]
+  local image=$1 base=${2:-$H}
+  shift 2 || shift $#
+  cdi_watch_scratch --progress none "$@" --url "$base/$image" --dest "$W/dest/disk.raw"
+  check_success
+  assert_same_as_qemu "$IMG/$image" "$W/dest/disk.raw"
+  grep -q "via qemu-img over nbdkit-curl" "$W/_meta/err" || fail "not read in place: $(tail -n 1 "$W/_meta/err")"
+  [[ -z $(ls -A /dev/shm | grep -i nbdkit) ]] || fail "nbdkit left its cache in /dev/shm"
+  ls -d /tmp/cdi-nbd.* 2>/dev/null && fail "the nbdkit socket directory was left behind"
+  return 0
+}
+t_in_place_https_auth() {
+  t_in_place stream.vmdk "https://localhost:$HTTPS_PORT/auth" --cert-dir "$CA_DIR" --username "$HTUSER" --password-file "$(password_file)"
+  grep -q "\"GET /auth/stream.vmdk HTTP/1.1\" 206 .*user=\"$HTUSER\"" "$ACCESS" || fail "no authenticated Range requests in the access log"
+}
+t_in_place_info() {
+  cdi info "$H/disk.vhdx"
+  check_success
+  grep -q "converter: qemu-img over nbdkit-curl" "$W/_meta/out" || fail "info does not say in place"
+  grep -q "scratch: not needed" "$W/_meta/out" || fail "info says scratch is needed"
+}
+t_no_range_spools() {
+  run_import -v --progress none --scratch-dir "$W/scratch" --url "$F/norange/disk.vdi" --dest "$W/dest/disk.raw"
+  assert_same_as_qemu "$IMG/disk.vdi" "$W/dest/disk.raw"
+  grep -q "via qemu-img$\|via qemu-img," "$W/_meta/err" || fail "expected the spool path"
+  assert_no_scratch_left "$W/scratch"
+}
+t_no_range_without_scratch() {
+  expect_exit 10 --progress none --url "$F/norange/disk.vdi" --dest "$W/dest/disk.raw"
+  assert_error_matches "scratch space required: vdi from a stream"
+  assert_failed_cleanly "$W/dest/disk.raw"
+}
+t_compressed_vmdk_needs_scratch() {
+  expect_exit 10 --progress none --url "$H/stream.vmdk.gz" --dest "$W/dest/disk.raw"
+  assert_error_matches "scratch space required: vmdk from a stream \\(http > gzip\\)"
+}
+t_checksum_vmdk_spools() {
+  expect_exit 10 --progress none --checksum "sha256:$(sha256sum < "$IMG/sparse.vmdk" | cut -d' ' -f1)" \
+    --url "$H/sparse.vmdk" --dest "$W/dest/disk.raw"
+  assert_error_matches "not read in place: --checksum needs the whole stream"
+  run_import --progress none --scratch-dir "$W/scratch" --checksum "sha256:$(sha256sum < "$IMG/sparse.vmdk" | cut -d' ' -f1)" \
+    --url "$H/sparse.vmdk" --dest "$W/dest/disk.raw"
+  assert_same_as_qemu "$IMG/sparse.vmdk" "$W/dest/disk.raw"
+}
+t_header_file_spools() {
+  printf 'X-Secret: tok-123\n' > "$W/_meta/hdr"
+  expect_exit 10 --progress none --header-file "$W/_meta/hdr" --url "$H/need-header/dynamic.vhd" --dest "$W/dest/disk.raw"
+  assert_error_matches "header files hold secrets"
+}
+t_in_place_block_device() {
+  require_root
+  local dev
+  fill_ff "$W/_meta/backing" $((64 * MIB))
+  dev=$(make_loop "$W/_meta/backing")
+  run_import --progress none --url "$H/disk.vhdx" --dest "$dev"
+  grep -q "via qemu-img over nbdkit-curl" "$W/_meta/err" || fail "not read in place"
+  qemu-img convert -q -O raw "$IMG/disk.vhdx" "$W/_meta/expected.raw"
+  cmp -n "$(stat -c %s "$W/_meta/expected.raw")" "$W/_meta/expected.raw" "$dev" >&2 || fail "$dev differs from qemu-img convert"
+}
+run_test in_place_vmdk_stream t_in_place stream.vmdk
+run_test in_place_vmdk_sparse t_in_place sparse.vmdk
+run_test in_place_vhdx t_in_place disk.vhdx
+run_test in_place_vhd t_in_place dynamic.vhd
+run_test in_place_vdi t_in_place disk.vdi
+run_test in_place_https_auth t_in_place_https_auth
+run_test in_place_info t_in_place_info
+run_test no_range_spools t_no_range_spools
+run_test no_range_without_scratch t_no_range_without_scratch
+run_test compressed_vmdk_needs_scratch t_compressed_vmdk_needs_scratch
+run_test checksum_vmdk_spools t_checksum_vmdk_spools
+run_test header_file_spools t_header_file_spools
+run_test in_place_block_device t_in_place_block_device
+
 # --- TLS client certificates (nginx with ssl_verify_client on) ----------------------------------
 
 CERTS=$SRV/nginx/certs

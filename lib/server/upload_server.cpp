@@ -1,0 +1,561 @@
+// SPDX-License-Identifier: Apache-2.0
+// The upload server on cpp-httplib. Each admitted upload is an UploadJob: the httplib handler
+// thread pushes the request body (or the multipart part named "file") into a bounded
+// io::PushPullAdapter while an import thread runs pipeline::run_import with a source_factory that
+// hands out the adapter's reader. The handler hashes what it receives (X-Checksum) and ends the
+// stream with the mismatch error instead of a clean end, so the pipeline fails before it commits.
+#include "lib/server/upload_server.hpp"
+
+#include <fcntl.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <cstring>
+#include <httplib.h>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "lib/io/push_pull_adapter.hpp"
+#include "lib/server/upload_routes.hpp"
+#include "lib/util/digest.hpp"
+#include "lib/util/fd.hpp"
+
+namespace cdi::server {
+namespace {
+
+constexpr size_t k_pipe_capacity = 8u << 20;   // bytes buffered between the socket and the pipeline
+constexpr size_t k_batch = 256u << 10;         // httplib hands 4 KiB pieces; push them in batches
+
+std::string openssl_error() {
+  unsigned long e = ERR_get_error();
+  if (e == 0) return "unknown OpenSSL error";
+  char buf[256];
+  ERR_error_string_n(e, buf, sizeof buf);
+  ERR_clear_error();
+  return buf;
+}
+
+class UploadJob;
+
+// The bottom of the import chain: the request body as it arrives.
+class BodyReader final : public io::Reader {
+ public:
+  BodyReader(UploadJob& job, std::optional<uint64_t> size) : m_job(job), m_size(size) {}
+  ~BodyReader() override;
+  Result<size_t> read(std::span<std::byte> dst) override;
+  io::ReaderInfo info() const override {
+    io::ReaderInfo i;
+    i.name = "upload";
+    i.size = m_size;
+    return i;
+  }
+
+ private:
+  UploadJob& m_job;
+  std::optional<uint64_t> m_size;
+};
+
+// One admitted upload: body pipe, import thread, and what the request handler learned.
+class UploadJob {
+ public:
+  UploadJob(pipeline::ImportOptions io, std::optional<util::Checksum> sum, std::optional<uint64_t> body_size)
+      : m_io(std::move(io)), m_sum(std::move(sum)), m_body_size(body_size), m_pipe(k_pipe_capacity) {
+    m_batch.reserve(k_batch);
+  }
+  UploadJob(const UploadJob&) = delete;
+  UploadJob& operator=(const UploadJob&) = delete;
+  ~UploadJob() {
+    m_pipe.close();
+    if (m_thread.joinable()) m_thread.join();
+  }
+
+  // Creates the hasher (when a checksum was sent) and starts the import thread. `on_done` runs on
+  // that thread after the import has finished.
+  Result<void> start(std::function<void()> on_done) {
+    if (m_sum) m_hasher.emplace(CDI_TRY(util::Hasher::create(m_sum->algo)));
+    m_io.source_factory = [this]() -> Result<std::unique_ptr<io::Reader>> {
+      return std::make_unique<BodyReader>(*this, m_body_size);
+    };
+    m_thread = std::thread([this, on_done = std::move(on_done)] {
+      auto r = pipeline::run_import(m_io);
+      m_pipe.close();
+      {
+        std::lock_guard lock(m_mutex);
+        m_result = std::move(r);
+      }
+      m_cv.notify_all();
+      if (on_done) on_done();
+    });
+    return {};
+  }
+
+  // Handler thread: body bytes. Returns false only to abort reading (cancelled).
+  bool feed(const char* data, size_t n) {
+    if (m_io.cancel && m_io.cancel->cancelled()) return false;
+    auto bytes = std::as_bytes(std::span(data, n));
+    if (m_hasher) m_hasher->update(bytes);
+    m_received += n;
+    if (m_discard) return true;
+    m_batch.insert(m_batch.end(), bytes.begin(), bytes.end());
+    if (m_batch.size() >= k_batch) flush();
+    return true;
+  }
+
+  // Handler thread: the body ended (cleanly, or with the reason it did not). Verifies the checksum
+  // and ends the stream the pipeline reads.
+  void end_body(Result<void> end) {
+    if (end) flush();
+    if (end && m_hasher) {
+      auto got = m_hasher->final_hex();
+      m_hasher.reset();
+      auto v = util::verify_checksum(*m_sum, got);
+      if (!v) {
+        m_client_fault = true;
+        m_checksum_failed = true;
+        end = std::unexpected(std::move(v).error());
+      } else {
+        m_checksum_ok = m_sum->text();
+      }
+    }
+    if (!end && (end.error().code() == Errc::invalid_argument || end.error().code() == Errc::corrupt_input))
+      m_client_fault = true;
+    m_pipe.finish(std::move(end));
+  }
+
+  // Blocks until the import has finished.
+  const Result<pipeline::ImportReport>& wait() {
+    std::unique_lock lock(m_mutex);
+    m_cv.wait(lock, [&] { return m_result.has_value(); });
+    return *m_result;
+  }
+
+  // Async routes: blocks until the import has finished, or the pipeline has taken the whole body
+  // and is past validation (converting, finishing). True when the import is still running then.
+  bool wait_accepted() {
+    std::unique_lock lock(m_mutex);
+    for (;;) {
+      if (m_result) return false;
+      if (m_eof_seen) {
+        auto p = m_io.progress ? m_io.progress->phase.load() : pipeline::Phase::finishing;
+        if (p != pipeline::Phase::probing && p != pipeline::Phase::spooling && p != pipeline::Phase::validating)
+          return true;
+      }
+      m_cv.wait_for(lock, std::chrono::milliseconds(50));
+    }
+  }
+
+  bool finished() {
+    std::lock_guard lock(m_mutex);
+    return m_result.has_value();
+  }
+
+  bool client_fault() const { return m_client_fault; }
+  bool checksum_failed() const { return m_checksum_failed; }
+  const std::string& checksum_ok() const { return m_checksum_ok; }
+  uint64_t received() const { return m_received; }
+  const pipeline::ImportOptions& import_options() const { return m_io; }
+
+ private:
+  friend class BodyReader;
+
+  void flush() {
+    if (m_batch.empty() || m_discard) return;
+    // A refused push means the pipeline stopped reading (failed, or done with the image): keep
+    // draining the body so the client still gets its answer.
+    if (!m_pipe.push(m_batch)) m_discard = true;
+    m_batch.clear();
+  }
+
+  Result<size_t> pull(std::span<std::byte> dst) {
+    auto n = CDI_TRY(m_pipe.pull(dst, m_io.cancel));
+    if (n == 0 && !dst.empty()) {
+      {
+        std::lock_guard lock(m_mutex);
+        m_eof_seen = true;
+      }
+      m_cv.notify_all();
+    }
+    return n;
+  }
+
+  pipeline::ImportOptions m_io;
+  std::optional<util::Checksum> m_sum;
+  std::optional<uint64_t> m_body_size;
+  io::PushPullAdapter m_pipe;
+  std::optional<util::Hasher> m_hasher;
+  std::vector<std::byte> m_batch;
+  bool m_discard = false;
+  uint64_t m_received = 0;
+  bool m_client_fault = false;
+  bool m_checksum_failed = false;
+  std::string m_checksum_ok;
+
+  std::mutex m_mutex;
+  std::condition_variable m_cv;
+  bool m_eof_seen = false;
+  std::optional<Result<pipeline::ImportReport>> m_result;
+  std::thread m_thread;
+};
+
+BodyReader::~BodyReader() { m_job.m_pipe.close(); }
+
+Result<size_t> BodyReader::read(std::span<std::byte> dst) { return m_job.pull(dst); }
+
+// A committed target whose upload then failed its checksum (a stage that stopped reading before
+// the end of the body, so the mismatch came after the commit): take it back so nothing
+// complete-looking stays. Files are removed; block devices lose their first MiB (as the block sink
+// does on failure).
+void withdraw_target(const std::string& dest, const std::string& kind) {
+  if (kind == "file") {
+    ::unlink(dest.c_str());
+  } else if (kind == "block") {
+    util::Fd fd(::open(dest.c_str(), O_WRONLY | O_CLOEXEC));
+    if (!fd) return;
+    std::vector<char> zeros(1u << 20, 0);
+    [[maybe_unused]] auto n = ::pwrite(fd.get(), zeros.data(), zeros.size(), 0);
+    ::fsync(fd.get());
+  }
+}
+
+// Everything the request handlers share.
+struct ServerState {
+  ServerState(const UploadServerOptions& o, pipeline::ProgressState* p) : opts(o), progress(p) {}
+  const UploadServerOptions& opts;
+  pipeline::ProgressState* progress;
+  UploadGate gate;
+  std::mutex mutex;
+  std::condition_variable cv;
+  std::thread finisher;                              // waits for an async upload after its reply
+  std::optional<Result<pipeline::ImportReport>> outcome;   // set once: success, or async failure
+
+  void log(const std::string& s) const {
+    if (opts.import.log) opts.import.log(s);
+  }
+  void set_outcome(Result<pipeline::ImportReport> r) {
+    {
+      std::lock_guard lock(mutex);
+      if (!outcome) outcome = std::move(r);
+    }
+    cv.notify_all();
+  }
+  bool cancelled() const { return opts.import.cancel && opts.import.cancel->cancelled(); }
+};
+
+// Reads and drops the rest of a request body (a refused request must still be read, or the
+// connection would parse it as the next request).
+void drain(const httplib::Request& req, const httplib::ContentReader& reader, const ServerState& st) {
+  auto sink = [&](const char*, size_t) { return !st.cancelled(); };
+  if (req.is_multipart_form_data())
+    reader([](const httplib::MultipartFormData&) { return true; }, sink);
+  else
+    reader(sink);
+}
+
+void answer(httplib::Response& res, int status, const std::string& body) {
+  res.status = status;
+  if (!body.empty()) res.set_content(body + "\n", "text/plain");
+}
+
+// Client-certificate check: a verified chain and the subject CN equal to client_name.
+bool client_authorized(const httplib::Request& req, const UploadServerOptions& o, std::string* why) {
+  if (!o.client_ca) return true;
+  if (!req.ssl) {
+    *why = "no TLS connection";
+    return false;
+  }
+  auto* ssl = const_cast<SSL*>(req.ssl);
+  X509* cert = SSL_get1_peer_certificate(ssl);
+  if (!cert) {
+    *why = "no client certificate";
+    return false;
+  }
+  std::unique_ptr<X509, decltype(&X509_free)> guard(cert, X509_free);
+  if (SSL_get_verify_result(ssl) != X509_V_OK) {
+    *why = "client certificate not verified";
+    return false;
+  }
+  char cn[256] = {};
+  int n = X509_NAME_get_text_by_NID(X509_get_subject_name(cert), NID_commonName, cn, sizeof cn);
+  if (n < 0 || o.client_name != std::string(cn, static_cast<size_t>(n))) {
+    *why = "client certificate CN '" + std::string(n > 0 ? cn : "") + "' is not '" + o.client_name + "'";
+    return false;
+  }
+  return true;
+}
+
+void reset_progress(pipeline::ProgressState* p) {
+  if (!p) return;
+  p->phase.store(pipeline::Phase::starting);
+  p->bytes_read.store(0);
+  p->bytes_written.store(0);
+  p->total_read.store(-1);
+  p->total_written.store(-1);
+}
+
+void handle_upload(ServerState& st, Route route, const httplib::Request& req, httplib::Response& res,
+                   const httplib::ContentReader& reader) {
+  const auto& o = st.opts;
+  std::string why;
+  if (!client_authorized(req, o, &why)) {
+    st.log("upload refused (401): " + why);
+    drain(req, reader, st);
+    answer(res, 401, "Unauthorized");
+    return;
+  }
+  auto adm = st.gate.try_admit();
+  if (adm != UploadGate::Admission::admitted) {
+    drain(req, reader, st);
+    answer(res, admission_status(adm), adm == UploadGate::Admission::busy ? "Upload in progress" : "Upload already completed");
+    return;
+  }
+  // From here the gate is ours: every path releases it.
+  auto refuse = [&](int status, const std::string& body) {
+    drain(req, reader, st);
+    st.gate.release(false);
+    answer(res, status, body);
+  };
+  if (route.form() && !req.is_multipart_form_data()) return refuse(400, "Saving stream failed: form upload needs a multipart/form-data body");
+  if (auto ct = req.get_header_value("x-cdi-content-type"); ct == "blockdevice-clone" || ct == "filesystem-clone")
+    return refuse(400, "Saving stream failed: host-assisted clone (x-cdi-content-type: " + ct + ") is not supported");
+  std::optional<util::Checksum> sum;
+  if (auto h = req.get_header_value("X-Checksum"); !h.empty()) {
+    auto c = util::parse_checksum(h);
+    if (!c) return refuse(400, "Saving stream failed: X-Checksum: " + c.error().what());
+    sum = *c;
+  }
+  std::optional<uint64_t> body_size;
+  if (!route.form() && req.has_header("Content-Length") && !req.has_header("Content-Encoding") &&
+      !req.has_header("Transfer-Encoding")) {
+    body_size = std::strtoull(req.get_header_value("Content-Length").c_str(), nullptr, 10);
+  }
+
+  pipeline::ImportOptions io = o.import;
+  io.url = "upload";
+  if (route.archive()) io.content_type = pipeline::ContentType::archive;
+  io.progress = st.progress;
+  io.checksum = sum;
+  reset_progress(st.progress);
+  auto job = std::make_shared<UploadJob>(std::move(io), sum, body_size);
+  st.log("upload: " + req.method + " " + req.path + " admitted" + (sum ? ", X-Checksum " + sum->text() : ""));
+  if (auto s = job->start(nullptr); !s) return refuse(500, "Saving stream failed: " + s.error().what());
+
+  bool body_ok;
+  bool saw_file = false;
+  if (route.form()) {
+    bool in_file = false;
+    body_ok = reader(
+        [&](const httplib::MultipartFormData& part) {
+          in_file = !saw_file && part.name == "file";
+          if (in_file) saw_file = true;
+          return true;
+        },
+        [&](const char* data, size_t n) { return in_file ? job->feed(data, n) : !st.cancelled(); });
+  } else {
+    body_ok = reader([&](const char* data, size_t n) { return job->feed(data, n); });
+  }
+  if (st.cancelled())
+    job->end_body(fail(Errc::cancelled, "cancelled by signal"));
+  else if (!body_ok)
+    job->end_body(fail(Errc::network, "the request body ended early after " + std::to_string(job->received()) +
+                                          " bytes (client disconnected or sent a malformed body)"));
+  else if (route.form() && !saw_file)
+    job->end_body(fail(Errc::invalid_argument, "the multipart form has no part named 'file'"));
+  else
+    job->end_body({});
+
+  auto finish_failed = [&](const Error& e) {
+    reset_progress(st.progress);   // quiet again until the next attempt
+    st.gate.release(false);
+    auto r = reply_for_error(e, job->client_fault());
+    st.log("upload failed (" + std::to_string(r.status) + "): " + e.what());
+    answer(res, r.status, r.body);
+  };
+
+  if (route.async() && job->wait_accepted()) {
+    // Data received and validated: the rest (flush, conversion) finishes in the background and
+    // decides the process outcome.
+    std::lock_guard lock(st.mutex);
+    st.finisher = std::thread([&st, job] {
+      auto r = job->wait();
+      if (r && job->checksum_failed()) {
+        withdraw_target(job->import_options().dest, r->target_kind);
+        r = fail(Errc::corrupt_input, "checksum mismatch detected after the target was written");
+      }
+      if (r && !job->checksum_ok().empty()) r->checksum_verified = job->checksum_ok();
+      // Success → 409 from now on. A failure after the reply ends the server (exit 1, as CDI):
+      // the gate stays busy (503) until it has stopped.
+      if (r) st.gate.release(true);
+      st.set_outcome(r);
+    });
+    st.log("upload: async data received, finishing in the background");
+    answer(res, 200, "");
+    return;
+  }
+  auto r = job->wait();
+  if (!r) return finish_failed(r.error());
+  if (job->checksum_failed()) {
+    // The stages stopped reading before the end and committed: take the target back.
+    withdraw_target(job->import_options().dest, r->target_kind);
+    return finish_failed(Error(Errc::corrupt_input, "checksum mismatch for the uploaded bytes (" +
+                                                        job->import_options().url + ")"));
+  }
+  auto report = *r;
+  if (!job->checksum_ok().empty()) report.checksum_verified = job->checksum_ok();
+  st.gate.release(true);
+  st.log("upload: complete");
+  answer(res, 200, "");
+  st.set_outcome(std::move(report));
+}
+
+}  // namespace
+
+Result<UploadOutcome> run_upload_server(const UploadServerOptions& opts) {
+  const bool tls = opts.tls_cert || opts.tls_key;
+  if (tls && !(opts.tls_cert && opts.tls_key))
+    return fail(Errc::invalid_argument, "TLS needs both a certificate and a key");
+  if (!tls && !opts.insecure_http)
+    return fail(Errc::invalid_argument, "refusing to serve uploads without TLS: give a TLS certificate and key, "
+                                        "or --insecure-http for local use");
+  if (opts.client_ca && !tls)
+    return fail(Errc::invalid_argument, "client-certificate auth needs TLS (a certificate and a key)");
+  if (opts.client_ca && opts.client_name.empty())
+    return fail(Errc::invalid_argument, "client-certificate auth needs the required client name (CN)");
+  if (opts.import.dest.empty()) return fail(Errc::invalid_argument, "the upload server needs a destination");
+
+  std::unique_ptr<httplib::Server> svr;
+  if (tls) {
+    int min_version = CDI_TRY(parse_tls_min_version(opts.tls_min_version));
+    std::string ciphers = openssl_cipher_list(opts.tls_ciphers);
+    std::string tls_error;
+    auto setup = [&](SSL_CTX& ctx) -> bool {
+      auto bad = [&](std::string what) {
+        tls_error = std::move(what) + ": " + openssl_error();
+        return false;
+      };
+      if (SSL_CTX_use_certificate_chain_file(&ctx, opts.tls_cert->c_str()) != 1)
+        return bad("loading TLS certificate " + opts.tls_cert->string());
+      if (SSL_CTX_use_PrivateKey_file(&ctx, opts.tls_key->c_str(), SSL_FILETYPE_PEM) != 1)
+        return bad("loading TLS key " + opts.tls_key->string());
+      if (SSL_CTX_check_private_key(&ctx) != 1) return bad("TLS key does not match the certificate");
+      SSL_CTX_set_options(&ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
+      if (SSL_CTX_set_min_proto_version(&ctx, min_version) != 1) return bad("setting the TLS minimum version");
+      if (!ciphers.empty() && SSL_CTX_set_cipher_list(&ctx, ciphers.c_str()) != 1)
+        return bad("TLS cipher list '" + opts.tls_ciphers + "'");
+      if (opts.client_ca) {
+        if (SSL_CTX_load_verify_locations(&ctx, opts.client_ca->c_str(), nullptr) != 1)
+          return bad("loading client CA " + opts.client_ca->string());
+        if (auto* names = SSL_load_client_CA_file(opts.client_ca->c_str())) SSL_CTX_set_client_CA_list(&ctx, names);
+        // Requested, not required, at the handshake (as CDI): requests without one get 401.
+        SSL_CTX_set_verify(&ctx, SSL_VERIFY_PEER, nullptr);
+      }
+      return true;
+    };
+    svr = std::make_unique<httplib::SSLServer>(setup);
+    if (!svr->is_valid()) return fail(Errc::invalid_argument, tls_error.empty() ? "cannot set up TLS" : tls_error);
+  } else {
+    svr = std::make_unique<httplib::Server>();
+  }
+
+  pipeline::ProgressState own_progress;
+  ServerState st(opts, opts.import.progress ? opts.import.progress : &own_progress);
+
+  svr->set_read_timeout(std::chrono::seconds(60));
+  svr->set_write_timeout(std::chrono::seconds(60));
+  svr->set_logger([&st](const httplib::Request& req, const httplib::Response& res) {
+    st.log("upload-server: " + req.method + " " + req.path + " from " + req.remote_addr + " -> " +
+           std::to_string(res.status));
+  });
+  // Refusals (401/503/409) are answered by the handlers after draining the body: httplib cannot
+  // close a connection after an early answer to `Expect: 100-continue`, and a body left unread
+  // would be parsed as the next request. So every Expect gets its 100 (httplib's default).
+  auto healthz = [](const httplib::Request&, httplib::Response& res) { res.set_content("OK", "text/plain"); };
+  auto healthz_body = [&st](const httplib::Request& req, httplib::Response& res, const httplib::ContentReader& r) {
+    drain(req, r, st);
+    res.set_content("OK", "text/plain");
+  };
+  svr->Get("/healthz", healthz);
+  svr->Options("/healthz", healthz);
+  svr->Post("/healthz", healthz_body);
+  svr->Put("/healthz", healthz_body);
+  svr->Patch("/healthz", healthz_body);
+  svr->Delete("/healthz", healthz_body);
+  for (const auto& path : upload_paths()) {
+    auto route = *route_for(path);
+    svr->Post(path, [&st, route](const httplib::Request& req, httplib::Response& res, const httplib::ContentReader& r) {
+      handle_upload(st, route, req, res, r);
+    });
+    if (route.async()) {
+      // HEAD (capability probe) → 200; GET → 404.
+      svr->Get(path, [](const httplib::Request& req, httplib::Response& res) { res.status = req.method == "HEAD" ? 200 : 404; });
+    }
+  }
+  // Anything else with a body: drained, then 404 (httplib would otherwise buffer it in memory).
+  auto not_found = [&st](const httplib::Request& req, httplib::Response& res, const httplib::ContentReader& r) {
+    drain(req, r, st);
+    res.status = 404;
+  };
+  svr->Post(".*", not_found);
+  svr->Put(".*", not_found);
+  svr->Patch(".*", not_found);
+  svr->Delete(".*", not_found);
+
+  std::string host = opts.listen_address.empty() ? "0.0.0.0" : opts.listen_address;
+  int port = opts.port;
+  if (port == 0) {
+    port = svr->bind_to_any_port(host);
+    if (port < 0) return fail_sys("cannot listen on " + host + ":0");
+  } else if (!svr->bind_to_port(host, port)) {
+    return fail(Errc::io, "cannot listen on " + host + ":" + std::to_string(port) + " (address in use or not available)");
+  }
+  std::thread listener([&] { svr->listen_after_bind(); });
+  // httplib's stop() is a no-op until the accept loop runs: wait for it (bounded).
+  for (int i = 0; i < 5000 && !svr->is_running(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  if (opts.on_listening) opts.on_listening(static_cast<uint16_t>(port));
+  st.log("upload-server: listening on " + host + ":" + std::to_string(port) + (tls ? " (https)" : " (http)"));
+
+  UploadOutcome outcome;
+  std::optional<Error> error;
+  {
+    std::unique_lock lock(st.mutex);
+    for (;;) {
+      if (st.outcome) {
+        if (*st.outcome)
+          outcome.report = std::move(**st.outcome);
+        else
+          error = st.outcome->error();
+        break;
+      }
+      if (st.cancelled()) {
+        error = Error(Errc::cancelled, "cancelled by signal");
+        break;
+      }
+      if (opts.deadline && std::chrono::system_clock::now() >= *opts.deadline &&
+          st.gate.state() == UploadGate::State::idle) {
+        outcome.deadline_passed = true;
+        break;
+      }
+      st.cv.wait_for(lock, std::chrono::milliseconds(100));
+    }
+  }
+  if (!error && !outcome.deadline_passed && opts.linger_after_done.count() > 0) {
+    auto until = std::chrono::steady_clock::now() + opts.linger_after_done;
+    while (std::chrono::steady_clock::now() < until && !st.cancelled())
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  svr->stop();
+  listener.join();
+  // An async upload still finishing (only on cancel or deadline: the job sees the token and ends).
+  if (st.finisher.joinable()) st.finisher.join();
+  if (error) return std::unexpected(std::move(*error));
+  return outcome;
+}
+
+}  // namespace cdi::server

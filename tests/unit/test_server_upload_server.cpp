@@ -1,0 +1,186 @@
+// SPDX-License-Identifier: Apache-2.0
+// run_upload_server in-process (the API pod mode uses), driven by cpp-httplib's client over
+// 127.0.0.1 with a kernel-chosen port. The curl-driven matrix lives in tests/e2e/test_upload.sh.
+#include <httplib.h>
+
+#include <catch2/catch.hpp>
+#include <chrono>
+#include <fstream>
+#include <future>
+#include <thread>
+
+#include "lib/server/upload_server.hpp"
+#include "lib/util/digest.hpp"
+#include "tests/support/loop_device.hpp"
+
+using namespace cdi;
+using cdi::test::sys::TempDir;
+
+namespace {
+
+std::string pattern(size_t n, uint32_t seed) {
+  std::string v(n, '\0');
+  uint32_t x = seed * 2654435761u + 1;
+  for (auto& c : v) {
+    x = x * 1103515245u + 12345u;
+    c = static_cast<char>((x >> 16) | 1);
+  }
+  return v;
+}
+
+std::string slurp(const std::filesystem::path& p) {
+  std::ifstream f(p, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(f), {});
+}
+
+// Runs the server on a thread; port() waits for it to listen.
+struct Running {
+  explicit Running(server::UploadServerOptions o) {
+    o.port = 0;
+    o.listen_address = "127.0.0.1";
+    o.on_listening = [this](uint16_t p) { m_port.set_value(p); };
+    m_result = std::async(std::launch::async, [o] { return server::run_upload_server(o); });
+  }
+  uint16_t port() {
+    auto f = m_port.get_future();
+    REQUIRE(f.wait_for(std::chrono::seconds(10)) == std::future_status::ready);
+    return f.get();
+  }
+  Result<server::UploadOutcome> result() {
+    REQUIRE(m_result.wait_for(std::chrono::seconds(30)) == std::future_status::ready);
+    return m_result.get();
+  }
+  std::promise<uint16_t> m_port;
+  std::future<Result<server::UploadOutcome>> m_result;
+};
+
+server::UploadServerOptions http_options(const std::filesystem::path& dest) {
+  server::UploadServerOptions o;
+  o.insecure_http = true;
+  o.import.dest = dest.string();
+  return o;
+}
+
+}  // namespace
+
+TEST_CASE("run_upload_server refuses to start without TLS unless insecure_http", "[server][upload_server]") {
+  TempDir d;
+  server::UploadServerOptions o;
+  o.import.dest = (d / "disk.raw").string();
+  auto r = server::run_upload_server(o);
+  REQUIRE_FALSE(r);
+  CHECK(r.error().code() == Errc::invalid_argument);
+  CHECK(r.error().what().find("without TLS") != std::string::npos);
+  o.tls_cert = d / "missing.crt";
+  r = server::run_upload_server(o);
+  REQUIRE_FALSE(r);
+  CHECK(r.error().what().find("both a certificate and a key") != std::string::npos);
+  o.tls_key = d / "missing.key";
+  r = server::run_upload_server(o);
+  REQUIRE_FALSE(r);
+  CHECK(r.error().what().find("missing.crt") != std::string::npos);
+}
+
+TEST_CASE("run_upload_server: a sync upload is written, verified and ends the server", "[server][upload_server]") {
+  TempDir d;
+  auto image = pattern(3 << 20, 7);
+  auto o = http_options(d / "disk.raw");
+  Running srv(o);
+  httplib::Client cli("127.0.0.1", srv.port());
+  cli.set_read_timeout(std::chrono::seconds(30));
+  auto health = cli.Get("/healthz");
+  REQUIRE(health);
+  CHECK(health->status == 200);
+  CHECK(health->body == "OK");
+  auto get = cli.Get("/v1beta1/upload");
+  REQUIRE(get);
+  CHECK(get->status == 404);
+
+  SECTION("plain body with X-Checksum") {
+    httplib::Headers h{{"X-Checksum", "sha256:" + util::digest_hex(util::DigestAlgo::sha256, std::as_bytes(std::span(image)))}};
+    auto res = cli.Post("/v1beta1/upload", h, image, "application/octet-stream");
+    REQUIRE(res);
+    CHECK(res->status == 200);
+    auto r = srv.result();
+    REQUIRE(r);
+    CHECK_FALSE(r->deadline_passed);
+    CHECK(r->report.image_size == image.size());
+    CHECK(r->report.checksum_verified.rfind("sha256:", 0) == 0);
+  }
+  SECTION("multipart form, the 'file' part among others") {
+    httplib::MultipartFormDataItems items{{"before", "x", "", "text/plain"},
+                                          {"file", image, "disk.raw", "application/octet-stream"},
+                                          {"after", "y", "", "text/plain"}};
+    auto res = cli.Post("/v1alpha1/upload-form", items);
+    REQUIRE(res);
+    CHECK(res->status == 200);
+    auto r = srv.result();
+    REQUIRE(r);
+    CHECK(r->report.image_size == image.size());
+  }
+  CHECK(slurp(d / "disk.raw") == image);
+}
+
+TEST_CASE("run_upload_server: failures are answered and the next attempt succeeds", "[server][upload_server]") {
+  TempDir d;
+  auto image = pattern(1 << 20, 3);
+  auto o = http_options(d / "disk.raw");
+  o.import.image_size = 512 << 10;
+  Running srv(o);
+  httplib::Client cli("127.0.0.1", srv.port());
+  cli.set_read_timeout(std::chrono::seconds(30));
+
+  auto too_big = cli.Post("/v1beta1/upload", image, "application/octet-stream");
+  REQUIRE(too_big);
+  CHECK(too_big->status == 400);
+  CHECK(too_big->body.find("larger than the reported available storage") != std::string::npos);
+  CHECK_FALSE(std::filesystem::exists(d / "disk.raw"));
+
+  auto bad_sum = cli.Post("/v1beta1/upload", {{"X-Checksum", "md5:" + std::string(32, '0')}}, image.substr(0, 4096),
+                          "application/octet-stream");
+  REQUIRE(bad_sum);
+  CHECK(bad_sum->status == 400);
+  CHECK(bad_sum->body.find("checksum mismatch: expected md5:" + std::string(32, '0')) != std::string::npos);
+  CHECK_FALSE(std::filesystem::exists(d / "disk.raw"));
+
+  httplib::MultipartFormDataItems no_file{{"image", image.substr(0, 4096), "disk.raw", "application/octet-stream"}};
+  auto form = cli.Post("/v1beta1/upload-form", no_file);
+  REQUIRE(form);
+  CHECK(form->status == 400);
+  CHECK(form->body.find("no part named 'file'") != std::string::npos);
+
+  auto ok = cli.Post("/v1beta1/upload-async", image.substr(0, 256 << 10), "application/octet-stream");
+  REQUIRE(ok);
+  CHECK(ok->status == 200);
+  auto r = srv.result();
+  REQUIRE(r);
+  CHECK(r->report.image_size == 256u << 10);
+  // --image-size grows a file target
+  CHECK(std::filesystem::file_size(d / "disk.raw") == 512u << 10);
+  CHECK(slurp(d / "disk.raw").substr(0, 256 << 10) == image.substr(0, 256 << 10));
+}
+
+TEST_CASE("run_upload_server: a passed deadline stops an idle server", "[server][upload_server]") {
+  TempDir d;
+  auto o = http_options(d / "disk.raw");
+  o.deadline = std::chrono::system_clock::now() - std::chrono::seconds(1);
+  Running srv(o);
+  srv.port();
+  auto r = srv.result();
+  REQUIRE(r);
+  CHECK(r->deadline_passed);
+  CHECK_FALSE(std::filesystem::exists(d / "disk.raw"));
+}
+
+TEST_CASE("run_upload_server: the cancel token stops it", "[server][upload_server]") {
+  TempDir d;
+  util::CancelToken cancel;
+  auto o = http_options(d / "disk.raw");
+  o.import.cancel = &cancel;
+  Running srv(o);
+  srv.port();
+  cancel.cancel();
+  auto r = srv.result();
+  REQUIRE_FALSE(r);
+  CHECK(r.error().code() == Errc::cancelled);
+}
