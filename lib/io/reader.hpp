@@ -9,6 +9,8 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "lib/util/error.hpp"
 
@@ -20,6 +22,8 @@ struct ReaderInfo {
   std::optional<uint64_t> size;      // exact length of this stream when known up front
   bool seekable = false;             // the bytes can be re-read by path (local regular file / device)
   std::optional<std::string> path;   // local path holding exactly this stream's bytes, if any
+  // Labels of a container image source (KUBEVIRT_IO_* env vars of its config), in config order.
+  std::vector<std::pair<std::string, std::string>> labels = {};
 };
 
 class Reader {
