@@ -296,6 +296,27 @@ run_test token_auth_file t_token_auth_file
 run_test token_wrong t_token_wrong
 run_test token_anonymous_refused t_token_anonymous_refused
 
+# --- a token that expires while a blob is pulled: renewed, the download resumes ------------------
+# The registry accepts tokens 60 s past their exp (distribution's leeway): --expires -59 makes
+# them good for at most a second. The proxy drops the first blob transfer halfway; the resume
+# comes after the 1 s backoff with an expired token, gets 401, and must renew it and go on.
+TOKEN_ARGS="--expires -59" registry_start "$SRV/token-plain" token || { echo "token registry did not start" >&2; exit 1; }
+registry_push "$L" plain-raw cd/img:v1
+proxy_start "$SRV/cut" cut || { echo "cutting proxy did not start" >&2; exit 1; }
+CUT=127.0.0.1:$PROXY_PORT
+CUT_LOG=$PROXY_LOG
+t_token_renewed_mid_pull() {
+  local before
+  before=$(grep -c 'GET /token' "$SRV/token-plain/token.log")
+  import_and_compare "$RAW" raw -v --insecure-tls --username "$HTUSER" --password-file "$(pwfile "$HTPASS")" \
+    --url "docker://$CUT/cd/img:v1"
+  grep -q "cut after" "$CUT_LOG" || fail "the proxy did not cut the blob"
+  grep -q "renewing the authorization token" "$W/_meta/err" || fail "the token was not renewed"
+  grep -q "resuming at byte" "$W/_meta/err" || fail "the blob was not resumed"
+  (($(grep -c 'GET /token' "$SRV/token-plain/token.log") >= before + 2)) || fail "no second token request"
+}
+run_test token_renewed_mid_pull t_token_renewed_mid_pull
+
 # --- local layouts -----------------------------------------------------------------------------------
 t_oci_dir() { import_and_compare "$QCOW" qcow2 --url "oci:$L:replaced"; }
 t_oci_archive() { import_and_compare "$RAW" raw --arch arm64 --url "oci-archive:$T/layout.tar:multi"; }

@@ -4,7 +4,8 @@
 # _make_certs: a private CA and a server certificate for localhost/127.0.0.1, HTUSER/HTPASS).
 #
 #   registry_start WORK MODE   MODE = plain | tls | auth (htpasswd, plain HTTP) | tls-auth |
-#                              tls-token (Bearer tokens from token_server.py)
+#                              tls-token / token (Bearer tokens from token_server.py, over TLS /
+#                              plain HTTP; TOKEN_ARGS adds token_server.py options)
 #       -> REGISTRY_PORT, REGISTRY_URL (http[s]://127.0.0.1:PORT), REGISTRY_STORAGE; the PIDs are
 #          registered with register_pid-like cleanup through the caller's `registry_stop_all`.
 #   registry_push WORK LAYOUT TAG REPO[:DESTTAG]   push a layout tag to the last started registry
@@ -38,7 +39,7 @@ registry_start() {
   esac
   case $mode in
     auth | tls-auth) auth="auth: {htpasswd: {realm: cdi-registry, path: $work/certs/htpasswd}}" ;;
-    tls-token)
+    tls-token | token)
       rm -f "$work/token.port"
       /usr/bin/python3 "$SUPPORT_DIR/token_server.py" "$work" --user "$HTUSER" --password "$HTPASS" \
         --portfile "$work/token.port" --lifetime 900 ${TOKEN_ARGS:-} </dev/null >/dev/null 2>"$work/token.log" &

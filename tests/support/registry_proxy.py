@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 # SPDX-License-Identifier: Apache-2.0
-"""registry_proxy.py UPSTREAM --mode corrupt|redirect --portfile F [--storage DIR] [--lifetime S]
+"""registry_proxy.py UPSTREAM --mode corrupt|redirect|cut --portfile F [--storage DIR] [--lifetime S]
 
 A misbehaving front for a plain-HTTP docker-registry on 127.0.0.1 (stdlib only):
   corrupt   every request is forwarded; the body of a blob GET (other than a small config)
@@ -9,6 +9,8 @@ A misbehaving front for a plain-HTTP docker-registry on 127.0.0.1 (stdlib only):
             the registry's filesystem storage (--storage = its rootdirectory), like a CDN on
             another origin (localhost vs 127.0.0.1). A CDN request carrying an Authorization
             header is refused with 400 (credentials leaked) and logged as LEAK.
+  cut       the FIRST blob GET larger than 64 KiB sends half of its body and closes the
+            connection (a drop mid-pull: the client resumes with Range); later ones are whole.
 Everything else is proxied unchanged. Log lines on stderr: "<mode> <method> <path> -> <status>".
 """
 import argparse, http.client, os, re, sys, threading
@@ -17,13 +19,14 @@ from urllib.parse import urlparse
 
 ap = argparse.ArgumentParser()
 ap.add_argument("upstream")
-ap.add_argument("--mode", choices=["corrupt", "redirect"], required=True)
+ap.add_argument("--mode", choices=["corrupt", "redirect", "cut"], required=True)
 ap.add_argument("--portfile", required=True)
 ap.add_argument("--storage")
 ap.add_argument("--lifetime", type=float, default=900)
 a = ap.parse_args()
 UP = urlparse(a.upstream)
 BLOB = re.compile(r"^/v2/.+/blobs/sha256:([0-9a-f]{64})$")
+CUT = {"done": False}
 CDN = re.compile(r"^/cdn/sha256/([0-9a-f]{64})(\?.*)?$")
 
 
@@ -52,12 +55,20 @@ class H(BaseHTTPRequestHandler):
             i = len(data) // 2
             data = data[:i] + bytes([data[i] ^ 0x5A]) + data[i + 1:]
             flipped = " (byte %d flipped)" % i
+        cut = False
+        if a.mode == "cut" and self.command == "GET" and m and r.status == 200 and len(data) > 65536 and not CUT["done"]:
+            CUT["done"] = cut = True
         self.send_response(r.status)
         for k, v in r.getheaders():
             if k.lower() not in ("content-length", "transfer-encoding", "connection"):
                 self.send_header(k, v)
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
+        if cut:
+            self.wfile.write(data[:len(data) // 2])
+            self.wfile.flush()
+            self.close_connection = True
+            return self.note(r.status, " (cut after %d of %d bytes)" % (len(data) // 2, len(data)))
         if self.command != "HEAD":
             self.wfile.write(data)
         self.note(r.status, flipped)
