@@ -7,7 +7,8 @@
       One image (base layer first). SPEC = COMPRESSION:ENTRY[,ENTRY...], COMPRESSION is gzip, zstd
       or none; ENTRY is NAME=FILE (regular file, 0440, uid/gid 107 as KubeVirt's containerDisks),
       NAME= (empty file: whiteouts .wh.X and .wh..wh..opq), NAME/ (directory), NAME->TARGET (symlink).
-      --docker writes Docker schema 2 media types instead of OCI ones.
+      --docker writes Docker schema 2 media types instead of OCI ones. --layer-tar COMPRESSION:TARFILE
+      adds a layer from a tar made elsewhere (tar(1)), streamed: for multi-GiB benchmark images.
   make_oci_layout.py index OUT TAG SRC_TAG [SRC_TAG...] [--docker]
       An image index (manifest list with --docker) over images already in OUT, with the
       platforms taken from their configs.
@@ -68,6 +69,38 @@ def layer_tar(entries):
     return buf.getvalue()
 
 
+def put_blob_stream(out, cmd, src):
+    """Runs cmd (compressor; None = copy) on the file src into a blob, hashing while streaming."""
+    os.makedirs(os.path.join(out, "blobs", "sha256"), exist_ok=True)
+    tmp = os.path.join(out, "blobs", "sha256", ".tmp")
+    h, n, raw_h = hashlib.sha256(), 0, hashlib.sha256()
+    with open(src, "rb") as fin, open(tmp, "wb") as fout:
+        p = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE) if cmd else None
+        def feed():
+            for chunk in iter(lambda: fin.read(1 << 20), b""):
+                raw_h.update(chunk)
+                if p:
+                    p.stdin.write(chunk)
+            if p:
+                p.stdin.close()
+        import threading
+        t = threading.Thread(target=feed)
+        t.start()
+        if p:
+            for chunk in iter(lambda: p.stdout.read(1 << 20), b""):
+                h.update(chunk); fout.write(chunk); n += len(chunk)
+        t.join()
+        if p and p.wait() != 0:
+            sys.exit("compressor failed")
+    if not cmd:
+        h, n = raw_h, os.path.getsize(src)
+        import shutil
+        shutil.copyfile(src, tmp)
+    d = h.hexdigest()
+    os.rename(tmp, os.path.join(out, "blobs", "sha256", d))
+    return "sha256:" + d, n, "sha256:" + raw_h.hexdigest()
+
+
 def compress(kind, data):
     if kind == "gzip":
         return gzip.compress(data, compresslevel=6, mtime=0)
@@ -100,6 +133,12 @@ def find_tag(out, tag):
 def cmd_image(a):
     mt = DOCKER if a.docker else OCI
     layers, diff_ids = [], []
+    for spec in a.layer_tar:
+        comp, _, path = spec.partition(":")
+        cmd = {"gzip": ["gzip", "-n", "-6", "-c"], "zstd": ["zstd", "-q", "-c", "-3"], "none": None}[comp]
+        digest, size, diff_id = put_blob_stream(a.out, cmd, path)
+        layers.append({"mediaType": mt[comp], "digest": digest, "size": size})
+        diff_ids.append(diff_id)
     for spec in a.layer:
         comp, _, entries = spec.partition(":")
         raw = layer_tar([e for e in entries.split(",") if e])
@@ -141,7 +180,8 @@ p.add_argument("out"); p.add_argument("tag")
 p.add_argument("--arch", default="amd64"); p.add_argument("--os", default="linux"); p.add_argument("--variant")
 p.add_argument("--docker", action="store_true")
 p.add_argument("--env", action="append", default=[]); p.add_argument("--label", action="append", default=[])
-p.add_argument("--layer", action="append", required=True)
+p.add_argument("--layer", action="append", default=[])
+p.add_argument("--layer-tar", action="append", default=[])
 p = sub.add_parser("index")
 p.add_argument("out"); p.add_argument("tag"); p.add_argument("sources", nargs="+")
 p.add_argument("--docker", action="store_true")
