@@ -143,8 +143,13 @@ Result<Response> RegistryClient::get(const std::string& url, const std::vector<s
     struct Sink {
       Response* r;
       size_t cap;
+      const util::CancelToken* cancel;
       bool over = false;
-    } sink{&r, cap};
+    } sink{&r, cap, m_ctx.cancel};
+    auto progress_cb = +[](void* u, curl_off_t, curl_off_t, curl_off_t, curl_off_t) -> int {
+      auto* k = static_cast<Sink*>(u);
+      return k->cancel && k->cancel->cancelled() ? 1 : 0;   // a signal aborts a small request too
+    };
     auto write_cb = +[](char* p, size_t s, size_t n, void* u) -> size_t {
       auto* k = static_cast<Sink*>(u);
       if (k->r->body.size() + s * n > k->cap) {
@@ -189,7 +194,11 @@ Result<Response> RegistryClient::get(const std::string& url, const std::vector<s
     curl_easy_setopt(h, CURLOPT_WRITEDATA, &sink);
     curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, header_cb);
     curl_easy_setopt(h, CURLOPT_HEADERDATA, &sink);
+    curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, progress_cb);
+    curl_easy_setopt(h, CURLOPT_XFERINFODATA, &sink);
+    curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
     CURLcode rc = curl_easy_perform(h);
+    if (m_ctx.cancel) CDI_TRY(m_ctx.cancel->check());
     if (sink.over) return fail(Errc::limit, "reply from " + http::redact_url(url) + " is larger than " + std::to_string(cap) + " bytes");
     if (rc != CURLE_OK) {
       last_error = (errbuf[0] ? std::string(errbuf) : std::string(curl_easy_strerror(rc))) + " for " + http::redact_url(url);
