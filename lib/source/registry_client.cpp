@@ -202,6 +202,9 @@ Result<Response> RegistryClient::get(const std::string& url, const std::vector<s
     if (sink.over) return fail(Errc::limit, "reply from " + http::redact_url(url) + " is larger than " + std::to_string(cap) + " bytes");
     if (rc != CURLE_OK) {
       last_error = (errbuf[0] ? std::string(errbuf) : std::string(curl_easy_strerror(rc))) + " for " + http::redact_url(url);
+      if (url.starts_with("https:") && !m_client_pair && (rc == CURLE_RECV_ERROR || rc == CURLE_SEND_ERROR))
+        // TLS 1.3 servers refuse a missing client certificate only after the handshake.
+        last_error += " (if the registry requires a TLS client certificate: a *.cert + *.key pair in --cert-dir)";
       if (rc == CURLE_PEER_FAILED_VERIFICATION || rc == CURLE_SSL_CONNECT_ERROR || rc == CURLE_SSL_CERTPROBLEM ||
           rc == CURLE_SSL_CACERT_BADFILE || rc == CURLE_UNSUPPORTED_PROTOCOL)
         return fail(Errc::network, "TLS: " + last_error +

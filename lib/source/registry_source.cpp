@@ -24,30 +24,15 @@ struct Layer {
   std::shared_ptr<io::HashTap> tap;
   std::unique_ptr<io::Reader> decoded;   // owns the blob reader and the hashing reader
   std::unique_ptr<TarSource> tar;        // reads *decoded; destroyed first
+  bool verified = false;                 // verify_layer ran (its tap is spent)
 
   std::string name() const { return "layer " + std::to_string(index) + " (" + desc.digest.substr(0, 19) + "…)"; }
   ~Layer() { tar.reset(); }
 };
 
-Result<std::unique_ptr<Layer>> open_layer(ImageStore& store, const Descriptor& d, size_t index, const HttpContext& ctx) {
-  auto layer = std::make_unique<Layer>();
-  layer->index = index;
-  layer->desc = d;
-  auto blob = CDI_TRY(store.open_blob(d));
-  auto [hashing, tap] = CDI_TRY(io::HashingReader::open(std::move(blob), util::DigestAlgo::sha256));
-  layer->tap = tap;
-  auto peek = std::make_unique<io::PeekReader>(std::move(hashing));
-  auto head = CDI_TRY(peek->peek(formats::k_probe_bytes));
-  formats::CodecOptions codec{0, ctx.cancel};
-  if (formats::gzip::probe(head) > 0) layer->decoded = CDI_TRY(formats::gzip::open(std::move(peek), codec));
-  else if (formats::zstd::probe(head) > 0) layer->decoded = CDI_TRY(formats::zstd::open(std::move(peek), codec));
-  else layer->decoded = std::move(peek);
-  layer->tar = CDI_TRY(TarSource::open(*layer->decoded, ctx.cancel));
-  return layer;
-}
-
 // Reads what is left of the blob and checks its sha256 and size against the manifest.
 Result<void> verify_layer(Layer& l) {
+  l.verified = true;
   auto hex = CDI_TRY(l.tap->finish());
   auto got = "sha256:" + hex;
   if (got != l.desc.digest)
@@ -62,11 +47,30 @@ Result<void> verify_layer(Layer& l) {
 // A damaged layer is first a digest question: when decoding failed, the digest (if the rest of
 // the blob can still be read) tells whether the bytes were corrupted on the way.
 Error layer_error(Layer& l, Error e) {
-  if (e.code() == Errc::corrupt_input && l.tap && !l.tap->at_end()) {
+  if (e.code() == Errc::corrupt_input && l.tap && !l.verified) {
     l.tar.reset();
     if (auto v = verify_layer(l); !v) return std::move(v).error();
   }
   return std::move(e).context(l.name());
+}
+
+Result<std::unique_ptr<Layer>> open_layer(ImageStore& store, const Descriptor& d, size_t index, const HttpContext& ctx) {
+  auto layer = std::make_unique<Layer>();
+  layer->index = index;
+  layer->desc = d;
+  auto blob = CDI_TRY_CTX(store.open_blob(d), layer->name());
+  auto [hashing, tap] = CDI_TRY(io::HashingReader::open(std::move(blob), util::DigestAlgo::sha256));
+  layer->tap = tap;
+  auto peek = std::make_unique<io::PeekReader>(std::move(hashing));
+  auto head = CDI_TRY_CTX(peek->peek(formats::k_probe_bytes), layer->name());
+  formats::CodecOptions codec{0, ctx.cancel};
+  if (formats::gzip::probe(head) > 0) layer->decoded = CDI_TRY_CTX(formats::gzip::open(std::move(peek), codec), layer->name());
+  else if (formats::zstd::probe(head) > 0) layer->decoded = CDI_TRY_CTX(formats::zstd::open(std::move(peek), codec), layer->name());
+  else layer->decoded = std::move(peek);
+  auto tar = TarSource::open(*layer->decoded, ctx.cancel);
+  if (!tar) return std::unexpected(layer_error(*layer, std::move(tar).error()));
+  layer->tar = std::move(*tar);
+  return layer;
 }
 
 class DiskReader final : public io::Reader {
@@ -197,7 +201,7 @@ Result<std::unique_ptr<io::Reader>> open_image(const ImageReference& ref, const 
   DiskFinder finder;
   std::vector<std::string> not_regular;
   for (size_t i = m.layers.size(); i-- > 0;) {
-    auto layer = CDI_TRY_CTX(open_layer(*store, m.layers[i], i, ctx), "layer " + std::to_string(i) + " (" + m.layers[i].digest + ")");
+    auto layer = CDI_TRY(open_layer(*store, m.layers[i], i, ctx));
     log(ctx, "reading " + layer->name() + ", " + std::to_string(m.layers[i].size) + " bytes");
     auto scan = [&]() -> Result<std::optional<std::pair<std::string, uint64_t>>> {
       for (;;) {

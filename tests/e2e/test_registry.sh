@@ -55,6 +55,10 @@ for tag in qcow2 raw zstd plain-qcow2 plain-raw xz docker amd64 multi docker-mul
            twodisks bootc symlink; do
   registry_push "$L" "$tag" "cd/img:$tag" || { echo "push of $tag failed" >&2; exit 1; }
 done
+# skopeo (as users push): it recompresses the layer and writes its own manifest; v2s2 as well.
+timeout 60 skopeo copy -q --dest-tls-verify=false "oci:$L:qcow2" "docker://$PLAIN/cd/skopeo:oci" \
+  && timeout 60 skopeo copy -q --dest-tls-verify=false --format v2s2 "oci:$L:raw" "docker://$PLAIN/cd/skopeo:v2s2" \
+  || { echo "skopeo push failed" >&2; exit 1; }
 DIGEST=$(jq -r '.manifests[] | select(.annotations["org.opencontainers.image.ref.name"] == "qcow2") | .digest' "$L/index.json")
 
 # (the same helper as in test_http.sh)
@@ -108,6 +112,10 @@ t_multi_arm64() { import_and_compare "$RAW" raw --insecure-tls --arch arm64 --ur
 t_multi_arm64_variant() { import_and_compare "$RAW" raw --insecure-tls --arch arm64 --variant v8 --url "docker://$PLAIN/cd/img:docker-multi"; }
 t_docker_list_amd64() { import_and_compare "$QCOW" qcow2 --insecure-tls --arch amd64 --url "docker://$PLAIN/cd/img:docker-multi"; }
 run_test by_digest t_by_digest
+t_skopeo_oci() { import_and_compare "$QCOW" qcow2 --insecure-tls --url "docker://$PLAIN/cd/skopeo:oci"; }
+t_skopeo_v2s2() { import_and_compare "$RAW" raw --insecure-tls --url "docker://$PLAIN/cd/skopeo:v2s2"; }
+run_test skopeo_oci t_skopeo_oci
+run_test skopeo_v2s2 t_skopeo_v2s2
 run_test multi_amd64 t_multi_amd64
 run_test multi_arm64 t_multi_arm64
 run_test multi_arm64_variant t_multi_arm64_variant
@@ -230,6 +238,30 @@ t_tls_untrusted() {
 }
 t_tls_insecure() { import_and_compare "$QCOW" qcow2 --insecure-tls --url "docker://$TLS/cd/img:v1"; }
 run_test tls_cert_dir t_tls_cert_dir
+# A registry that requires a client certificate: the certs.d pair (client.cert + client.key) is sent.
+REGISTRY_DATA=$PLAIN_STORAGE registry_start "$SRV/tls-client" tls-client || { echo "mTLS registry did not start" >&2; exit 1; }
+MTLS=127.0.0.1:$REGISTRY_PORT
+t_tls_client_pair() {
+  mkdir -p "$W/_meta/certs.d"
+  cp "$SRV/tls-client/certs/ca.crt" "$SRV/tls-client/certs/client.cert" "$SRV/tls-client/certs/client.key" "$W/_meta/certs.d/"
+  import_and_compare "$RAW" raw --cert-dir "$W/_meta/certs.d" --url "docker://$MTLS/cd/img:raw"
+}
+t_tls_client_missing() {
+  mkdir -p "$W/_meta/certs.d"
+  cp "$SRV/tls-client/certs/ca.crt" "$W/_meta/certs.d/"
+  expect_exit 8 --progress none --cert-dir "$W/_meta/certs.d" --url "docker://$MTLS/cd/img:raw" --dest "$W/dest/disk.raw"
+  assert_error_matches "client certificate: a \\*\\.cert \\+ \\*\\.key pair in --cert-dir"
+  assert_failed_cleanly "$W/dest/disk.raw"
+}
+t_tls_client_half_pair() {
+  mkdir -p "$W/_meta/certs.d"
+  cp "$SRV/tls-client/certs/ca.crt" "$SRV/tls-client/certs/client.cert" "$W/_meta/certs.d/"
+  expect_exit 2 --progress none --cert-dir "$W/_meta/certs.d" --url "docker://$MTLS/cd/img:raw" --dest "$W/dest/disk.raw"
+  assert_error_matches "client certificate client.cert has no client.key"
+}
+run_test tls_client_pair t_tls_client_pair
+run_test tls_client_missing t_tls_client_missing
+run_test tls_client_half_pair t_tls_client_half_pair
 run_test tls_untrusted t_tls_untrusted
 run_test tls_insecure t_tls_insecure
 

@@ -5,7 +5,11 @@
 #
 #   registry_start WORK MODE   MODE = plain | tls | auth (htpasswd, plain HTTP) | tls-auth |
 #                              tls-token / token (Bearer tokens from token_server.py, over TLS /
-#                              plain HTTP; TOKEN_ARGS adds token_server.py options)
+#                              plain HTTP; TOKEN_ARGS adds token_server.py options) |
+#                              tls-client (TLS requiring a client certificate signed by the CA:
+#                              WORK/certs/client.cert + client.key, certs.d style)
+#       REGISTRY_DATA (optional): serve this storage directory (e.g. another registry's: images
+#       pushed there are served here too).
 #       -> REGISTRY_PORT, REGISTRY_URL (http[s]://127.0.0.1:PORT), REGISTRY_STORAGE; the PIDs are
 #          registered with register_pid-like cleanup through the caller's `registry_stop_all`.
 #   registry_push WORK LAYOUT TAG REPO[:DESTTAG]   push a layout tag to the last started registry
@@ -26,17 +30,35 @@ _wait_port_file() {
   return 1
 }
 
+# _make_client_cert DIR: DIR/client.cert + client.key, signed by DIR/ca.crt (clientAuth).
+_make_client_cert() {
+  local d=$1
+  openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout "$d/client.key" \
+    -out "$d/client.csr" -subj "/CN=cdi-import test client" 2>/dev/null
+  printf '%s\n' "basicConstraints=critical,CA:FALSE" "keyUsage=critical,digitalSignature" \
+    "extendedKeyUsage=clientAuth" > "$d/client.ext"
+  openssl x509 -req -in "$d/client.csr" -CA "$d/ca.crt" -CAkey "$d/ca.key" -CAcreateserial \
+    -out "$d/client.cert" -days 825 -extfile "$d/client.ext" 2>/dev/null
+}
+
 registry_start() {
   local work=$1 mode=$2 try
-  mkdir -p "$work/data"
+  local data=${REGISTRY_DATA:-$work/data}
+  mkdir -p "$data"
   HTUSER=${HTUSER:-testuser}
   HTPASS=${HTPASS:-'s3cret pass:word'}
   [[ -f $work/certs/ca.crt ]] || _make_certs "$work/certs"
   local scheme=http tls="" auth=""
-  case $mode in tls | tls-auth | tls-token)
+  local curl_client=()
+  case $mode in tls | tls-auth | tls-token | tls-client)
     scheme=https
     tls="  tls: {certificate: $work/certs/server.crt, key: $work/certs/server.key}" ;;
   esac
+  if [[ $mode == tls-client ]]; then
+    _make_client_cert "$work/certs"
+    tls="  tls: {certificate: $work/certs/server.crt, key: $work/certs/server.key, clientcas: [$work/certs/ca.crt]}"
+    curl_client=(--cert "$work/certs/client.cert" --key "$work/certs/client.key")
+  fi
   case $mode in
     auth | tls-auth) auth="auth: {htpasswd: {realm: cdi-registry, path: $work/certs/htpasswd}}" ;;
     tls-token | token)
@@ -54,7 +76,7 @@ registry_start() {
 version: 0.1
 log: {level: info, formatter: text}
 storage:
-  filesystem: {rootdirectory: $work/data}
+  filesystem: {rootdirectory: $data}
   delete: {enabled: true}
 http:
   addr: 127.0.0.1:$REGISTRY_PORT
@@ -65,9 +87,9 @@ CONF
     /usr/bin/docker-registry serve "$work/config.yml" </dev/null >"$work/registry.log" 2>&1 &
     local pid=$! i code
     REGISTRY_URL=$scheme://127.0.0.1:$REGISTRY_PORT
-    REGISTRY_STORAGE=$work/data
+    REGISTRY_STORAGE=$data
     for i in $(seq 1 250); do
-      code=$(curl -s -o /dev/null -w '%{http_code}' --cacert "$work/certs/ca.crt" "$REGISTRY_URL/v2/" || true)
+      code=$(curl -s -o /dev/null -w '%{http_code}' --cacert "$work/certs/ca.crt" "${curl_client[@]}" "$REGISTRY_URL/v2/" || true)
       if [[ $code == 200 || $code == 401 ]]; then
         REGISTRY_PIDS+=("$pid")
         REGISTRY_CA=$work/certs/ca.crt

@@ -178,6 +178,23 @@ TEST_CASE("registry source: a corrupted layer above the disk fails the open", "[
   CHECK(r.error().message().find("layer 1") != std::string::npos);
 }
 
+TEST_CASE("registry source: a damaged tar header is reported as the digest mismatch it is", "[registry][source][digest]") {
+  t::TempDir tmp;
+  Layout lay(tmp.path() / "lay");
+  auto digests = lay.image("v1", {{t::reg("disk/disk.img", t::pattern(1000))}});
+  {
+    std::fstream f(lay.blob_path(digests[0]), std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(148);   // the header checksum field: libarchive refuses the header
+    f.write("99999", 5);
+  }
+  auto r = open(lay.url("v1"));
+  REQUIRE_FALSE(r);
+  CHECK(r.error().code() == Errc::corrupt_input);
+  INFO(r.error().what());
+  CHECK(r.error().message().find("layer 0 (sha256:") == 0);
+  CHECK(r.error().message().find("digest mismatch") != std::string::npos);
+}
+
 TEST_CASE("registry source: a manifest that does not match its digest is refused", "[registry][source][digest]") {
   t::TempDir tmp;
   Layout lay(tmp.path() / "lay");
