@@ -130,7 +130,7 @@ Result<Response> RegistryClient::get(const std::string& url, const std::vector<s
   for (int attempt = 0; attempt < 4; ++attempt) {
     if (attempt > 0) {
       if (m_ctx.cancel) CDI_TRY(m_ctx.cancel->check());
-      std::this_thread::sleep_for(std::chrono::milliseconds(250 << attempt));
+      std::this_thread::sleep_for(std::chrono::milliseconds(100 << attempt));   // 200, 400, 800 ms
     }
     std::unique_ptr<CURL, CurlDeleter> c(curl_easy_init());
     if (!c) return fail(Errc::internal, "curl_easy_init failed");

@@ -9,7 +9,7 @@ Example: oci_push.py oci v1 http://127.0.0.1:5000 containerdisk/x:v1
 (skopeo 1.9 always (re)compresses layers for docker:// destinations and may reuse
  a previously pushed variant from its blob-info cache; this script does not.)
 """
-import argparse, base64, json, os, ssl, sys, urllib.error, urllib.parse, urllib.request
+import argparse, base64, re, json, os, ssl, sys, urllib.error, urllib.parse, urllib.request
 
 ap = argparse.ArgumentParser()
 ap.add_argument("layout"); ap.add_argument("tag"); ap.add_argument("registry"); ap.add_argument("repo")
@@ -22,7 +22,7 @@ AUTH = {"hdr": None}
 
 
 def bearer(chal, scope_hint):
-    params = dict(p.split("=", 1) for p in chal[len("Bearer "):].replace('"', "").split(","))
+    params = dict(re.findall(r'(\w+)="([^"]*)"', chal))   # quoted values may hold commas
     q = {"service": params.get("service", "")}
     q["scope"] = "repository:%s:pull,push" % repo
     req = urllib.request.Request(params["realm"] + "?" + urllib.parse.urlencode(q))
