@@ -222,6 +222,7 @@ int run_import(int argc, char** argv) {
   app.footer(
       "Subcommands:\n  cdi-import [import] --url URL --dest PATH [options]   import an image (default)\n"
       "  cdi-import info URL [--json]                          describe an image without writing\n"
+      "  cdi-import upload-server --dest PATH [options]        receive one image over HTTP(S) (CDI upload routes)\n"
       "Exit codes: 0 ok, 1 internal, 2 usage, 3 io, 4 corrupt input, 5 unsupported, 6 too large,\n"
       "  7 auth, 8 network, 9 not found, 10 scratch space required, 11 in use, 130 cancelled.");
   app.set_version_flag("--version", std::string("cdi-import ") + CDI_VERSION);
