@@ -6,14 +6,17 @@
 # straight through `xz -dc`). Time = from curl's start until the target is complete (server
 # exited / receiver answered and the converter finished). Prints a markdown table with ratios and
 # the upload server's peak RSS.
+#   Each time is the median of BENCH_RUNS runs (default 3), interleaved (cdi-import, peer, cdi-import…)
+#   so that load from elsewhere hits both sides alike; RSS is the largest seen.
 #   Environment: BENCH_SIZE_MIB (default 2048), BENCH_DIR (default bench/.work-upload),
-#   CDI_IMPORT (default build/cmd/cdi-import/cdi-import). Not run by CI.
+#   BENCH_RUNS, CDI_IMPORT (default build/cmd/cdi-import/cdi-import). Not run by CI.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 MIBS=${BENCH_SIZE_MIB:-2048}
 DIR=${BENCH_DIR:-$ROOT/bench/.work-upload}
 CDI=${CDI_IMPORT:-$ROOT/build/cmd/cdi-import/cdi-import}
 RECV="/usr/bin/python3 $ROOT/bench/upload_receiver.py"
+RUNS=${BENCH_RUNS:-3}
 [[ -x $CDI ]] || { echo "bench: $CDI not found" >&2; exit 1; }
 IMG=$DIR/img-${MIBS}m
 OUT=$DIR/out
@@ -78,21 +81,33 @@ row() {   # row INPUT CDI_S CDI_RSS PEER PEER_S
   rows+=("| $1 | $(printf %.2f "$2") s | $(($3 / 1024)) MiB | $4 | $(printf %.2f "$5") s | **$(printf %.2f "$(echo "scale=3; $2 / $5" | bc)")** |")
 }
 
-log "qcow2 ($(du -h --apparent-size "$IMG/disk.qcow2" | cut -f1))"
-cdi_upload "$IMG/disk.qcow2"; c=$LAST_S; r=$LAST_RSS
-cmp "$OUT/d.raw" "$IMG/source.raw" || { echo "bench: cdi-import output differs" >&2; exit 1; }
-peer_upload "$IMG/disk.qcow2" file "$OUT/scratch.qcow2" "qemu-img convert -q -t writeback -f qcow2 -O raw $OUT/scratch.qcow2 $OUT/d.raw && sync -f $OUT/d.raw"
-row qcow2 "$c" "$r" 'CDI-style: receive to scratch, `qemu-img convert`' "$LAST_S"
+median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
-log "raw.xz ($(du -h --apparent-size "$IMG/raw.xz" | cut -f1))"
-cdi_upload "$IMG/raw.xz"; c=$LAST_S; r=$LAST_RSS
-cmp "$OUT/d.raw" "$IMG/source.raw" || { echo "bench: cdi-import output differs" >&2; exit 1; }
-peer_upload "$IMG/raw.xz" pipe "xz -dc > $OUT/d.raw && sync -f $OUT/d.raw"
-row raw.xz "$c" "$r" 'CDI-style stream: receive `\| xz -dc > target`' "$LAST_S"
-peer_upload "$IMG/raw.xz" file "$OUT/scratch.xz" "xz -dc $OUT/scratch.xz > $OUT/d.raw && sync -f $OUT/d.raw"
-row raw.xz "$c" "$r" 'receive to scratch, then `xz -dc`' "$LAST_S"
+# compare INPUT FILE PEER_LABEL PEER_MODE PEER_ARG PEER_AFTER: RUNS interleaved runs of each side
+compare() {
+  local input=$1 file=$2 label=$3 cs=() ps=() rss=0 i
+  log "$input ($(du -h --apparent-size "$file" | cut -f1)) vs $label"
+  for ((i = 0; i < RUNS; i++)); do
+    cdi_upload "$file"
+    cs+=("$LAST_S")
+    ((LAST_RSS > rss)) && rss=$LAST_RSS
+    cmp "$OUT/d.raw" "$IMG/source.raw" || { echo "bench: cdi-import output differs" >&2; exit 1; }
+    peer_upload "$file" "$4" "$5" "$6"
+    ps+=("$LAST_S")
+    cmp "$OUT/d.raw" "$IMG/source.raw" || { echo "bench: peer output differs" >&2; exit 1; }
+  done
+  log "  cdi-import: ${cs[*]}; peer: ${ps[*]}"
+  row "$input" "$(median "${cs[@]}")" "$rss" "$label" "$(median "${ps[@]}")"
+}
 
-echo "Upload from curl on 127.0.0.1, $MIBS MiB image ($(nproc) CPUs)"
+compare qcow2 "$IMG/disk.qcow2" 'CDI-style: receive to scratch, `qemu-img convert`' \
+  file "$OUT/scratch.qcow2" "qemu-img convert -q -t writeback -f qcow2 -O raw $OUT/scratch.qcow2 $OUT/d.raw && sync -f $OUT/d.raw"
+compare raw.xz "$IMG/raw.xz" 'CDI-style stream: receive `\| xz -dc > target`' \
+  pipe "xz -dc > $OUT/d.raw && sync -f $OUT/d.raw" ""
+compare raw.xz "$IMG/raw.xz" 'receive to scratch, then `xz -dc`' \
+  file "$OUT/scratch.xz" "xz -dc $OUT/scratch.xz > $OUT/d.raw && sync -f $OUT/d.raw"
+
+echo "Upload from curl on 127.0.0.1, $MIBS MiB image ($(nproc) CPUs), median of $RUNS runs"
 echo
 echo "| input | cdi-import upload-server | server peak RSS | peer | peer time | ratio |"
 echo "|---|---|---|---|---|---|"

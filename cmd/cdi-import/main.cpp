@@ -150,6 +150,25 @@ void apply_http(const HttpFlags& f, pipeline::ImportOptions& o) {
   h.stall_timeout = std::chrono::seconds(f.stall_timeout);
 }
 
+// Container image sources (docker://, oci:, oci-archive:; lib/source/registry_source.hpp).
+struct RegistryFlags {
+  std::string arch, os = "linux", variant, auth_file;
+};
+
+void add_registry(CLI::App& app, RegistryFlags& f) {
+  app.add_option("--arch", f.arch, "image architecture to select from an index (default: this machine's); "
+                                   "a single-arch image must match it when given");
+  app.add_option("--os", f.os, "image OS to select from an index (default linux)");
+  app.add_option("--variant", f.variant, "image architecture variant to select from an index (v7, v8…)");
+  app.add_option("--registry-auth-file", f.auth_file, "Docker config / dockerconfigjson file with registry credentials");
+}
+
+void apply_registry(const RegistryFlags& f, pipeline::ImportOptions& o) {
+  o.registry.architecture = f.arch;
+  o.registry.os = f.os;
+  o.registry.variant = f.variant;
+  if (!f.auth_file.empty()) o.registry.client.auth_file = f.auth_file;
+}
 
 int run_info(int argc, char** argv) {
   CLI::App app{"Show what an image is (compression chain, format, virtual size, scratch needs) without writing anything",
@@ -162,11 +181,14 @@ int run_info(int argc, char** argv) {
   add_common(app, common);
   HttpFlags http;
   add_http(app, http);
+  RegistryFlags registry;
+  add_registry(app, registry);
   if (auto rc = parse_cli(app, argc, argv)) return *rc;
   pipeline::ImportOptions o;
   o.url = url;
   apply_common(common, o);
   apply_http(http, o);
+  apply_registry(registry, o);
   auto r = pipeline::inspect(o);
   if (!r) return report_error(r.error());
   if (json) {
@@ -180,6 +202,8 @@ int run_info(int argc, char** argv) {
     j["scratch_required"] = r->scratch_required;
     if (r->scratch_required) j["scratch_reason"] = r->scratch_reason;
     j["converter"] = r->converter;
+    j["labels"] = nlohmann::json::object();
+    for (const auto& [k, v] : r->labels) j["labels"][k] = v;
     std::cout << j.dump() << "\n";
   } else {
     std::cout << "chain: " << pipeline::chain_text(r->chain) << "\n";
@@ -191,6 +215,7 @@ int run_info(int argc, char** argv) {
     if (r->source_size) std::cout << "source size: " << *r->source_size << "\n";
     std::cout << "converter: " << r->converter << "\n";
     std::cout << "scratch: " << (r->scratch_required ? "required (" + r->scratch_reason + ")" : "not needed") << "\n";
+    for (const auto& [k, v] : r->labels) std::cout << "label: " << k << "=" << v << "\n";
   }
   return 0;
 }
@@ -201,6 +226,7 @@ int run_import(int argc, char** argv) {
   app.footer(
       "Subcommands:\n  cdi-import [import] --url URL --dest PATH [options]   import an image (default)\n"
       "  cdi-import info URL [--json]                          describe an image without writing\n"
+      "  cdi-import upload-server --dest PATH [options]        receive one image over HTTP(S) (CDI upload routes)\n"
       "Exit codes: 0 ok, 1 internal, 2 usage, 3 io, 4 corrupt input, 5 unsupported, 6 too large,\n"
       "  7 auth, 8 network, 9 not found, 10 scratch space required, 11 in use, 130 cancelled.");
   app.set_version_flag("--version", std::string("cdi-import ") + CDI_VERSION);
@@ -230,6 +256,8 @@ int run_import(int argc, char** argv) {
   std::string metrics_listen, metrics_owner;
   app.add_option("--metrics-listen", metrics_listen, "serve CDI's progress metric over HTTPS on ADDR:PORT (self-signed)");
   app.add_option("--metrics-owner-uid", metrics_owner, "ownerUID label of the progress metric (default: $OWNER_UID)");
+  RegistryFlags registry;
+  add_registry(app, registry);
   if (auto rc = parse_cli(app, argc, argv)) return *rc;
 
   pipeline::ProgressState state;
@@ -262,6 +290,7 @@ int run_import(int argc, char** argv) {
   }
   apply_common(common, o);
   apply_http(http, o);
+  apply_registry(registry, o);
   o.progress = &state;
   o.cancel = &g_cancel;
   if (verbose) o.log = [](std::string_view s) { std::fprintf(stderr, "cdi-import: %.*s\n", int(s.size()), s.data()); };

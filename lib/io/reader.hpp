@@ -9,6 +9,8 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "lib/util/error.hpp"
 
@@ -23,6 +25,8 @@ struct ReaderInfo {
   // An HTTP(S) source whose server serves byte ranges of a known length: the pinned URL, so a tool
   // that needs random access (qemu-img for vmdk/vhdx/...) may read it in place.
   std::optional<std::string> range_url;
+  // Labels of a container image source (KUBEVIRT_IO_* env vars of its config), in config order.
+  std::vector<std::pair<std::string, std::string>> labels = {};
 };
 
 class Reader {

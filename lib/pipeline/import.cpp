@@ -85,6 +85,14 @@ Result<std::unique_ptr<io::Reader>> open_source(const ImportOptions& o) {
     ctx.log = o.log;
     return source::open_http_source(url, o.http, ctx);
   }
+  if (source::registry::is_image_reference(url)) {   // containerDisks: the reader serves the disk file
+    source::HttpContext ctx;
+    ctx.cancel = o.cancel;
+    ctx.log = o.log;
+    auto ro = o.registry;
+    ro.client.http = o.http;
+    return source::registry::open_registry_source(url, ro, ctx);
+  }
   for (std::string_view scheme : {"docker://", "oci:", "oci-archive:", "s3://", "gs://"}) {
     if (url.substr(0, scheme.size()) == scheme)
       return fail(Errc::unsupported, "source scheme '" + std::string(scheme) + "' is not supported by this build");
@@ -391,6 +399,7 @@ Result<ImportReport> run_import(const ImportOptions& o) {
   set_phase(o, Phase::probing);
 
   auto src = CDI_TRY_CTX(open_source(o), o.url);
+  rep.labels = src->info().labels;
   if (auto sz = src->info().size; sz && o.progress) o.progress->total_read.store(static_cast<int64_t>(*sz));
   std::unique_ptr<io::Reader> counted = std::make_unique<io::CountingReader>(std::move(src), read_counter);
   // --checksum: a tee right above the wire bytes; verified before anything is converted or committed.
@@ -500,6 +509,7 @@ Result<InspectReport> inspect(const ImportOptions& o) {
   InspectReport rep;
   auto src = CDI_TRY_CTX(open_source(o), o.url);
   rep.source_size = src->info().size;
+  rep.labels = src->info().labels;
   auto d = CDI_TRY_CTX(detect(std::move(src), o), o.url);
   rep.chain = d.chain;
   rep.format = d.tar ? "tar" : std::string(formats::disk::name(d.format));

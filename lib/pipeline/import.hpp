@@ -16,6 +16,7 @@
 #include "lib/io/reader.hpp"
 #include "lib/pipeline/progress.hpp"
 #include "lib/source/http_source.hpp"
+#include "lib/source/registry_source.hpp"
 #include "lib/util/cancel.hpp"
 #include "lib/util/digest.hpp"
 #include "lib/util/error.hpp"
@@ -40,6 +41,9 @@ struct ImportOptions {
   std::function<void(std::string_view)> log;         // verbose diagnostics, may be empty
   using HttpOptions = source::HttpOptions;           // http(s) sources: TLS, auth, headers, retries
   HttpOptions http;
+  // docker:// / oci: / oci-archive: sources: platform selection, --registry-auth-file. Its
+  // client.http is ignored: `http` above is used (TLS, credentials, retries).
+  source::registry::RegistrySourceOptions registry;
   // When set, the source is this reader instead of opening `url` (the upload server hands over a
   // request body); `url` then only names the source in messages.
   std::function<Result<std::unique_ptr<io::Reader>>()> source_factory;
@@ -87,6 +91,8 @@ struct InspectReport {
   bool scratch_required = false;
   std::string scratch_reason;       // why, when required
   std::string converter;            // what an import would use
+  // Registry images: labels from the image config (KUBEVIRT_IO_* env vars mapped as CDI does).
+  std::vector<std::pair<std::string, std::string>> labels;
 };
 
 // Detects the chain and the image's virtual size without writing anything. For a local file of a

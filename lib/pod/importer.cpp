@@ -286,6 +286,7 @@ class Run {
       if (target) m_log.info(1, "Resize target " + std::to_string(*target) + ".");
       o.resize_to = target.value_or(0);
     }
+    o.registry.architecture = m_cfg.architecture;   // IMPORTER_REGISTRY_IMAGE_ARCHITECTURE
     o.checksum = m_cfg.checksum;
     if (m_cfg.checksum) m_log.info(0, "Checksum validation enabled: " + m_cfg.checksum->text());
     o.preallocate = m_cfg.preallocation;

@@ -3,6 +3,7 @@
 
 #include <openssl/ssl.h>
 
+#include <cctype>
 #include <cerrno>
 #include <utility>
 
@@ -73,7 +74,12 @@ int admission_status(UploadGate::Admission a) {
 
 Reply reply_for_error(const Error& e, bool client_fault) {
   int err = e.sys_errno();
-  if (e.code() == Errc::limit || err == ENOSPC || err == EDQUOT)
+  // qemu-img reports ENOSPC only as text; CDI's controller matches these texts too.
+  std::string text = e.what();
+  for (auto& c : text) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  bool no_space = text.find("no space left on device") != std::string::npos ||
+                  text.find("disk quota exceeded") != std::string::npos;
+  if (e.code() == Errc::limit || err == ENOSPC || err == EDQUOT || no_space)
     return {400, "Saving stream failed: effective image size is larger than the reported available storage: " + e.what()};
   if (client_fault) return {400, "Saving stream failed: " + e.what()};
   return {500, "Saving stream failed: " + e.what()};

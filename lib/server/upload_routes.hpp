@@ -50,7 +50,8 @@ class UploadGate {
 // The HTTP status for an admission refusal: 503 or 409 (200 for admitted, never used).
 int admission_status(UploadGate::Admission a);
 
-// What a failed upload answers. Errc::limit and errors caused by ENOSPC/EDQUOT get 400 with CDI's
+// What a failed upload answers. Errc::limit and errors caused by ENOSPC/EDQUOT (errno, or the
+// texts "no space left on device" / "disk quota exceeded" from qemu-img) get 400 with CDI's
 // "Saving stream failed: effective image size is larger than the reported available storage: <err>";
 // bad client input (client_fault: checksum mismatch, malformed form, bad X-Checksum) gets 400
 // "Saving stream failed: <err>"; everything else 500 "Saving stream failed: <err>".

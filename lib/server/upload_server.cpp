@@ -137,18 +137,19 @@ class UploadJob {
     return *m_result;
   }
 
-  // Async routes: blocks until the import has finished, or the pipeline has taken the whole body
-  // and is past validation (converting, finishing). True when the import is still running then.
+  // Async routes: blocks until the pipeline has taken the whole body and is past transfer and
+  // validation (converting with qemu-img, or finishing: flush and commit), or the import has
+  // finished before that. True in the first case, even when the import has failed meanwhile: the
+  // data was received and validated, so the failure belongs to the background part (exit 1).
   bool wait_accepted() {
     std::unique_lock lock(m_mutex);
     for (;;) {
-      if (m_result) return false;
-      if (m_eof_seen) {
-        auto p = m_io.progress ? m_io.progress->phase.load() : pipeline::Phase::finishing;
-        if (p != pipeline::Phase::probing && p != pipeline::Phase::spooling && p != pipeline::Phase::validating)
-          return true;
+      if (m_eof_seen && m_io.progress) {
+        auto p = m_io.progress->phase.load();
+        if (p == pipeline::Phase::converting || p == pipeline::Phase::finishing) return true;
       }
-      m_cv.wait_for(lock, std::chrono::milliseconds(50));
+      if (m_result) return false;
+      m_cv.wait_for(lock, std::chrono::milliseconds(20));
     }
   }
 

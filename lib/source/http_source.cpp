@@ -171,6 +171,7 @@ class HttpSource final : public io::Reader {
   Request* m_req = nullptr;
   std::optional<std::string> m_pinned;     // effective URL of the first good response
   bool m_send_credentials = true;
+  bool m_refresh_auth = false;             // the next auth_header call renews the token
   uint64_t m_delivered = 0;                // bytes pushed to the reader
   std::optional<std::string> m_validator;  // If-Range value
   std::optional<std::string> m_etag0;
@@ -217,8 +218,14 @@ Result<void> HttpSource::prepare() {
     return fail(Errc::invalid_argument, "--client-key needs --client-cert");
   for (const auto& p : {m_opts.client_cert, m_opts.client_key})
     if (p) CDI_TRY(read_small_file(*p, p == m_opts.client_cert ? "--client-cert" : "--client-key"));
+  if (m_opts.cert_dir && m_opts.cert_dir_certs_d && !m_opts.client_cert) {
+    if (auto pair = CDI_TRY(certs_d_client_pair(*m_opts.cert_dir))) {
+      m_opts.client_cert = pair->cert;
+      m_opts.client_key = pair->key;
+    }
+  }
   if (m_opts.cert_dir && !m_opts.insecure_tls) {
-    auto b = CDI_TRY(build_ca_bundle(*m_opts.cert_dir, m_opts.system_ca_bundle));
+    auto b = CDI_TRY(build_ca_bundle(*m_opts.cert_dir, m_opts.system_ca_bundle, m_opts.cert_dir_certs_d));
     for (const auto& w : b.warnings) log(m_ctx, "warning: " + w);
     log(m_ctx, "trusting " + std::to_string(b.dir_certificates) + " certificate(s) from " + m_opts.cert_dir->string() +
                    " in addition to the system store");
@@ -326,6 +333,11 @@ Result<void> HttpSource::configure_request(Request& req, bool send_range) {
   for (const auto& h : m_public_headers) add(h);
   if (m_send_credentials)
     for (const auto& h : m_secret_headers) add(h);
+  if (m_send_credentials && m_opts.auth_header) {
+    auto line = CDI_TRY(m_opts.auth_header(m_refresh_auth));
+    m_refresh_auth = false;
+    if (!line.empty()) add(line);
+  }
   if (send_range) {
     add("Range: bytes=" + std::to_string(m_delivered) + "-");
     if (m_validator) add("If-Range: " + *m_validator);
@@ -492,6 +504,7 @@ Result<void> HttpSource::transfer() {
     std::string reason;                       // why this attempt is retried
     std::optional<std::chrono::seconds> retry_after;
     uint64_t delivered_before = m_delivered;
+    bool refreshed = false;                   // auth_header renewed once in this attempt
     for (int hop = 0;; ++hop) {               // one request per redirect hop
       Request req;
       req.url = url;
@@ -540,6 +553,13 @@ Result<void> HttpSource::transfer() {
         url = std::move(next);
         continue;
       }
+      if (rc == CURLE_OK && req.headers_done && st == 401 && m_opts.auth_header && m_send_credentials && !refreshed) {
+        // An expired token mid-pull: renew it and repeat the request (resuming where it stopped).
+        refreshed = true;
+        m_refresh_auth = true;
+        log(m_ctx, "HTTP 401" + where + ": renewing the authorization token");
+        continue;
+      }
       if (rc == CURLE_OK && req.headers_done && st >= 400) {
         std::string msg = "HTTP " + std::to_string(st);
         if (auto r = http::reason_phrase(st); !r.empty()) msg += " " + std::string(r);
@@ -552,7 +572,7 @@ Result<void> HttpSource::transfer() {
           const auto& proxy = http::proxy_for(m_proxy, url.rfind("https:", 0) == 0 ? "https" : "http");
           if (!proxy.empty() && (st == 401 || st == 407))
             msg += " (through proxy " + http::redact_url(proxy) + "; proxy credentials go in its URL: http://user:password@host:port)";
-          else if (st == 401 && m_opts.username.empty()) msg += " (no credentials given: --username/--password-file)";
+          else if (st == 401 && m_opts.username.empty() && !m_opts.auth_header) msg += " (no credentials given: --username/--password-file)";
           else if (st == 416) msg += " (cannot resume at byte " + std::to_string(m_delivered) + ")";
           return fail(code, msg);
         }
@@ -609,7 +629,27 @@ Result<void> HttpSource::transfer() {
 
 }  // namespace
 
-Result<CaBundle> build_ca_bundle(const fs::path& cert_dir, const fs::path& system_bundle) {
+Result<std::optional<ClientPair>> certs_d_client_pair(const fs::path& dir) {
+  std::error_code ec;
+  std::vector<fs::path> certs;
+  fs::directory_iterator it(dir, ec);
+  if (ec) return fail(Errc::io, "--cert-dir " + dir.string() + ": " + ec.message());
+  for (; it != fs::directory_iterator(); it.increment(ec)) {
+    if (ec) return fail(Errc::io, "--cert-dir " + dir.string() + ": " + ec.message());
+    if (it->path().extension() == ".cert" && !it->path().filename().string().starts_with(".")) certs.push_back(it->path());
+  }
+  std::ranges::sort(certs);
+  for (const auto& c : certs) {
+    auto key = fs::path(c).replace_extension(".key");
+    if (!fs::exists(key, ec))
+      return fail(Errc::invalid_argument, "--cert-dir: client certificate " + c.filename().string() + " has no " +
+                                              key.filename().string());
+    return std::optional<ClientPair>(ClientPair{c, key});
+  }
+  return std::optional<ClientPair>();
+}
+
+Result<CaBundle> build_ca_bundle(const fs::path& cert_dir, const fs::path& system_bundle, bool certs_d) {
   CaBundle b;
   std::error_code ec;
   auto st = fs::status(cert_dir, ec);
@@ -624,6 +664,7 @@ Result<CaBundle> build_ca_bundle(const fs::path& cert_dir, const fs::path& syste
     if (ec) return fail(Errc::io, "--cert-dir " + cert_dir.string() + ": " + ec.message());
     auto name = it->path().filename().string();
     if (name.starts_with(".")) continue;   // Kubernetes ConfigMap mounts keep ..data and friends here
+    if (certs_d && !name.ends_with(".crt") && !name.ends_with(".pem")) continue;   // *.cert/*.key: client pairs
     std::error_code e2;
     if (!fs::is_regular_file(it->path(), e2)) continue;   // follows symlinks, as ConfigMap mounts use them
     files.push_back(it->path());

@@ -26,6 +26,10 @@ struct HttpOptions {
   // TLS. Verification is on unless insecure_tls. cert_dir: every non-dot regular file is read as
   // PEM and its certificates trusted in addition to the system store (CDI's certConfigMap).
   std::optional<std::filesystem::path> cert_dir;
+  // containers' certs.d semantics for cert_dir (registries): only *.crt and *.pem files are CAs;
+  // a *.cert file and the *.key of the same stem are the client certificate pair (unless
+  // client_cert is given).
+  bool cert_dir_certs_d = false;
   bool insecure_tls = false;
   std::optional<std::filesystem::path> client_cert;   // PEM certificate (chain) for TLS client auth
   std::optional<std::filesystem::path> client_key;    // PEM key of client_cert (default: in the cert file)
@@ -37,6 +41,11 @@ struct HttpOptions {
   // Extra request headers "Name: value"; header files hold one header each (secrets: never logged).
   std::vector<std::string> headers;
   std::vector<std::filesystem::path> header_files;
+  // Called before every request sent to the URL's own origin (never after a cross-origin
+  // redirect) for one "Authorization: …" header line ("" = none); refresh=true after that origin
+  // answered 401, to renew an expired token — the request is then retried once. Used by the
+  // registry source for Bearer tokens. Called on the transfer thread; errors end the transfer.
+  std::function<Result<std::string>(bool refresh)> auth_header;
   // Resume policy. `retries`: failed attempts in a row (no new byte) before giving up;
   // `retry_max_time`: the longest time spent without a new byte while retrying.
   unsigned retries = 8;
@@ -78,6 +87,16 @@ struct CaBundle {
   size_t dir_certificates = 0;
   std::vector<std::string> warnings;
 };
-Result<CaBundle> build_ca_bundle(const std::filesystem::path& cert_dir, const std::filesystem::path& system_bundle);
+// certs_d: only *.crt / *.pem files are read (containers' certs.d: *.cert/*.key are client pairs).
+Result<CaBundle> build_ca_bundle(const std::filesystem::path& cert_dir, const std::filesystem::path& system_bundle,
+                                 bool certs_d = false);
+
+// containers' certs.d client pair in `dir`: the first (by name) *.cert with a *.key of the same
+// stem. nullopt when there is none. Errors: a *.cert without its *.key (invalid_argument), io.
+struct ClientPair {
+  std::filesystem::path cert;
+  std::filesystem::path key;
+};
+Result<std::optional<ClientPair>> certs_d_client_pair(const std::filesystem::path& dir);
 
 }  // namespace cdi::source

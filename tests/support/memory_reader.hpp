@@ -15,7 +15,7 @@ namespace cdi::test {
 
 inline std::vector<std::byte> to_bytes(std::string_view s) {
   std::vector<std::byte> v(s.size());
-  std::memcpy(v.data(), s.data(), s.size());
+  if (!s.empty()) std::memcpy(v.data(), s.data(), s.size());   // memcpy(nullptr, …, 0) is UB
   return v;
 }
 

@@ -94,6 +94,10 @@ TEST_CASE("reply_for_error maps errors to CDI's statuses and texts", "[server][r
     CHECK(reply_for_error(sys_error("writing /data/disk.img", EDQUOT), false).status == 400);
     CHECK(reply_for_error(sys_error("writing", ENOSPC), false).body.find("reported available storage") !=
           std::string::npos);
+    // qemu-img's errors carry it only as text
+    CHECK(reply_for_error(Error(Errc::io, "qemu-img convert failed: error while writing at byte 17498112: No space "
+                                          "left on device"), false).status == 400);
+    CHECK(reply_for_error(Error(Errc::io, "write: Disk quota exceeded"), false).status == 400);
   }
   SECTION("client faults are 400 without the size wording") {
     auto r = reply_for_error(Error(Errc::corrupt_input, "checksum mismatch: expected sha256:aa, calculated sha256:bb"), true);
