@@ -321,11 +321,12 @@ run_test cancel_is_prompt t_cancel_is_prompt
 
 # --- vmdk/vhd/vhdx/vdi: read in place with Range requests (nbdkit-curl), else spooled ----------
 
-t_in_place() {   # t_in_place IMAGE [URL_BASE ARGS...]
+t_in_place() {   # t_in_place IMAGE [URL_BASE ARGS...]: no --scratch-dir given, none needed
   local image=$1 base=${2:-$H}
   shift 2 || shift $#
-  cdi_watch_scratch --progress none "$@" --url "$base/$image" --dest "$W/dest/disk.raw"
-  check_success
+  local shm_before; shm_before=$(ls -A /dev/shm | wc -l)
+  run_import --progress none "$@" --url "$base/$image" --dest "$W/dest/disk.raw"
+  (( $(ls -A /dev/shm | wc -l) == shm_before )) || fail "something was left in /dev/shm"
   assert_same_as_qemu "$IMG/$image" "$W/dest/disk.raw"
   grep -q "via qemu-img over nbdkit-curl" "$W/_meta/err" || fail "not read in place: $(tail -n 1 "$W/_meta/err")"
   [[ -z $(ls -A /dev/shm | grep -i nbdkit) ]] || fail "nbdkit left its cache in /dev/shm"
@@ -341,6 +342,13 @@ t_in_place_info() {
   check_success
   grep -q "converter: qemu-img over nbdkit-curl" "$W/_meta/out" || fail "info does not say in place"
   grep -q "scratch: not needed" "$W/_meta/out" || fail "info says scratch is needed"
+}
+t_scratch_dir_spools() {
+  # with scratch space offered, one sequential download beats Range reads (bench/http.sh)
+  run_import --progress none --scratch-dir "$W/scratch" --url "$H/disk.vhdx" --dest "$W/dest/disk.raw"
+  assert_same_as_qemu "$IMG/disk.vhdx" "$W/dest/disk.raw"
+  grep -q "scratch, .*via qemu-img$" "$W/_meta/err" || fail "expected the spool path: $(tail -n 1 "$W/_meta/err")"
+  assert_no_scratch_left "$W/scratch"
 }
 t_no_range_spools() {
   run_import -v --progress none --scratch-dir "$W/scratch" --url "$F/norange/disk.vdi" --dest "$W/dest/disk.raw"
@@ -387,6 +395,7 @@ run_test in_place_vhd t_in_place dynamic.vhd
 run_test in_place_vdi t_in_place disk.vdi
 run_test in_place_https_auth t_in_place_https_auth
 run_test in_place_info t_in_place_info
+run_test scratch_dir_spools t_scratch_dir_spools
 run_test no_range_spools t_no_range_spools
 run_test no_range_without_scratch t_no_range_without_scratch
 run_test compressed_vmdk_needs_scratch t_compressed_vmdk_needs_scratch
