@@ -9,6 +9,7 @@
 #   CDI_IMPORT (default build/cmd/cdi-import/cdi-import). Not run by CI.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
+source "$ROOT/bench/lib.sh"
 MIBS=${BENCH_SIZE_MIB:-1024}
 DIR=${BENCH_DIR:-$ROOT/bench/.work-registry}
 CDI=${CDI_IMPORT:-$ROOT/build/cmd/cdi-import/cdi-import}
@@ -22,13 +23,7 @@ log() { echo "bench: $*" >&2; }
 
 if [[ ! -f $IMG/.done ]]; then
   log "making a $MIBS MiB image (a third data: random + text, the rest zeros) and its layouts"
-  truncate -s "${MIBS}M" "$IMG/source.raw"
-  for ((off = 0; off < MIBS; off += 64)); do
-    head -c $((6 << 20)) /dev/zero | openssl enc -aes-128-ctr -nosalt -pass "pass:$off" -pbkdf2 2>/dev/null \
-      | dd of="$IMG/source.raw" bs=1M seek=$off conv=notrunc status=none
-    (set +o pipefail; seq -f "line %08.0f of text: the quick brown fox jumps over the lazy dog $off" 1 200000 | head -c $((14 << 20))) \
-      | dd of="$IMG/source.raw" bs=1M seek=$((off + 8)) conv=notrunc status=none
-  done
+  make_bench_raw "$IMG/source.raw" "$MIBS"
   for fmt in qcow2 raw; do
     rm -rf "$IMG/tree" && mkdir -p "$IMG/tree/disk"
     if [[ $fmt == qcow2 ]]; then qemu-img convert -q -f raw -O qcow2 "$IMG/source.raw" "$IMG/tree/disk/disk.img"

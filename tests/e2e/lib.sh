@@ -255,6 +255,32 @@ assert_error_matches() {
   grep -qiE -- "$1" "$W/_meta/err" || { show_output; fail "stderr does not match /$1/"; }
 }
 
+# cdi_watch_scratch ARGS...: like `cdi`, with --scratch-dir on a fresh 64 MiB tmpfs whose usage is
+# sampled every 20 ms while cdi-import runs (spool files are O_TMPFILE: invisible in listings, but
+# not in the filesystem's usage). Fails unless it stayed empty during and after the run.
+cdi_watch_scratch() {
+  local sd=$W/_meta/scratchfs
+  make_tmpfs "$sd" 64m
+  local base peak used
+  base=$(df --output=used -B1 "$sd" | tail -n 1)
+  peak=$base
+  snapshot
+  set +e
+  timeout -k 5 "$CMD_TIMEOUT" "$CDI" --scratch-dir "$sd" "$@" > "$W/_meta/out" 2> "$W/_meta/err" &
+  local pid=$!
+  while kill -0 "$pid" 2>/dev/null; do
+    used=$(df --output=used -B1 "$sd" | tail -n 1)
+    ((used > peak)) && peak=$used
+    sleep 0.02
+  done
+  wait "$pid"
+  LAST_RC=$?
+  set -e
+  echo "\$ cdi-import --scratch-dir $sd $* -> exit $LAST_RC (scratch peak $((peak - base)) bytes)" >&2
+  ((peak == base)) || fail "scratch was used: $((peak - base)) bytes"
+  [[ -z $(ls -A "$sd") ]] || fail "scratch not empty after the run"
+}
+
 # --- assertions ------------------------------------------------------------------------------
 
 # same_content A B: A and B (files or devices) hold the same bytes over B's size. cmp for small

@@ -61,32 +61,6 @@ timeout 60 skopeo copy -q --dest-tls-verify=false "oci:$L:qcow2" "docker://$PLAI
   || { echo "skopeo push failed" >&2; exit 1; }
 DIGEST=$(jq -r '.manifests[] | select(.annotations["org.opencontainers.image.ref.name"] == "qcow2") | .digest' "$L/index.json")
 
-# (the same helper as in test_http.sh)
-# cdi_watch_scratch ARGS...: like `cdi`, with --scratch-dir on a fresh 64 MiB tmpfs whose usage is
-# sampled every 20 ms while cdi-import runs (spool files are O_TMPFILE: invisible in listings, but
-# not in the filesystem's usage). Fails unless it stayed empty during and after the run.
-cdi_watch_scratch() {
-  local sd=$W/_meta/scratchfs
-  make_tmpfs "$sd" 64m
-  local base peak used
-  base=$(df --output=used -B1 "$sd" | tail -n 1)
-  peak=$base
-  snapshot
-  set +e
-  timeout -k 5 "$CMD_TIMEOUT" "$CDI" --scratch-dir "$sd" "$@" > "$W/_meta/out" 2> "$W/_meta/err" &
-  local pid=$!
-  while kill -0 "$pid" 2>/dev/null; do
-    used=$(df --output=used -B1 "$sd" | tail -n 1)
-    ((used > peak)) && peak=$used
-    sleep 0.02
-  done
-  wait "$pid"
-  LAST_RC=$?
-  set -e
-  echo "\$ cdi-import --scratch-dir $sd $* -> exit $LAST_RC (scratch peak $((peak - base)) bytes)" >&2
-  ((peak == base)) || fail "scratch was used: $((peak - base)) bytes"
-  [[ -z $(ls -A "$sd") ]] || fail "scratch not empty after the run"
-}
 
 # import_and_compare SRC_DISK [QEMU_FORMAT] -- ARGS: import through a watched scratch and compare.
 import_and_compare() {
