@@ -213,19 +213,75 @@ Result<void> refuse_format(DiskFormat f) {
                                      " is not supported (supported: raw, qcow2, vmdk, vhd, vhdx, vdi)");
 }
 
-Result<void> import_archive(Detected& d, const ImportOptions& o, ImportReport& rep) {
-  fs::path dest(o.dest);
-  struct stat st;
-  if (::stat(dest.c_str(), &st) != 0) {
-    if (errno != ENOENT) return fail_sys(dest.string());
-    if (::mkdir(dest.c_str(), 0755) != 0) return fail_sys("creating " + dest.string());
-  } else if (!S_ISDIR(st.st_mode)) {
-    return fail(Errc::invalid_argument, dest.string() + " is not a directory (content type archive extracts into a directory)");
+// An archive is extracted into a staging directory inside the target directory and moved into
+// place only once the whole stream (and --checksum) has been verified: a failed import never leaves
+// a partial tree. Destroying an uncommitted stage removes what it holds (and the target directory
+// when this import created it).
+class ArchiveStage {
+ public:
+  ~ArchiveStage() {
+    std::error_code ec;
+    if (!m_stage.empty()) fs::remove_all(m_stage, ec);
+    if (m_created_dest && !m_committed) fs::remove(m_dest, ec);   // only when still empty
   }
+  Result<void> open(const fs::path& dest) {
+    m_dest = dest;
+    struct stat st;
+    if (::stat(dest.c_str(), &st) != 0) {
+      if (errno != ENOENT) return fail_sys(dest.string());
+      if (::mkdir(dest.c_str(), 0755) != 0) return fail_sys("creating " + dest.string());
+      m_created_dest = true;
+    } else if (!S_ISDIR(st.st_mode)) {
+      return fail(Errc::invalid_argument, dest.string() + " is not a directory (content type archive extracts into a directory)");
+    }
+    std::string tmpl = (dest / ".cdi-import-extract.XXXXXX").string();
+    if (!::mkdtemp(tmpl.data())) return fail_sys("creating a staging directory in " + dest.string());
+    m_stage = tmpl;
+    return {};
+  }
+  const fs::path& path() const { return m_stage; }
+  // Moves the staged tree into the target: directories are merged, anything else replaces what
+  // has the same name (as tar does when extracting over existing files).
+  Result<void> commit() {
+    CDI_TRY(merge(m_stage, m_dest));
+    std::error_code ec;
+    fs::remove_all(m_stage, ec);
+    m_stage.clear();
+    m_committed = true;
+    return {};
+  }
+
+ private:
+  static Result<void> merge(const fs::path& from, const fs::path& to) {
+    std::error_code ec;
+    for (fs::directory_iterator it(from, ec), end; !ec && it != end; it.increment(ec)) {
+      fs::path target = to / it->path().filename();
+      auto src_status = it->symlink_status();
+      auto dst_status = fs::symlink_status(target, ec);
+      ec.clear();
+      if (fs::is_directory(src_status) && fs::is_directory(dst_status)) {
+        CDI_TRY(merge(it->path(), target));
+        continue;
+      }
+      if (fs::exists(dst_status)) fs::remove_all(target, ec);
+      if (ec) return fail(Errc::io, "replacing " + target.string() + ": " + ec.message());
+      if (::rename(it->path().c_str(), target.c_str()) != 0) return fail_sys("moving into " + target.string());
+    }
+    if (ec) return fail(Errc::io, "reading " + from.string() + ": " + ec.message());
+    return {};
+  }
+  fs::path m_dest;
+  fs::path m_stage;
+  bool m_created_dest = false;
+  bool m_committed = false;
+};
+
+Result<void> import_archive(Detected& d, const ImportOptions& o, ImportReport& rep, ArchiveStage& stage) {
+  CDI_TRY(stage.open(fs::path(o.dest)));
   set_phase(o, Phase::transferring);
   formats::tar::ExtractOptions eo;
   eo.cancel = o.cancel;
-  auto stats = CDI_TRY(formats::tar::extract(*d.top, dest, eo));
+  auto stats = CDI_TRY(formats::tar::extract(*d.top, stage.path(), eo));
   rep.files_extracted = stats.files;
   rep.bytes_written = stats.bytes;
   rep.converter = "extract";
@@ -436,9 +492,13 @@ Result<ImportReport> run_import(const ImportOptions& o) {
     if (!d.tar)
       return fail(Errc::unsupported, o.url + ": content type archive needs a tar archive, found " +
                                          chain_text(rep.chain));
-    CDI_TRY_CTX(import_archive(d, o, rep), o.url);
+    ArchiveStage stage;
+    CDI_TRY_CTX(import_archive(d, o, rep, stage), o.url);
     // The digest covers the whole stream, also what tar left unread (CDI hashed only what tar read).
     CDI_TRY_CTX(verify_checksum(), o.url);
+    if (o.cancel) CDI_TRY(o.cancel->check());
+    set_phase(o, Phase::finishing);
+    CDI_TRY_CTX(stage.commit(), o.dest);
     finish_report();
     return rep;
   }

@@ -44,6 +44,8 @@ evil() {
   assert_no_scratch_left "$W/scratch"
   [[ ! -e $W/escape-inner.txt ]] || fail "escape-inner.txt written next to dest"
   [[ $(stat -c %h /etc/passwd) == "$links_before" ]] || fail "a hard link to /etc/passwd was made"
+  # the import failed: nothing of it stays (it was staged inside dest)
+  [[ -z $(ls -A "$W/dest" 2>/dev/null) ]] || fail "a failed archive import left $(ls -A "$W/dest" | head -n 3) in dest"
   # nothing in dest may point outside it
   local bad
   bad=$(find "$W/dest" -type l -lname '/*' -o -type l -lname '*..*' | head -n 3)
@@ -73,6 +75,25 @@ t_archive_needs_a_tar() {
   assert_nothing_outside "$W/dest"
 }
 
+t_truncated_archive_leaves_nothing() {
+  head -c $(( $(stat -c %s "$IMG/archive.tar.gz") / 2 )) "$IMG/archive.tar.gz" > "$W/_meta/cut.tar.gz"
+  mkdir -p "$W/dest/tree"
+  echo keep > "$W/dest/tree/keep.txt"
+  expect_exit 4 --content-type archive --url "$W/_meta/cut.tar.gz" --dest "$W/dest/tree"
+  [[ $(ls -A "$W/dest/tree") == keep.txt ]] || fail "a failed import left: $(ls -A "$W/dest/tree")"
+}
+t_extract_over_existing_tree_merges() {
+  expected_tree
+  mkdir -p "$W/dest/data"
+  echo mine > "$W/dest/keep.txt"
+  echo mine > "$W/dest/data/mine.txt"
+  echo stale > "$W/dest/run.sh"
+  run_import --content-type archive --url "$IMG/archive.tar" --dest "$W/dest"
+  [[ $(cat "$W/dest/keep.txt") == mine && $(cat "$W/dest/data/mine.txt") == mine ]] || fail "existing files were lost"
+  rm "$W/dest/keep.txt" "$W/dest/data/mine.txt"
+  diff -r --no-dereference "$W/_meta/expected" "$W/dest" >&2 || fail "extracted tree differs from tar -x"
+  [[ -z $(find "$W/dest" -name '.cdi-import-extract*') ]] || fail "staging directory left behind"
+}
 run_test extract_tar t_extract_tar
 run_test extract_tar_gz t_extract_tar_gz
 run_test extract_from_stdin t_extract_from_stdin
@@ -86,5 +107,7 @@ run_test evil_hardlink t_evil_hardlink
 run_test evil_device_node t_evil_device_node
 run_test evil_setuid t_evil_setuid
 run_test archive_needs_a_tar t_archive_needs_a_tar
+run_test truncated_archive_leaves_nothing t_truncated_archive_leaves_nothing
+run_test extract_over_existing_tree_merges t_extract_over_existing_tree_merges
 rm -rf "$ESCAPE_DIR"
 finish

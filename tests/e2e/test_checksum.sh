@@ -65,6 +65,11 @@ t_archive_digest_covers_the_whole_file() {
     --url "$H/archive.tar" --dest "$W/dest/tree"
   [[ -d $W/dest/tree ]] || fail "nothing extracted"
 }
+t_archive_mismatch_leaves_nothing() {
+  expect_exit 4 --progress none --content-type archive --checksum "$WRONG" --url "$H/archive.tar" --dest "$W/dest/tree"
+  assert_error_matches "checksum mismatch"
+  [[ ! -e $W/dest/tree ]] || fail "a failed archive import left $(ls -A "$W/dest/tree" | head -n 3)"
+}
 t_invalid_checksums() {
   expect_exit 2 --progress none --checksum "sha256abc123" --url "$IMG/raw.xz" --dest "$W/dest/disk.raw"
   assert_error_matches "invalid checksum: invalid checksum format: expected 'algorithm:hash', got 'sha256abc123'"
@@ -102,6 +107,7 @@ run_test vmdk_mismatch_is_never_converted t_vmdk_mismatch_is_never_converted
 run_test vmdk_ok t_vmdk_ok
 run_test stdin_ok t_stdin_ok
 run_test archive_digest_covers_the_whole_file t_archive_digest_covers_the_whole_file
+run_test archive_mismatch_leaves_nothing t_archive_mismatch_leaves_nothing
 run_test invalid_checksums t_invalid_checksums
 run_test checksum_url_ok t_checksum_url_ok
 run_test checksum_url_bsd_tags_local_list t_checksum_url_bsd_tags_local_list
