@@ -504,7 +504,7 @@ Result<void> HttpSource::transfer() {
     std::string reason;                       // why this attempt is retried
     std::optional<std::chrono::seconds> retry_after;
     uint64_t delivered_before = m_delivered;
-    bool refreshed = false;                   // auth_header renewed once in this attempt
+    int renewals = 0;                         // auth_header renewals in this attempt (at most 2)
     for (int hop = 0;; ++hop) {               // one request per redirect hop
       Request req;
       req.url = url;
@@ -553,9 +553,11 @@ Result<void> HttpSource::transfer() {
         url = std::move(next);
         continue;
       }
-      if (rc == CURLE_OK && req.headers_done && st == 401 && m_opts.auth_header && m_send_credentials && !refreshed) {
+      if (rc == CURLE_OK && req.headers_done && st == 401 && m_opts.auth_header && m_send_credentials && renewals < 2) {
         // An expired token mid-pull: renew it and repeat the request (resuming where it stopped).
-        refreshed = true;
+        // Twice at most: token expiry has one-second granularity, so a token renewed just before a
+        // second boundary can already be stale when the request arrives.
+        ++renewals;
         m_refresh_auth = true;
         log(m_ctx, "HTTP 401" + where + ": renewing the authorization token");
         continue;
