@@ -33,7 +33,10 @@ std::string temp_name_for(const std::string& name) {
     }
     got += static_cast<size_t>(n);
   }
-  std::string out = "." + name.substr(0, k_max_name_part) + ".cdi-import-partial-";
+  // Built by append: GCC 12 at -O3 raises a false -Werror=restrict on "." + substr (GCC bug 105329).
+  std::string out(1, '.');
+  out.append(name, 0, k_max_name_part);
+  out += ".cdi-import-partial-";
   for (unsigned char b : rnd) out += k_alphabet[b % k_alphabet.size()];
   return out;
 }

@@ -75,7 +75,10 @@ unsigned usable_cpus() {
     for (std::string line; std::getline(lines, line);) {
       auto c1 = line.find(':'), c2 = line.find(':', c1 + 1);
       if (c1 == std::string::npos || c2 == std::string::npos) continue;
-      std::string ctrls = "," + line.substr(c1 + 1, c2 - c1 - 1) + ",";
+      // Built by append: GCC 12 at -O3 raises a false -Werror=restrict on "," + substr + "," (GCC bug 105329).
+      std::string ctrls(1, ',');
+      ctrls.append(line, c1 + 1, c2 - c1 - 1);
+      ctrls.push_back(',');
       if (ctrls.find(",cpu,") == std::string::npos) continue;
       std::string rel = line.substr(c2 + 1);
       for (std::string base : {"/sys/fs/cgroup/cpu" + rel, "/sys/fs/cgroup/cpu,cpuacct" + rel, std::string("/sys/fs/cgroup/cpu")}) {
