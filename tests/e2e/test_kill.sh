@@ -57,10 +57,32 @@ listing_of() { ls -A "$1" | tr '\n' ' ' | sed 's/ $//'; }
 # into the file it holds, then exits). Sets QEMU_UNNAMED_FDS (most fds a child had open on an
 # unnamed file in DIR), QEMU_DIRECT (1 when one of those was opened O_DIRECT), CHILDREN and
 # CHILDREN_GONE_MS (how long the children outlived the kill).
+# sample_children PID DIR: adds PID's children to $kids and updates QEMU_UNNAMED_FDS / QEMU_DIRECT
+# from their open files (see kill_when_written).
+sample_children() {
+  local pid=$1 dir=$2 k fd f flags count
+  for k in $(pgrep -P "$pid" || true); do
+    [[ " $kids " == *" $k "* ]] || kids="$kids $k"
+    count=0
+    for fd in /proc/"$k"/fd/*; do
+      f=$(readlink "$fd" 2>/dev/null) || continue
+      # an O_TMPFILE inode reads as "DIR/#INODE (deleted)"
+      if [[ $f =~ ^"$dir"/\#[0-9]+\ \(deleted\)$ ]]; then
+        count=$((count + 1))
+        flags=$(awk '/^flags:/ {print $2}' /proc/"$k"/fdinfo/"${fd##*/}" 2>/dev/null || echo 0)
+        (( (8#${flags:-0} & 8#40000) != 0 )) && QEMU_DIRECT=1   # O_DIRECT
+      fi
+    done
+    ((count > QEMU_UNNAMED_FDS)) && QEMU_UNNAMED_FDS=$count
+  done
+  return 0
+}
+
 kill_when_written() {
   local dir=$1 bytes=$2 allowed=$3
   shift 3
-  local base kids="" k n f fd flags count t0=$SECONDS
+  local base n k t0=$SECONDS
+  kids=""
   QEMU_UNNAMED_FDS=0
   QEMU_DIRECT=0
   base=$(used "$dir")
@@ -72,20 +94,7 @@ kill_when_written() {
       show_output
       fail "the import ended before it could be killed"
     fi
-    for k in $(pgrep -P "$pid" || true); do
-      [[ " $kids " == *" $k "* ]] || kids="$kids $k"
-      count=0
-      for fd in /proc/"$k"/fd/*; do
-        f=$(readlink "$fd" 2>/dev/null) || continue
-        # an O_TMPFILE inode reads as "DIR/#INODE (deleted)"
-        if [[ $f =~ ^"$dir"/\#[0-9]+\ \(deleted\)$ ]]; then
-          count=$((count + 1))
-          flags=$(awk '/^flags:/ {print $2}' /proc/"$k"/fdinfo/"${fd##*/}" 2>/dev/null || echo 0)
-          (( (8#${flags:-0} & 8#40000) != 0 )) && QEMU_DIRECT=1   # O_DIRECT
-        fi
-      done
-      ((count > QEMU_UNNAMED_FDS)) && QEMU_UNNAMED_FDS=$count
-    done
+    sample_children "$pid" "$dir"
     while read -r n; do
       [[ -z $n || $n =~ ^($allowed)$ ]] || fail "a name appeared in $dir during the import: $n"
     done < <(ls -A "$dir")
@@ -97,6 +106,7 @@ kill_when_written() {
     ((SECONDS - t0 < 60)) || fail "$bytes bytes not written within 60 s"
     sleep 0.01
   done
+  sample_children "$pid" "$dir"   # once more, as late as possible: the writer is at work now
   kill -KILL "$pid"
   wait "$pid" 2>/dev/null || true
   echo "killed cdi-import (pid $pid) after $(($(used "$dir") - base)) bytes; children:${kids:- none}" >&2
