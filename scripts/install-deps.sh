@@ -17,6 +17,9 @@ PACKAGES=(
   qemu-utils
   # tests and bench
   openssl curl ca-certificates jq python3 xz-utils gzip pigz zstd tar util-linux time bc
+  # tests/e2e/test_kill.sh: a small ext4 on a loop device, and fuse-overlayfs (a real filesystem
+  # without O_TMPFILE, for the named-partial fallback)
+  e2fsprogs fuse-overlayfs
   # servers for the http / registry tests
   nginx apache2-utils docker-registry skopeo tinyproxy
   # peers in bench/ (nbdkit-curl + qemu-img; qemu-img's own http driver)

@@ -24,6 +24,7 @@
 #include "lib/pipeline/qemu_img.hpp"
 #include "lib/pipeline/scratch.hpp"
 #include "lib/sink/async_sink.hpp"
+#include "lib/sink/leftovers.hpp"
 #include "lib/sink/open_sink.hpp"
 #include "lib/source/file_source.hpp"
 #include "lib/util/fd.hpp"
@@ -216,12 +217,13 @@ Result<void> refuse_format(DiskFormat f) {
 // An archive is extracted into a staging directory inside the target directory and moved into
 // place only once the whole stream (and --checksum) has been verified: a failed import never leaves
 // a partial tree. Destroying an uncommitted stage removes what it holds (and the target directory
-// when this import created it).
+// when this import created it). The staging directory is sink::StagingDir (lib/sink/leftovers.hpp):
+// recognisably ours, so the next import removes one left by a killed run before it starts.
 class ArchiveStage {
  public:
   ~ArchiveStage() {
     std::error_code ec;
-    if (!m_stage.empty()) fs::remove_all(m_stage, ec);
+    if (m_stage) m_stage->remove();
     if (m_created_dest && !m_committed) fs::remove(m_dest, ec);   // only when still empty
   }
   Result<void> open(const fs::path& dest) {
@@ -233,20 +235,20 @@ class ArchiveStage {
       m_created_dest = true;
     } else if (!S_ISDIR(st.st_mode)) {
       return fail(Errc::invalid_argument, dest.string() + " is not a directory (content type archive extracts into a directory)");
+    } else {
+      (void)sink::remove_stale_staging_dirs(dest);   // a killed import's stage; failing to clean up is not fatal
     }
-    std::string tmpl = (dest / ".cdi-import-extract.XXXXXX").string();
-    if (!::mkdtemp(tmpl.data())) return fail_sys("creating a staging directory in " + dest.string());
-    m_stage = tmpl;
+    m_stage = CDI_TRY(sink::StagingDir::create(dest));
     return {};
   }
-  const fs::path& path() const { return m_stage; }
+  // Where the archive is extracted.
+  fs::path path() const { return m_stage->tree(); }
   // Moves the staged tree into the target: directories are merged, anything else replaces what
   // has the same name (as tar does when extracting over existing files).
   Result<void> commit() {
-    CDI_TRY(merge(m_stage, m_dest));
-    std::error_code ec;
-    fs::remove_all(m_stage, ec);
-    m_stage.clear();
+    CDI_TRY(merge(m_stage->tree(), m_dest));
+    m_stage->remove();
+    m_stage.reset();
     m_committed = true;
     return {};
   }
@@ -271,7 +273,7 @@ class ArchiveStage {
     return {};
   }
   fs::path m_dest;
-  fs::path m_stage;
+  std::unique_ptr<sink::StagingDir> m_stage;
   bool m_created_dest = false;
   bool m_committed = false;
 };
@@ -413,6 +415,8 @@ Result<void> import_with_qemu(Detected& d, const ImportOptions& o, sink::Sink& t
   CDI_TRY(target.prepare_direct(info.virtual_size));
   auto path = target.direct_path();
   if (!path) return fail(Errc::internal, "target cannot be written by qemu-img");
+  // A file target without a name yet (O_TMPFILE): qemu-img opens it as /proc/self/fd/N.
+  for (int fd : target.direct_fds()) qo.keep_fds.push_back(fd);
   ConvertTarget ct;
   ct.path = *path;
   ct.block_device = target.info().kind == "block";

@@ -14,6 +14,7 @@
 #include "lib/pod/space.hpp"
 #include "lib/pod/termination.hpp"
 #include "lib/sink/block_device_sink.hpp"
+#include "lib/sink/leftovers.hpp"
 #include "lib/sink/open_sink.hpp"
 #include "lib/source/http_source.hpp"
 
@@ -190,6 +191,11 @@ class Run {
     if (m_cfg.kind == SourceKind::registry && !ct.empty() && ct != "kubevirt")
       return fatal_log_only("Unsupported content type " + ct + " when importing from registry");
 
+    // A killed earlier attempt (OOM, eviction) may have left a partial file or an archive staging
+    // directory on the volume (only where O_TMPFILE is missing, or a stage): it would shrink the
+    // space measured below. Only names that are provably ours go (lib/sink/leftovers.hpp).
+    if (!m_block) remove_leftovers();
+
     m_log.info(1, "Calculating available size");
     if (m_block) {
       m_log.info(1, "Checking out block volume size.");
@@ -232,6 +238,22 @@ class Run {
   fs::path dest() const {
     if (m_block) return m_ctx.paths.block_device();
     return m_archive ? m_ctx.paths.data_dir() : m_ctx.paths.data_file();
+  }
+
+  void remove_leftovers() {
+    sink::Removed total;
+    for (auto r : {sink::remove_stale_partials(m_ctx.paths.data_file()),
+                   sink::remove_stale_staging_dirs(m_ctx.paths.data_dir())}) {
+      if (!r) {
+        m_log.warning("Cannot look for leftovers of an earlier import: " + r.error().what());
+        continue;
+      }
+      total.entries += r->entries;
+      total.bytes += r->bytes;
+    }
+    if (total.entries)
+      m_log.info(1, "Removed " + std::to_string(total.entries) + " leftover(s) of a killed import (" +
+                        std::to_string(total.bytes) + " bytes)");
   }
 
   void done_file() {

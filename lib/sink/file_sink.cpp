@@ -2,7 +2,6 @@
 #include "lib/sink/file_sink.hpp"
 
 #include <fcntl.h>
-#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -10,36 +9,17 @@
 #include <array>
 #include <cerrno>
 
+#include "lib/sink/leftovers.hpp"
+
 namespace cdi::sink {
 
 namespace {
 
-constexpr size_t k_max_name_part = 180;  // keeps the temporary name under NAME_MAX (255)
+std::string proc_fd_path(int fd) { return "/proc/self/fd/" + std::to_string(fd); }
 
-// ".<name>.cdi-import-partial-" + 6 random characters.
-std::string temp_name_for(const std::string& name) {
-  static constexpr std::string_view k_alphabet =
-      "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
-  std::array<unsigned char, 6> rnd{};
-  size_t got = 0;
-  while (got < rnd.size()) {
-    ssize_t n = ::getrandom(rnd.data() + got, rnd.size() - got, 0);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      // getrandom cannot really fail for 6 bytes; fall back to pid/time-ish entropy.
-      uint64_t x = static_cast<uint64_t>(::getpid()) * 0x9E3779B97F4A7C15ull ^ reinterpret_cast<uintptr_t>(&rnd);
-      for (auto& b : rnd) b = static_cast<unsigned char>(x >>= 7);
-      break;
-    }
-    got += static_cast<size_t>(n);
-  }
-  // Built by append: GCC 12 at -O3 raises a false -Werror=restrict on "." + substr (GCC bug 105329).
-  std::string out(1, '.');
-  out.append(name, 0, k_max_name_part);
-  out += ".cdi-import-partial-";
-  for (unsigned char b : rnd) out += k_alphabet[b % k_alphabet.size()];
-  return out;
-}
+// O_TMPFILE errors that mean "this filesystem (or kernel) has no O_TMPFILE": use a named file.
+// EISDIR: kernels before 3.11 ignore O_TMPFILE and open the directory itself.
+bool no_tmpfile_support(int err) { return err == EOPNOTSUPP || err == EISDIR || err == EINVAL || err == ENOSYS; }
 
 // Allocates [0, size) of fd: fallocate(mode 0) keeps existing data and allocates the holes; where
 // the filesystem has no fallocate, zeros are written into each hole (SEEK_HOLE/SEEK_DATA).
@@ -92,9 +72,37 @@ Result<std::unique_ptr<FileSink>> FileSink::create(const std::filesystem::path& 
     return fail_sys("opening target directory " + parent.string(), err);
   }
 
+  // A killed earlier import (no O_TMPFILE here) may have left partials of this target: they
+  // hold space the new file needs. Failing to clean up does not fail the import.
+  uint64_t stale = 0;
+  if (auto removed = remove_stale_partials_at(dir.get(), name)) stale = removed->entries;
+
+  auto made = [&](std::string temp, util::Fd fd) {
+    hold_live_lock(fd.get());   // keeps a concurrent import's cleanup away from our file
+    auto sink = std::unique_ptr<FileSink>(new FileSink(path, std::move(dir), std::move(temp), std::move(fd), options));
+    sink->m_stale_removed = stale;
+    return sink;
+  };
+
+  if (!options.force_named_temp) {
+    util::Fd fd(::openat(dir.get(), ".", O_TMPFILE | O_WRONLY | O_CLOEXEC | O_NOCTTY, options.mode));
+    if (fd) {
+      // finish() names the inode with linkat("/proc/self/fd/N") (AT_EMPTY_PATH would need
+      // CAP_DAC_READ_SEARCH) and qemu-img writes through that path: both need /proc.
+      struct stat st {};
+      if (::stat(proc_fd_path(fd.get()).c_str(), &st) == 0) {
+        if (!options.apply_umask && ::fchmod(fd.get(), options.mode) != 0)
+          return fail_sys("setting the mode of a temporary file in " + parent.string());
+        return made(std::string(), std::move(fd));
+      }
+    } else if (!no_tmpfile_support(errno)) {
+      return fail_sys("creating a temporary file in " + parent.string());
+    }
+  }
+
   // O_EXCL with a random name, like mkostemp, but the mode (and umask) apply at creation.
   for (int attempt = 0; attempt < 64; ++attempt) {
-    std::string temp = temp_name_for(name);
+    std::string temp = partial_name(name);
     util::Fd fd(::openat(dir.get(), temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOCTTY,
                          options.mode));
     if (!fd) {
@@ -106,7 +114,7 @@ Result<std::unique_ptr<FileSink>> FileSink::create(const std::filesystem::path& 
       ::unlinkat(dir.get(), temp.c_str(), 0);
       return fail_sys("setting the mode of " + (parent / temp).string(), err);
     }
-    return std::unique_ptr<FileSink>(new FileSink(path, std::move(dir), std::move(temp), std::move(fd), options));
+    return made(std::move(temp), std::move(fd));
   }
   return fail(Errc::io, "cannot create a temporary file in " + parent.string() + ": every name taken");
 }
@@ -153,14 +161,46 @@ Result<void> FileSink::finish(uint64_t image_size) {
     return fail_sys("setting the size of " + where + " to " + std::to_string(final_size));
   if (m_options.preallocate) CDI_TRY(preallocate_file(m_fd.get(), final_size, where));
   if (::fsync(m_fd.get()) != 0) return fail_sys("syncing " + where);
-  const std::string target = m_path.filename().string();
-  if (::renameat(m_dir.get(), m_temp_name.c_str(), m_dir.get(), target.c_str()) != 0)
-    return fail_sys("renaming the imported file to " + where);
-  m_temp_name.clear();
+  if (m_anonymous) {
+    CDI_TRY(link_into_place(where));
+  } else {
+    const std::string target = m_path.filename().string();
+    if (::renameat(m_dir.get(), m_temp_name.c_str(), m_dir.get(), target.c_str()) != 0)
+      return fail_sys("renaming the imported file to " + where);
+    m_temp_name.clear();
+  }
   m_fd.reset();
   m_finished = true;  // the target is in place; abort() must not touch it any more
   if (::fsync(m_dir.get()) != 0) return fail_sys("syncing the directory of " + where);
   return {};
+}
+
+// Names the fsynced O_TMPFILE inode as the target. A new target: linkat straight to its name. An
+// existing one (linkat never replaces): linkat to a fresh partial name, then rename() over the
+// target. Between the two the file is complete and fsynced under the partial name, for
+// microseconds; a kill there leaves it, locked by nobody, and the next create() removes it.
+Result<void> FileSink::link_into_place(const std::string& where) {
+  const std::string proc = proc_fd_path(m_fd.get());
+  const std::string target = m_path.filename().string();
+  auto link_as = [&](const std::string& name) {
+    return ::linkat(AT_FDCWD, proc.c_str(), m_dir.get(), name.c_str(), AT_SYMLINK_FOLLOW) == 0;
+  };
+  if (link_as(target)) return {};
+  if (errno != EEXIST) return fail_sys("linking the imported file to " + where);
+  for (int attempt = 0; attempt < 64; ++attempt) {
+    std::string temp = partial_name(target);
+    if (!link_as(temp)) {
+      if (errno == EEXIST) continue;
+      return fail_sys("linking the imported file next to " + where);
+    }
+    if (::renameat(m_dir.get(), temp.c_str(), m_dir.get(), target.c_str()) != 0) {
+      int err = errno;
+      ::unlinkat(m_dir.get(), temp.c_str(), 0);
+      return fail_sys("renaming the imported file to " + where, err);
+    }
+    return {};
+  }
+  return fail(Errc::io, "cannot link the imported file next to " + where + ": every name taken");
 }
 
 void FileSink::abort() noexcept {
@@ -174,8 +214,15 @@ void FileSink::abort() noexcept {
 }
 
 std::optional<std::string> FileSink::direct_path() const {
-  if (m_temp_name.empty() || m_finish_called) return std::nullopt;
-  return temp_path().string();
+  if (m_finish_called || m_aborted) return std::nullopt;
+  auto p = temp_path();
+  if (p.empty()) return std::nullopt;
+  return p.string();
+}
+
+std::vector<int> FileSink::direct_fds() const {
+  if (!m_anonymous || m_finish_called || m_aborted || !m_fd) return {};
+  return {m_fd.get()};
 }
 
 Result<void> FileSink::prepare_direct(uint64_t image_size) {
@@ -192,6 +239,10 @@ SinkInfo FileSink::info() const { return {"file", m_path.string(), std::nullopt}
 SinkStats FileSink::stats() const { return m_stats; }
 
 std::filesystem::path FileSink::temp_path() const {
+  if (m_anonymous) {
+    if (m_finished || m_aborted || !m_fd) return {};
+    return proc_fd_path(m_fd.get());
+  }
   if (m_temp_name.empty()) return {};
   std::filesystem::path parent = m_path.parent_path();
   if (parent.empty()) parent = ".";

@@ -7,6 +7,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <vector>
 
 #include "lib/util/error.hpp"
 
@@ -55,6 +56,9 @@ class Sink {
   // write_at/zero_range: a file sink's temporary file, a block sink's device. finish()/abort()
   // keep their meaning. nullopt when the sink cannot be written externally (memory, directory).
   virtual std::optional<std::string> direct_path() const { return std::nullopt; }
+  // Descriptors the external converter must inherit for direct_path() to name the file (a file
+  // sink's O_TMPFILE: "/proc/self/fd/N" resolves in the child too). Empty when none are needed.
+  virtual std::vector<int> direct_fds() const { return {}; }
 
   // Prepares direct_path() for an external writer of an image of `image_size` bytes (a file
   // sink sizes its temporary file; a device checks capacity). Default: unsupported.

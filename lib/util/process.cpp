@@ -4,11 +4,14 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
-#include <spawn.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <optional>
+#include <string_view>
 
 #include "lib/util/fd.hpp"
 
@@ -20,13 +23,25 @@ namespace {
 constexpr size_t k_max_out = 16u << 20;
 constexpr size_t k_max_err = 64u << 10;
 
-struct SpawnActions {
-  posix_spawn_file_actions_t a;
-  SpawnActions() { posix_spawn_file_actions_init(&a); }
-  ~SpawnActions() { posix_spawn_file_actions_destroy(&a); }
-  SpawnActions(const SpawnActions&) = delete;
-  SpawnActions& operator=(const SpawnActions&) = delete;
-};
+// argv[0] looked up in PATH as execvp does, but before fork(): the child must not allocate.
+std::optional<std::string> find_program(const std::string& name) {
+  auto runnable = [](const std::string& p) {
+    struct stat st {};
+    return ::stat(p.c_str(), &st) == 0 && S_ISREG(st.st_mode) && ::access(p.c_str(), X_OK) == 0;
+  };
+  if (name.find('/') != std::string::npos) return runnable(name) ? std::optional(name) : std::nullopt;
+  const char* env = ::getenv("PATH");
+  std::string_view path = env && *env ? env : "/usr/local/bin:/usr/bin:/bin";
+  while (true) {
+    size_t colon = path.find(':');
+    std::string dir(path.substr(0, colon));
+    std::string cand = (dir.empty() ? std::string(".") : dir) + "/";
+    cand += name;
+    if (runnable(cand)) return cand;
+    if (colon == std::string_view::npos) return std::nullopt;
+    path.remove_prefix(colon + 1);
+  }
+}
 
 // Reaps the child on every path out of run_process: kills it first if it is still running.
 class ChildGuard {
@@ -67,26 +82,55 @@ Result<ProcessResult> run_process(const std::vector<std::string>& argv, const Pr
   if (::pipe2(err_pipe, O_CLOEXEC) != 0) return fail_sys("pipe");
   Fd err_r(err_pipe[0]), err_w(err_pipe[1]);
 
-  SpawnActions fa;
-  posix_spawn_file_actions_addopen(&fa.a, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_adddup2(&fa.a, out_w.get(), 1);
-  posix_spawn_file_actions_adddup2(&fa.a, err_w.get(), 2);
-  // Inherited fds: dup2 onto themselves clears FD_CLOEXEC in the child.
-  for (int fd : opts.keep_fds) posix_spawn_file_actions_adddup2(&fa.a, fd, fd);
+  auto prog = find_program(argv[0]);
+  if (!prog) return fail(Errc::not_found, argv[0] + ": command not found (is it installed?)");
+  Fd null_in(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+  if (!null_in) return fail_sys("opening /dev/null");
+  int exec_pipe[2];
+  if (::pipe2(exec_pipe, O_CLOEXEC) != 0) return fail_sys("pipe");
+  Fd exec_r(exec_pipe[0]), exec_w(exec_pipe[1]);
 
   std::vector<char*> cargv;
   for (const auto& a : argv) cargv.push_back(const_cast<char*>(a.c_str()));
   cargv.push_back(nullptr);
 
-  pid_t pid = -1;
-  int rc = ::posix_spawnp(&pid, cargv[0], &fa.a, nullptr, cargv.data(), environ);
-  if (rc != 0) {
-    if (rc == ENOENT) return fail(Errc::not_found, argv[0] + ": command not found (is it installed?)");
-    return fail_sys("spawning " + argv[0], rc);
+  // fork + execve rather than posix_spawn, for PR_SET_PDEATHSIG: the child is killed when we die,
+  // even by SIGKILL, instead of running on (a qemu-img would finish writing a target nobody will
+  // use, holding its space). The death signal follows the forking thread, which waits here for the
+  // child. Between fork and execve only async-signal-safe calls (we have threads).
+  const pid_t parent = ::getpid();
+  pid_t pid = ::fork();
+  if (pid < 0) return fail_sys("spawning " + argv[0]);
+  if (pid == 0) {
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (::getppid() != parent) ::_exit(127);   // we died before the death signal was armed
+    if (::dup2(null_in.get(), 0) < 0 || ::dup2(out_w.get(), 1) < 0 || ::dup2(err_w.get(), 2) < 0) ::_exit(127);
+    // Inherited fds (e.g. an unlinked scratch file, an O_TMPFILE target): clear FD_CLOEXEC.
+    for (int fd : opts.keep_fds) {
+      int fl = ::fcntl(fd, F_GETFD);
+      if (fl >= 0) ::fcntl(fd, F_SETFD, fl & ~FD_CLOEXEC);
+    }
+    ::execve(prog->c_str(), cargv.data(), environ);
+    int err = errno;
+    ssize_t ignored = ::write(exec_w.get(), &err, sizeof err);
+    (void)ignored;
+    ::_exit(127);
   }
   ChildGuard child(pid);
   out_w.reset();
   err_w.reset();
+  exec_w.reset();
+  null_in.reset();
+  {
+    int err = 0;
+    ssize_t n;
+    while ((n = ::read(exec_r.get(), &err, sizeof err)) < 0 && errno == EINTR) {
+    }
+    if (n == static_cast<ssize_t>(sizeof err)) {   // execve failed in the child
+      if (err == ENOENT) return fail(Errc::not_found, argv[0] + ": command not found (is it installed?)");
+      return fail_sys("spawning " + argv[0], err);
+    }
+  }
 
   ProcessResult res;
   std::string line_buf;

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 // Running an external tool (qemu-img) without a shell: argv only, stdout delivered line by line
 // (split on '\n' and '\r', as qemu-img -p redraws with '\r'), stderr collected (bounded), the
-// child killed when the token is cancelled, the timeout passes, or the Process is destroyed.
+// child killed when the token is cancelled, the timeout passes, or the Process is destroyed —
+// and, by PR_SET_PDEATHSIG, when this process dies (even by SIGKILL).
 #pragma once
 
 #include <chrono>
