@@ -463,7 +463,12 @@ Result<UploadOutcome> run_upload_server(const UploadServerOptions& opts) {
 
   pipeline::ProgressState own_progress;
   ServerState st(opts, opts.import.progress ? opts.import.progress : &own_progress);
-  for (const auto& w : tls_warnings) st.log("upload-server: warning: " + w);
+  for (const auto& w : tls_warnings) {
+    if (opts.on_warning)
+      opts.on_warning(w);
+    else
+      st.log("upload-server: warning: " + w);
+  }
 
   auto svr = std::make_unique<HttpServer>(opts.limits, ctx.get(), [&st](const std::string& s) { st.log("upload-server: " + s); });
   svr->set_logger([&st](const httplib::Request& req, const httplib::Response& res) {

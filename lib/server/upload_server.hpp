@@ -45,6 +45,8 @@ struct UploadServerOptions {
   // progress, log, cancel, preallocation... The server sets url (a name for messages) and
   // source_factory itself.
   pipeline::ImportOptions import;
+  // Warnings that must be seen whatever the verbosity (TLS_CIPHERS names skipped). Unset: import.log.
+  std::function<void(const std::string&)> on_warning;
   // Called once the socket listens, with the bound port (tests use port 0).
   std::function<void(uint16_t port)> on_listening;
   // After a successful upload, keep serving (every upload request gets 409) this long before

@@ -155,7 +155,7 @@ t_profile_modern_tls13_only() {
 t_profile_custom_with_junk() {
   profile custom "$CUSTOM" VersionTLS12
   healthz_fast "https://localhost:$PORT" --cacert "$CERTS/server.crt" --tls-max 1.2 --ciphers ECDHE-RSA-AES128-GCM-SHA256
-  grep -q "unknown cipher 'no-such-cipher' skipped" "$W/_meta/srv.err" || fail "no warning for junk"
+  grep -q "cdi-import: warning: TLS_CIPHERS: unknown cipher 'no-such-cipher' skipped" "$W/_meta/srv.err" || fail "no warning for junk"
   kill "$SRV_PID"
 }
 t_profile_only_junk_falls_back() {
@@ -174,8 +174,14 @@ t_restart_same_port_time_wait() {
   register_pid $!
   for _ in $(seq 50); do grep -q '^ready' "$W/_meta/slow.out" && break; sleep 0.1; done
   upload_ok "http://127.0.0.1:$port"
-  sleep 0.5
+  for _ in $(seq 40); do
+    ss -Htan state time-wait "( sport = :$port )" | grep -q . && break
+    sleep 0.1
+  done
   ss -Htan state time-wait "( sport = :$port )" | grep -q . || fail "no TIME_WAIT socket on :$port (test is moot)"
+  # Control: without SO_REUSEADDR the port cannot be bound now.
+  python3 -c 'import socket,sys; s=socket.socket(); s.bind(("127.0.0.1", int(sys.argv[1])))' "$port" 2>/dev/null &&
+    fail "a plain bind succeeded: no TIME_WAIT conflict to prove anything"
   LISTEN_PORT=$port srv_start 127.0.0.1 --insecure-http
   [[ $PORT == "$port" ]] || fail "restarted on $PORT, not $port"
   healthz_fast "http://127.0.0.1:$port"

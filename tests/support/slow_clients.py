@@ -54,11 +54,13 @@ def main():
                     # Server answered (e.g. 408/400) or closed: the connection is over.
                     c[2] = False
                     closed += 1
+                    s.close()
             except (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
                 pass
             except OSError:
                 c[2] = False
                 closed += 1
+                s.close()
         time.sleep(1)
     print("closed-by-server", closed, flush=True)
     for c in conns:
