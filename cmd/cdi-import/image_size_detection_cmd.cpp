@@ -84,6 +84,7 @@ int run_image_size_detection(int argc, char** argv) {
   if (s == "file") path = url.substr(5);   // "file:///data/disk.img" -> "///data/disk.img", as qemu-img reads it
   else if (s == "nbd+unix") return invalid_file("nbd+unix URLs are not supported by this image");
   else if (!s.empty()) return invalid_file("not valid schema " + s);
+  while (path.starts_with("//")) path.erase(0, 1);   // qemu-img reads "///data/x" as /data/x
   if (path.empty()) return invalid_file("empty image path");
 
   pipeline::ImportOptions o;

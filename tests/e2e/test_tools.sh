@@ -219,10 +219,12 @@ t_size_detection_errors() {
   size_detect "$R" -image-path "$W/missing.img"
   ((LAST_RC == 2)) || fail "missing: exit $LAST_RC (ErrInvalidFile = 2)"
   grep -q "Unable to extract information from '$W/missing.img'" "$W/_meta/err" || fail "$(cat "$W/_meta/err")"
-  # a qcow2 whose header points past its end
-  head -c 4096 "$QCOW" > "$W/bad.qcow2"
+  # a qcow2 cut inside its header (qemu-img info: "qcow2 header too short")
+  head -c 100 "$QCOW" > "$W/bad.qcow2"
   size_detect "$R" -image-path "$W/bad.qcow2"
   ((LAST_RC == 2)) || { show_output; fail "bad file: exit $LAST_RC (ErrInvalidFile = 2)"; }
+  grep -q "Unable to extract information from '$W/bad.qcow2': '$W/bad.qcow2: qcow2: truncated" "$W/_meta/err" ||
+    fail "$(cat "$W/_meta/err")"
   size_detect "$R" -image-path "$W/disk"$'\x01'".img"
   ((LAST_RC == 3)) || fail "bad path: exit $LAST_RC (ErrInvalidPath = 3)"
   grep -q "Unable to parse the provided URL: 'parse " "$W/_meta/err" || fail "$(cat "$W/_meta/err")"
@@ -242,6 +244,8 @@ t_size_detection_errors() {
 # --- cdi-source-update-poller --------------------------------------------------------------------
 
 KUBE_CERTS=$T/kube-certs
+HTUSER=testuser
+HTPASS='s3cret pass:word'
 _make_certs "$KUBE_CERTS" > /dev/null 2>&1 || { echo "openssl failed" >&2; exit 1; }
 MK=$E2E_DIR/../support/make_oci_layout.py
 L=$T/layout
