@@ -22,7 +22,7 @@ PACKAGES=(
   # peers in bench/ (nbdkit-curl + qemu-img; qemu-img's own http driver)
   nbdkit qemu-block-extra
   # tests/image: build and run the images with podman (runc), on a debootstrap-made Debian 12 base
-  podman runc debootstrap uidmap
+  podman runc debootstrap uidmap iproute2
 )
 
 export DEBIAN_FRONTEND=noninteractive
