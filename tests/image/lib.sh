@@ -76,7 +76,9 @@ base_image() {
       { tail -20 "$work/debootstrap.log" >&2; die "debootstrap failed (log: $work/debootstrap.log)"; }
     # apt inside the image uses the same mirror
     echo "deb $mirror bookworm main" > "$work/rootfs/etc/apt/sources.list"
-    rm -rf "$work/rootfs/var/cache/apt/archives/"*.deb
+    # as Debian's official images (debuerreotype): no package lists or downloaded .debs
+    rm -rf "$work/rootfs/var/cache/apt/archives/"*.deb "$work/rootfs/var/lib/apt/lists/"*
+    mkdir -p "$work/rootfs/var/lib/apt/lists/partial"
     tar -C "$work/rootfs" -c . > "$tar.tmp" && mv "$tar.tmp" "$tar" || die "cannot write $tar"
     rm -rf "$work/rootfs"
     echo "debootstrap: $((SECONDS - start)) s"

@@ -14,8 +14,9 @@
 # debootstrap --variant=minbase from this machine's apt mirror and cached in WORK_DIR/base; image
 # layers (and the build's ccache) are cached by podman, so a rerun without source changes is quick.
 # If podman cannot run here the script fails (exit 1); it never skips.
-# Environment: IMAGE_JOBS (compile jobs inside the build, default 2), KEEP_IMAGES=1 (default: the
-# test's images are kept for the next run's layer cache; set 0 to remove them).
+# The built images stay (tagged localhost/cdi-import/*:test) as the next run's layer cache.
+# Environment: IMAGE_JOBS (compile jobs inside the build, default 2),
+# CDI_IMAGE_TEST_DOCKERFILE (another Dockerfile, when iterating on it; default: the project's).
 set -uo pipefail
 export LC_ALL=C
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -51,7 +52,7 @@ for stage in importer uploadserver cloner; do
   s=$SECONDS
   "${PODMAN[@]}" build --pull=never --network host "${ULIMITS[@]}" --layers \
     --build-arg BASE_IMAGE=$BASE --build-arg JOBS="${IMAGE_JOBS:-2}" --target "$stage" -t "$tag" \
-    -f "$ROOT/Dockerfile" "$ROOT" > "$WORK/build-$stage.log" 2>&1 ||
+    -f "${CDI_IMAGE_TEST_DOCKERFILE:-$ROOT/Dockerfile}" "$ROOT" > "$WORK/build-$stage.log" 2>&1 ||
     { tail -40 "$WORK/build-$stage.log" >&2; die "podman build --target $stage failed (log: $WORK/build-$stage.log)"; }
   echo "built $tag in $((SECONDS - s)) s"
 done
@@ -144,8 +145,7 @@ t_http_qcow2_filesystem() {
 # Here: a node for the loop device made with mknod, owned 107:0 mode 0660, passed with --device
 # (podman copies the owner and mode into the container and allows the device in the cgroup).
 t_http_raw_xz_block() {
-  truncate -s $((48 * MIB)) "$W/blockfile"
-  tr '\0' '\377' < /dev/zero | head -c $((48 * MIB)) | dd of="$W/blockfile" conv=notrunc status=none
+  dd if=/dev/zero bs=1M count=48 status=none | tr '\0' '\377' > "$W/blockfile"
   local dev major minor
   dev=$(losetup --find --show "$W/blockfile") || fail "losetup failed"
   at_exit losetup -d "$dev"
