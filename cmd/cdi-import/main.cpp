@@ -16,6 +16,7 @@
 
 #include "cmd/cdi-import/pod_cmd.hpp"
 #include "cmd/cdi-import/progress_view.hpp"
+#include "cmd/cdi-import/tools_cmd.hpp"
 #include "lib/server/metrics_server.hpp"
 #include "lib/pipeline/checksum_list.hpp"
 #include "lib/pipeline/import.hpp"
@@ -320,10 +321,14 @@ int run_import(int argc, char** argv) {
 int run_upload_server_cmd(int argc, char** argv, util::CancelToken& cancel);   // upload_server_cmd.cpp
 
 int main(int argc, char** argv) {
-  install_signal_handlers();
   // Pod mode (CDI drop-in): by program name, or by subcommand.
   std::string_view prog = argv[0];
   prog = prog.substr(prog.rfind('/') == std::string_view::npos ? 0 : prog.rfind('/') + 1);
+  // CDI's helper programs (README "Running inside CDI"): Go's default signal behaviour.
+  if (prog == "cdi-image-size-detection") return cmd::run_image_size_detection(argc, argv);
+  if (prog == "cdi-source-update-poller") return cmd::run_source_update_poller(argc, argv);
+  if (prog == "cdi-containerimage-server") return cmd::run_containerimage_server(argc, argv);
+  install_signal_handlers();
   if (prog == "cdi-importer") return cmd::run_pod_importer(argc, argv, g_cancel);
   if (prog == "cdi-uploadserver") return cmd::run_pod_uploadserver(argc, argv, g_cancel);
   if (argc >= 2 && std::string_view(argv[1]) == "pod-importer") return cmd::run_pod_importer(argc - 1, argv + 1, g_cancel);

@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdlib>
 #include <fstream>
@@ -11,6 +12,7 @@
 
 #include "lib/pipeline/import.hpp"
 #include "lib/pod/handshake.hpp"
+#include "lib/pod/node_pull_info.hpp"
 #include "lib/pod/space.hpp"
 #include "lib/pod/termination.hpp"
 #include "lib/sink/block_device_sink.hpp"
@@ -234,6 +236,29 @@ class Run {
     return m_archive ? m_ctx.paths.data_dir() : m_ctx.paths.data_file();
   }
 
+  // Node pull (CDI GetTerminationMessage): the image's KUBEVIRT_IO_ env from the
+  // containerimage-server's /info, read before the done file stops that server. A failure is
+  // logged and the import still completes, without labels.
+  std::vector<std::pair<std::string, std::string>> node_pull_labels() {
+    if (!m_cfg.node_pull || m_cfg.kind != SourceKind::http) return {};
+    auto url = server_info_url(m_cfg.endpoint);
+    auto env = url ? fetch_server_info(*url) : Result<std::vector<std::string>>(std::unexpected(url.error()));
+    if (!env) {
+      m_log.error(env.error().what());
+      return {};
+    }
+    return env_labels(*env);
+  }
+
+  static void merge_labels(std::vector<std::pair<std::string, std::string>>& into,
+                           const std::vector<std::pair<std::string, std::string>>& from) {
+    for (const auto& [k, v] : from) {
+      auto it = std::find_if(into.begin(), into.end(), [&](const auto& kv) { return kv.first == k; });
+      if (it != into.end()) it->second = v;
+      else into.emplace_back(k, v);
+    }
+  }
+
   void done_file() {
     if (m_cfg.done_file.empty()) return;
     if (auto r = create_done_file(m_ctx.paths.resolve(m_cfg.done_file)); !r)
@@ -321,8 +346,10 @@ class Run {
       const Error& e = rep.error();
       if (e.code() == Errc::scratch_required) {
         m_log.info(1, "scratch space required and none found: " + e.what());
+        auto labels = node_pull_labels();
         done_file();
         TerminationMessage m;
+        m.labels = std::move(labels);
         m.scratch_space_required = true;
         m.preallocation_applied = false;
         m.message = "Import Complete";
@@ -347,11 +374,13 @@ class Run {
     m_ctx.progress->phase.store(pipeline::Phase::done);
     m_log.info(1, "New phase: Complete");
     m_log.info(0, "Import Complete");
+    auto server_labels = node_pull_labels();
     done_file();
     TerminationMessage m;
     m.scratch_space_required = false;
     m.preallocation_applied = rep->preallocation_applied;
     m.labels = rep->labels;
+    merge_labels(m.labels, server_labels);
     m.message = "Import Complete";
     return terminate_json(0, m);
   }

@@ -189,15 +189,22 @@ std::vector<std::pair<std::string, std::string>> kubevirt_labels(const std::vect
     std::string key = e.substr(0, eq);
     auto pos = key.find(k_marker);
     if (pos == std::string::npos) continue;
-    std::string prefix = key.substr(0, pos);
-    std::string suffix = key.substr(pos + k_marker.size());
-    std::ranges::replace(prefix, '_', '.');
-    std::ranges::replace(suffix, '_', '-');
-    std::string label = prefix.empty() ? "" : prefix + ".";
-    // CDI: strings.ToLower(prefix + "kubevirt.io/" + suffix), prefix already ending in '.' from the '_'.
-    if (!prefix.empty() && prefix.back() == '.') label = prefix;
-    label = lower(label + "kubevirt.io/" + suffix);
-    out.emplace_back(std::move(label), e.substr(eq + 1));
+    // CDI's envToLabel: the part before the marker without one trailing '_', split at '_' and
+    // joined with '.', then "." — unless that part is empty or starts with '_' (first element "").
+    std::string before = key.substr(0, pos);
+    std::string after = key.substr(pos + k_marker.size());
+    if (before.ends_with('_')) before.pop_back();
+    std::string label;
+    if (!before.empty() && before.front() != '_') {
+      std::ranges::replace(before, '_', '.');
+      label = before + ".";
+    }
+    std::ranges::replace(after, '_', '-');
+    label = lower(label + "kubevirt.io/" + after);
+    // A Go map: a later entry with the same key wins.
+    auto same = std::ranges::find_if(out, [&](const auto& kv) { return kv.first == label; });
+    if (same != out.end()) same->second = e.substr(eq + 1);
+    else out.emplace_back(std::move(label), e.substr(eq + 1));
   }
   return out;
 }

@@ -83,7 +83,9 @@ Result<void> check_architecture(const ImageConfig& config, std::string_view requ
 // Env entries "K=V" whose K contains KUBEVIRT_IO_ as labels, mapped exactly as CDI does:
 // key = lower(prefix with '_'->'.' + ".") + "kubevirt.io/" + lower(suffix with '_'->'-');
 // "INSTANCETYPE_KUBEVIRT_IO_DEFAULT_PREFERENCE=fedora" -> {"instancetype.kubevirt.io/default-preference", "fedora"}.
-// Entries without '=' or without KUBEVIRT_IO_ are ignored. Order of the env list is kept.
+// Entries without '=' or without KUBEVIRT_IO_ are ignored; a prefix that is empty or starts with
+// '_' is dropped (CDI checks only the first '_'-separated element). Order of the env list is kept;
+// a repeated key keeps its first position and takes the last value (a Go map).
 std::vector<std::pair<std::string, std::string>> kubevirt_labels(const std::vector<std::string>& env);
 
 // The merged view of disk/ while layers are read from the top (last) layer down. Feed every
