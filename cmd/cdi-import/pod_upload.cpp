@@ -39,6 +39,7 @@ int run_pod_uploadserver(int argc, char** argv, const util::CancelToken& cancel)
   opts->import.cancel = &cancel;
   opts->import.log = [&log](std::string_view s) { log.info(2, s); };
   log.info(1, "Upload destination: " + opts->import.dest);
+  opts->on_warning = [&log](const std::string& s) { log.warning(s); };
   opts->on_listening = [&log](uint16_t port) { log.info(0, "Upload server listening on port " + std::to_string(port)); };
   auto r = server::run_upload_server(*opts);
   if (!r) {

@@ -77,7 +77,7 @@ int run_upload_server_cmd(int argc, char** argv, util::CancelToken& cancel) {
   app.add_option("--client-ca", client_ca, "CA bundle: uploads need a client certificate it verifies (401 otherwise)");
   app.add_option("--client-name", client_name, "required Common Name of the client certificate (with --client-ca)");
   app.add_option("--tls-min-version", tls_min_version, "1.2 (default) or 1.3 (also VersionTLS12/VersionTLS13)");
-  app.add_option("--tls-ciphers", tls_ciphers, "comma list of OpenSSL cipher names for TLS <= 1.2");
+  app.add_option("--tls-ciphers", tls_ciphers, "comma list of cipher names as CDI's TLS_CIPHERS (OpenSSL, IANA/Go, TLS 1.3; unknown skipped)");
   app.add_flag("--insecure-http", insecure_http, "serve plain HTTP (local use and tests)");
   app.add_option("--deadline", deadline, "RFC 3339 time after which the server stops when no upload is in flight");
   app.add_option("--linger", linger, "seconds to keep answering 409 after a completed upload before exiting (default 0)")
@@ -147,6 +147,7 @@ int run_upload_server_cmd(int argc, char** argv, util::CancelToken& cancel) {
   io.progress = &state;
   io.cancel = &cancel;
   if (verbose) io.log = [](std::string_view s) { std::fprintf(stderr, "cdi-import: %.*s\n", int(s.size()), s.data()); };
+  o.on_warning = [](const std::string& s) { std::fprintf(stderr, "cdi-import: warning: %s\n", s.c_str()); };
   o.on_listening = [](uint16_t port) { std::fprintf(stderr, "cdi-import: upload server listening on port %u\n", port); };
 
   auto mode = progress_mode_from(progress, isatty(STDERR_FILENO) != 0);

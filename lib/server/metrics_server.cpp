@@ -1,7 +1,4 @@
 // SPDX-License-Identifier: Apache-2.0
-#ifndef CPPHTTPLIB_OPENSSL_SUPPORT
-#define CPPHTTPLIB_OPENSSL_SUPPORT
-#endif
 #include "lib/server/metrics_server.hpp"
 
 #include <openssl/evp.h>
@@ -13,6 +10,8 @@
 #include <cstdio>
 #include <httplib.h>
 #include <thread>
+
+#include "lib/server/http_listener.hpp"
 
 namespace cdi::server {
 
@@ -101,8 +100,7 @@ std::string label_value(std::string_view v) {
 
 struct MetricsServer::Impl {
   MetricsOptions opts;
-  std::unique_ptr<httplib::SSLServer> server;
-  std::thread thread;
+  std::unique_ptr<HttpServer> server;
   uint16_t port = 0;
   ProgressPercent percent;
 };
@@ -111,7 +109,6 @@ MetricsServer::MetricsServer(std::unique_ptr<Impl> impl) : m_impl(std::move(impl
 
 MetricsServer::~MetricsServer() {
   if (m_impl->server) m_impl->server->stop();
-  if (m_impl->thread.joinable()) m_impl->thread.join();
 }
 
 uint16_t MetricsServer::port() const { return m_impl->port; }
@@ -147,10 +144,17 @@ Result<std::unique_ptr<MetricsServer>> MetricsServer::start(const MetricsOptions
   auto [cert, key] = CDI_TRY(self_signed());
   auto impl = std::make_unique<Impl>();
   impl->opts = opts;
-  impl->server = std::make_unique<httplib::SSLServer>(cert.get(), key.get());
-  if (!impl->server->is_valid()) return fail(Errc::internal, "the metrics TLS context could not be set up");
-  impl->server->set_read_timeout(10, 0);
-  impl->server->set_write_timeout(10, 0);
+  std::unique_ptr<SSL_CTX, decltype(&SSL_CTX_free)> ctx(SSL_CTX_new(TLS_server_method()), SSL_CTX_free);
+  if (!ctx || SSL_CTX_use_certificate(ctx.get(), cert.get()) != 1 || SSL_CTX_use_PrivateKey(ctx.get(), key.get()) != 1 ||
+      SSL_CTX_set_min_proto_version(ctx.get(), TLS1_2_VERSION) != 1)
+    return fail(Errc::internal, "the metrics TLS context could not be set up");
+  // CDI's metrics server: ReadHeaderTimeout 10 s (pkg/util/prometheus); the scraper needs few
+  // connections, so a smaller cap than the upload server's.
+  ConnectionLimits limits;
+  limits.max_connections = 128;
+  limits.stall_timeout = std::chrono::seconds(10);
+  limits.stop_grace = std::chrono::seconds(1);
+  impl->server = std::make_unique<HttpServer>(limits, ctx.get(), nullptr);
   std::unique_ptr<MetricsServer> self(new MetricsServer(std::move(impl)));
   Impl* raw = self->m_impl.get();
   MetricsServer* srv = self.get();
@@ -158,18 +162,9 @@ Result<std::unique_ptr<MetricsServer>> MetricsServer::start(const MetricsOptions
     res.set_content(srv->render(), "text/plain; version=0.0.4; charset=utf-8");
   };
   raw->server->Get(R"(/.*)", handler);
-  if (opts.port == 0) {
-    int port = raw->server->bind_to_any_port(opts.address);
-    if (port <= 0) return fail(Errc::io, "metrics: cannot bind " + opts.address + ":0");
-    raw->port = static_cast<uint16_t>(port);
-  } else {
-    if (!raw->server->bind_to_port(opts.address, opts.port))
-      return fail(Errc::io, "metrics: cannot bind " + opts.address + ":" + std::to_string(opts.port));
-    raw->port = opts.port;
-  }
-  raw->thread = std::thread([raw] { raw->server->listen_after_bind(); });
-  // stop() is a no-op until the accept loop runs: wait for it (bounded) so the destructor cannot hang.
-  for (int i = 0; i < 5000 && !raw->server->is_running(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  auto port = raw->server->start(opts.address, opts.port);
+  if (!port) return std::unexpected(port.error().context("metrics"));
+  raw->port = *port;
   return self;
 }
 

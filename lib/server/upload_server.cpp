@@ -24,6 +24,8 @@
 #include <vector>
 
 #include "lib/io/push_pull_adapter.hpp"
+#include "lib/server/http_listener.hpp"
+#include "lib/server/tls_ciphers.hpp"
 #include "lib/server/upload_routes.hpp"
 #include "lib/util/digest.hpp"
 #include "lib/util/fd.hpp"
@@ -431,45 +433,44 @@ Result<UploadOutcome> run_upload_server(const UploadServerOptions& opts) {
     return fail(Errc::invalid_argument, "client-certificate auth needs the required client name (CN)");
   if (opts.import.dest.empty()) return fail(Errc::invalid_argument, "the upload server needs a destination");
 
-  std::unique_ptr<httplib::Server> svr;
+  // The TLS context is ours (HttpServer runs the handshake, see http_listener.hpp).
+  std::unique_ptr<SSL_CTX, decltype(&SSL_CTX_free)> ctx(nullptr, SSL_CTX_free);
+  std::vector<std::string> tls_warnings;
   if (tls) {
     int min_version = CDI_TRY(parse_tls_min_version(opts.tls_min_version));
-    std::string ciphers = openssl_cipher_list(opts.tls_ciphers);
-    std::string tls_error;
-    auto setup = [&](SSL_CTX& ctx) -> bool {
-      auto bad = [&](std::string what) {
-        tls_error = std::move(what) + ": " + openssl_error();
-        return false;
-      };
-      if (SSL_CTX_use_certificate_chain_file(&ctx, opts.tls_cert->c_str()) != 1)
-        return bad("loading TLS certificate " + opts.tls_cert->string());
-      if (SSL_CTX_use_PrivateKey_file(&ctx, opts.tls_key->c_str(), SSL_FILETYPE_PEM) != 1)
-        return bad("loading TLS key " + opts.tls_key->string());
-      if (SSL_CTX_check_private_key(&ctx) != 1) return bad("TLS key does not match the certificate");
-      SSL_CTX_set_options(&ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
-      if (SSL_CTX_set_min_proto_version(&ctx, min_version) != 1) return bad("setting the TLS minimum version");
-      if (!ciphers.empty() && SSL_CTX_set_cipher_list(&ctx, ciphers.c_str()) != 1)
-        return bad("TLS cipher list '" + opts.tls_ciphers + "'");
-      if (opts.client_ca) {
-        if (SSL_CTX_load_verify_locations(&ctx, opts.client_ca->c_str(), nullptr) != 1)
-          return bad("loading client CA " + opts.client_ca->string());
-        if (auto* names = SSL_load_client_CA_file(opts.client_ca->c_str())) SSL_CTX_set_client_CA_list(&ctx, names);
-        // Requested, not required, at the handshake (as CDI): requests without one get 401.
-        SSL_CTX_set_verify(&ctx, SSL_VERIFY_PEER, nullptr);
-      }
-      return true;
-    };
-    svr = std::make_unique<httplib::SSLServer>(setup);
-    if (!svr->is_valid()) return fail(Errc::invalid_argument, tls_error.empty() ? "cannot set up TLS" : tls_error);
-  } else {
-    svr = std::make_unique<httplib::Server>();
+    ctx.reset(SSL_CTX_new(TLS_server_method()));
+    if (!ctx) return fail(Errc::internal, "cannot set up TLS: " + openssl_error());
+    auto bad = [&](std::string what) { return fail(Errc::invalid_argument, std::move(what) + ": " + openssl_error()); };
+    SSL_CTX* c = ctx.get();
+    if (SSL_CTX_use_certificate_chain_file(c, opts.tls_cert->c_str()) != 1)
+      return bad("loading TLS certificate " + opts.tls_cert->string());
+    if (SSL_CTX_use_PrivateKey_file(c, opts.tls_key->c_str(), SSL_FILETYPE_PEM) != 1)
+      return bad("loading TLS key " + opts.tls_key->string());
+    if (SSL_CTX_check_private_key(c) != 1) return bad("TLS key does not match the certificate");
+    SSL_CTX_set_options(c, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
+    if (SSL_CTX_set_min_proto_version(c, min_version) != 1) return bad("setting the TLS minimum version");
+    // Unknown names are skipped and an unusable list falls back to the defaults (as CDI's Go
+    // server): every CDI TLS profile starts. The warnings are logged below.
+    tls_warnings = apply_tls_ciphers(c, map_tls_ciphers(opts.tls_ciphers));
+    if (opts.client_ca) {
+      if (SSL_CTX_load_verify_locations(c, opts.client_ca->c_str(), nullptr) != 1)
+        return bad("loading client CA " + opts.client_ca->string());
+      if (auto* names = SSL_load_client_CA_file(opts.client_ca->c_str())) SSL_CTX_set_client_CA_list(c, names);
+      // Requested, not required, at the handshake (as CDI): requests without one get 401.
+      SSL_CTX_set_verify(c, SSL_VERIFY_PEER, nullptr);
+    }
   }
 
   pipeline::ProgressState own_progress;
   ServerState st(opts, opts.import.progress ? opts.import.progress : &own_progress);
+  for (const auto& w : tls_warnings) {
+    if (opts.on_warning)
+      opts.on_warning(w);
+    else
+      st.log("upload-server: warning: " + w);
+  }
 
-  svr->set_read_timeout(std::chrono::seconds(60));
-  svr->set_write_timeout(std::chrono::seconds(60));
+  auto svr = std::make_unique<HttpServer>(opts.limits, ctx.get(), [&st](const std::string& s) { st.log("upload-server: " + s); });
   svr->set_logger([&st](const httplib::Request& req, const httplib::Response& res) {
     st.log("upload-server: " + req.method + " " + req.path + " from " + req.remote_addr + " -> " +
            std::to_string(res.status));
@@ -508,19 +509,11 @@ Result<UploadOutcome> run_upload_server(const UploadServerOptions& opts) {
   svr->Patch(".*", not_found);
   svr->Delete(".*", not_found);
 
-  std::string host = opts.listen_address.empty() ? "0.0.0.0" : opts.listen_address;
-  int port = opts.port;
-  if (port == 0) {
-    port = svr->bind_to_any_port(host);
-    if (port < 0) return fail_sys("cannot listen on " + host + ":0");
-  } else if (!svr->bind_to_port(host, port)) {
-    return fail(Errc::io, "cannot listen on " + host + ":" + std::to_string(port) + " (address in use or not available)");
-  }
-  std::thread listener([&] { svr->listen_after_bind(); });
-  // httplib's stop() is a no-op until the accept loop runs: wait for it (bounded).
-  for (int i = 0; i < 5000 && !svr->is_running(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  if (opts.on_listening) opts.on_listening(static_cast<uint16_t>(port));
-  st.log("upload-server: listening on " + host + ":" + std::to_string(port) + (tls ? " (https)" : " (http)"));
+  auto bound = svr->start(opts.listen_address, opts.port);
+  if (!bound) return std::unexpected(std::move(bound).error());
+  uint16_t port = *bound;
+  if (opts.on_listening) opts.on_listening(port);
+  st.log("upload-server: listening on " + svr->address() + (tls ? " (https)" : " (http)"));
 
   UploadOutcome outcome;
   std::optional<Error> error;
@@ -552,7 +545,6 @@ Result<UploadOutcome> run_upload_server(const UploadServerOptions& opts) {
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   svr->stop();
-  listener.join();
   // An async upload still finishing (only on cancel or deadline: the job sees the token and ends).
   if (st.finisher.joinable()) st.finisher.join();
   if (error) return std::unexpected(std::move(*error));

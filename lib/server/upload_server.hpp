@@ -14,13 +14,16 @@
 #include <string_view>
 
 #include "lib/pipeline/import.hpp"
+#include "lib/server/http_listener.hpp"
 #include "lib/util/cancel.hpp"
 #include "lib/util/error.hpp"
 
 namespace cdi::server {
 
 struct UploadServerOptions {
-  std::string listen_address = "127.0.0.1";   // LISTEN_ADDRESS
+  // LISTEN_ADDRESS: "", "0.0.0.0" and "::" are the dual-stack wildcard (see open_listener);
+  // IPv6 literals with or without brackets ("::1", "[::1]").
+  std::string listen_address = "127.0.0.1";
   uint16_t port = 8443;                       // LISTEN_PORT; 0 = kernel-chosen (see on_listening)
   // TLS: both or neither. Without them the server refuses to start unless insecure_http.
   std::optional<std::filesystem::path> tls_cert;   // TLS_CERT_FILE
@@ -31,13 +34,19 @@ struct UploadServerOptions {
   std::optional<std::filesystem::path> client_ca;
   std::string client_name;
   std::string tls_min_version;   // TLS_MIN_VERSION: "" (1.2), "1.2", "1.3", or Go names "VersionTLS12"/"VersionTLS13"
-  std::string tls_ciphers;       // TLS_CIPHERS: OpenSSL cipher list for TLS <= 1.2 ("" = OpenSSL defaults)
+  // TLS_CIPHERS: CDI's comma list (OpenSSL, IANA/Go and TLS 1.3 names; see tls_ciphers.hpp).
+  // Unknown names are skipped with a logged warning; "" = OpenSSL defaults.
+  std::string tls_ciphers;
+  // Connection handling: cap, handshake/header/idle deadlines, stall limits (http_listener.hpp).
+  ConnectionLimits limits;
   // DEADLINE: when set and passed before an upload completes, the server stops and the outcome says so.
   std::optional<std::chrono::system_clock::time_point> deadline;
   // Everything the import of the received body needs: dest, scratch_dir, image_size, threads,
   // progress, log, cancel, preallocation... The server sets url (a name for messages) and
   // source_factory itself.
   pipeline::ImportOptions import;
+  // Warnings that must be seen whatever the verbosity (TLS_CIPHERS names skipped). Unset: import.log.
+  std::function<void(const std::string&)> on_warning;
   // Called once the socket listens, with the bound port (tests use port 0).
   std::function<void(uint16_t port)> on_listening;
   // After a successful upload, keep serving (every upload request gets 409) this long before
