@@ -335,7 +335,7 @@ t_image_size_detection() {
 t_source_update_poller() {
   # the registry: a containerDisk pushed by podman, its manifest digest read back over the API
   registry_start "$W/registry" plain || fail "registry did not start"
-  at_exit registry_stop_all
+  at_exit kill "${REGISTRY_PIDS[@]}"
   mkdir -p "$W/cdisk"
   cp "$IN/disk.qcow2" "$W/cdisk/disk.qcow2"
   printf '%s\n' 'FROM scratch' 'ADD --chown=107:107 disk.qcow2 /disk/' > "$W/cdisk/Containerfile"
@@ -370,27 +370,7 @@ t_source_update_poller() {
     --entrypoint '["/usr/bin/cdi-source-update-poller","-ns","golden-images","-cron","fedora-cron","-url","docker://127.0.0.1:'"$REGISTRY_PORT"'/kubevirt/fedora:latest"]' \
     -- "$IMPORTER"
   ((LAST_RC == 0)) || { show; cat "$W/api.log" >&2; fail "poller: exit $LAST_RC"; }
-  python3 - "$W/api.log" "$digest" <<'PY' || { show; fail "the poller's API requests are not CDI's"; }
-import json, re, sys
-reqs = [json.loads(l) for l in open(sys.argv[1])]
-digest = sys.argv[2]
-path = "/apis/cdi.kubevirt.io/v1beta1/namespaces/golden-images/dataimportcrons/fedora-cron"
-for r in reqs: print(r, file=sys.stderr)
-patches = [r for r in reqs if r["method"] == "PATCH"]
-assert len(patches) == 1, "expected one PATCH, got %d" % len(patches)
-p = patches[0]
-assert p["path"] == path, p["path"]
-assert p["authorization"] == "Bearer eyJhbGciOiJSUzI1NiJ9.test-token.for-cdi-cronjob", p["authorization"]
-assert p["content_type"] == "application/json-patch+json", p["content_type"]
-ops = json.loads(p["body"])
-assert len(ops) == 2, ops
-assert ops[0]["op"] == "add" and ops[0]["path"] == "/metadata/annotations/cdi.kubevirt.io~1storage.import.lastCronTime", ops[0]
-assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(Z|[+-]\d\d:\d\d)", ops[0]["value"]), ops[0]
-assert ops[1] == {"op": "add", "path": "/metadata/annotations/cdi.kubevirt.io~1storage.import.sourceDesiredDigest",
-                  "value": digest}, ops[1]
-gets = [r for r in reqs if r["method"] == "GET"]
-assert gets and gets[0]["path"] == path and gets[0]["authorization"] == p["authorization"], gets
-PY
+  python3 "$HERE/check_poller_requests.py" "$W/api.log" "$digest" || { show; fail "the poller's API requests are not CDI's"; }
 }
 
 # --- 9. cloner ----------------------------------------------------------------------------------
