@@ -24,6 +24,8 @@ PACKAGES=(
   nginx apache2-utils docker-registry skopeo tinyproxy
   # peers in bench/ (nbdkit-curl + qemu-img; qemu-img's own http driver)
   nbdkit qemu-block-extra
+  # tests/image: build and run the images with podman (runc), on a debootstrap-made Debian 12 base
+  podman runc debootstrap uidmap iproute2
 )
 
 export DEBIAN_FRONTEND=noninteractive

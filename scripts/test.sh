@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
 # Command 2 of the README quick start (and what CI runs): installs the dependencies, builds
-# cdi-import and runs every test (Catch2 unit tests and end-to-end tests), then builds an
-# ASan+UBSan tree and runs the whole suite again there, then a short fuzzing run.
+# cdi-import (Release, as the images ship it) and runs every test (Catch2 unit tests and end-to-end
+# tests), then builds the container images with podman and runs them as kubelet runs CDI's pods
+# (tests/image/test_images.sh), then builds an ASan+UBSan tree and runs the whole suite again
+# there, then a short fuzzing run.
 # Every phase runs even when an earlier test phase failed (so one run shows every failure); the
-# script exits non-zero if any phase failed. Idempotent. Build trees: build/ and build-asan/.
+# script exits non-zero if any phase failed. Idempotent. Build trees: build/ (Release),
+# build-asan/ (RelWithDebInfo + sanitizers); the image test caches its Debian base in build/image-test.
 #   Environment: JOBS (parallel jobs, default: number of CPUs), FUZZ_SECONDS (default 60),
-#                SKIP_ASAN=1 / SKIP_FUZZ=1 to leave those phases out when iterating locally.
+#                SKIP_IMAGES=1 / SKIP_ASAN=1 / SKIP_FUZZ=1 to leave those phases out when iterating
+#                locally (CI runs them all).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -37,10 +41,11 @@ phase() {
   return "$rc"
 }
 
+# configure_and_build DIR BUILD_TYPE CMAKE_ARGS...
 configure_and_build() {
-  local dir=$1
-  shift
-  cmake -S "$ROOT" -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@" &&
+  local dir=$1 type=$2
+  shift 2
+  cmake -S "$ROOT" -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE="$type" "$@" &&
     cmake --build "$dir" -j "$JOBS"
 }
 
@@ -70,12 +75,17 @@ finish() {
 
 phase "install dependencies" scripts/install-deps.sh || finish
 
-if phase "build" configure_and_build build -DCDI_SANITIZE=OFF; then
+if phase "build (Release)" configure_and_build build Release -DCDI_SANITIZE=OFF; then
   phase "tests" run_ctest build
 fi
 
+if [[ ${SKIP_IMAGES:-0} != 1 ]]; then
+  # builds the images itself (Dockerfile, in-container Release compile with 2 jobs)
+  phase "container images (podman)" env IMAGE_JOBS="$(( JOBS < 2 ? JOBS : 2 ))" bash tests/image/test_images.sh build/image-test
+fi
+
 if [[ ${SKIP_ASAN:-0} != 1 ]]; then
-  if phase "build ASan+UBSan" configure_and_build build-asan -DCDI_SANITIZE=ON; then
+  if phase "build ASan+UBSan" configure_and_build build-asan RelWithDebInfo -DCDI_SANITIZE=ON; then
     phase "tests ASan+UBSan" run_ctest_sanitized build-asan
   fi
 fi
