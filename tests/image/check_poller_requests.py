@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: Apache-2.0
-"""Asserts the requests cdi-source-update-poller sent to kube_api_standin.py are CDI's: one GET of
+"""Asserts the requests cdi-source-update-poller sent to tests/support/kube_api.py are CDI's: one GET of
 the DataImportCron, then one JSON patch adding lastCronTime and sourceDesiredDigest, with the
 service-account Bearer token.   check_poller_requests.py API_LOG DIGEST"""
 import json, re, sys

@@ -351,8 +351,11 @@ t_source_update_poller() {
     "$REGISTRY_URL/v2/kubevirt/fedora/manifests/latest" | tr -d '\r' | awk 'tolower($1) == "docker-content-digest:" { print $2 }')
   [[ $digest == sha256:* ]] || fail "no manifest digest from the registry"
   # the API server stand-in and the service-account volume kubelet mounts
-  python3 "$HERE/kube_api_standin.py" "$W/registry/certs/server.crt" "$W/registry/certs/server.key" "$W/api.log" \
-    --portfile "$W/api.port" --lifetime 300 </dev/null >/dev/null 2>"$W/_meta/api.err" &
+  printf '{"apiVersion":"cdi.kubevirt.io/v1beta1","kind":"DataImportCron","metadata":{"name":"fedora-cron","namespace":"golden-images","uid":"cron-uid-1","resourceVersion":"1","annotations":{"cdi.kubevirt.io/storage.import.sourceDesiredDigest":"sha256:%s"}}}' \
+    "$(printf '0%.0s' {1..64})" > "$W/cron.json"
+  python3 "$HERE/../support/kube_api.py" --cert "$W/registry/certs/server.crt" --key "$W/registry/certs/server.key" \
+    --log "$W/api.log" --port-file "$W/api.port" --object "$W/cron.json" --ns golden-images --name fedora-cron \
+    </dev/null >/dev/null 2>"$W/_meta/api.err" &
   local api_pid=$! i
   at_exit kill "$api_pid"
   for ((i = 0; i < 200; i++)); do [[ -s $W/api.port ]] && break; sleep 0.05; done
