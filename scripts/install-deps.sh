@@ -10,13 +10,13 @@ PACKAGES=(
   cmake g++ ninja-build make pkg-config
   # libraries
   catch2 libcli11-dev nlohmann-json3-dev libcurl4-openssl-dev libssl-dev libarchive-dev
-  liblzma-dev zlib1g-dev libzstd-dev libisal-dev libdeflate-dev libcpp-httplib-dev
+  liblzma-dev zlib1g-dev libzstd-dev libisal-dev libdeflate-dev libcpp-httplib-dev libsnappy-dev
   # fuzzing (libFuzzer; tests/fuzz/run.sh uses clang++-16)
   clang-16 libclang-rt-16-dev
   # runtime: qemu-img converts the formats we do not decode ourselves
   qemu-utils
   # tests and bench
-  openssl curl ca-certificates jq python3 xz-utils gzip pigz zstd tar util-linux time bc
+  openssl curl ca-certificates jq python3 python3-snappy xz-utils gzip pigz zstd tar util-linux time bc
   # servers for the http / registry tests
   nginx apache2-utils docker-registry skopeo tinyproxy
   # peers in bench/ (nbdkit-curl + qemu-img; qemu-img's own http driver)
