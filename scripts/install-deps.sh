@@ -16,7 +16,7 @@ PACKAGES=(
   # runtime: qemu-img converts the formats we do not decode ourselves
   qemu-utils
   # tests and bench
-  openssl curl ca-certificates jq python3 python3-snappy xz-utils gzip pigz zstd tar util-linux time bc
+  openssl curl ca-certificates jq python3 python3-snappy python3-crc32c xz-utils gzip pigz zstd tar util-linux time bc
   # servers for the http / registry tests
   nginx apache2-utils docker-registry skopeo tinyproxy
   # peers in bench/ (nbdkit-curl + qemu-img; qemu-img's own http driver)
