@@ -16,7 +16,7 @@ ENV DEBIAN_FRONTEND=noninteractive
 RUN apt-get update && apt-get install -y --no-install-recommends \
       cmake g++ ninja-build pkg-config ca-certificates ccache binutils \
       libcli11-dev nlohmann-json3-dev libcurl4-openssl-dev libssl-dev libarchive-dev \
-      liblzma-dev zlib1g-dev libzstd-dev libisal-dev libdeflate-dev libcpp-httplib-dev \
+      liblzma-dev zlib1g-dev libzstd-dev libisal-dev libdeflate-dev libcpp-httplib-dev libsnappy-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 # only what the build reads, so edits to tests or docs do not invalidate this layer
@@ -54,7 +54,7 @@ FROM ${BASE_IMAGE} AS uploadserver
 ENV DEBIAN_FRONTEND=noninteractive
 RUN apt-get update && apt-get install -y --no-install-recommends \
       qemu-utils libcurl4 libssl3 libarchive13 liblzma5 zlib1g libzstd1 libisal2 libdeflate0 \
-      libcpp-httplib0.11 \
+      libcpp-httplib0.11 libsnappy1v5 \
  && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /var/log/apt /var/log/dpkg.log
 COPY --from=build /out/cdi-import /usr/bin/cdi-import
 RUN ln -s cdi-import /usr/bin/cdi-uploadserver
@@ -70,7 +70,7 @@ FROM ${BASE_IMAGE} AS importer
 ENV DEBIAN_FRONTEND=noninteractive
 RUN apt-get update && apt-get install -y --no-install-recommends \
       qemu-utils nbdkit ca-certificates libcurl4 libssl3 libarchive13 liblzma5 zlib1g libzstd1 \
-      libisal2 libdeflate0 libcpp-httplib0.11 \
+      libisal2 libdeflate0 libcpp-httplib0.11 libsnappy1v5 \
  && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /var/log/apt /var/log/dpkg.log
 COPY --from=build /out/cdi-import /usr/bin/cdi-import
 COPY --from=build /out/cdi-containerimage-server /usr/bin/cdi-containerimage-server

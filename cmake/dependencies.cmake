@@ -3,6 +3,7 @@ find_package(PkgConfig REQUIRED)
 find_package(ZLIB REQUIRED)                       # zlib1g-dev
 find_package(LibLZMA REQUIRED)                    # liblzma-dev (threaded decoder since 5.4)
 find_package(zstd CONFIG REQUIRED)                # libzstd-dev
+find_package(Snappy CONFIG REQUIRED)              # libsnappy-dev (framing format of CDI clone uploads)
 find_package(LibArchive REQUIRED)                 # libarchive-dev (tar only; we peel compression ourselves)
 find_package(OpenSSL REQUIRED)                    # libssl-dev (hashes, TLS)
 find_package(CURL REQUIRED)                       # libcurl4-openssl-dev

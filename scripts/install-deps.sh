@@ -10,13 +10,13 @@ PACKAGES=(
   cmake g++ ninja-build make pkg-config
   # libraries
   catch2 libcli11-dev nlohmann-json3-dev libcurl4-openssl-dev libssl-dev libarchive-dev
-  liblzma-dev zlib1g-dev libzstd-dev libisal-dev libdeflate-dev libcpp-httplib-dev
+  liblzma-dev zlib1g-dev libzstd-dev libisal-dev libdeflate-dev libcpp-httplib-dev libsnappy-dev
   # fuzzing (libFuzzer; tests/fuzz/run.sh uses clang++-16)
   clang-16 libclang-rt-16-dev
   # runtime: qemu-img converts the formats we do not decode ourselves
   qemu-utils
   # tests and bench
-  openssl curl ca-certificates jq python3 xz-utils gzip pigz zstd tar util-linux time bc
+  openssl curl ca-certificates jq python3 python3-snappy python3-crc32c xz-utils gzip pigz zstd tar util-linux time bc
   # tests/e2e/test_kill.sh: a small ext4 on a loop device, and fuse-overlayfs (a real filesystem
   # without O_TMPFILE, for the named-partial fallback)
   e2fsprogs fuse-overlayfs
