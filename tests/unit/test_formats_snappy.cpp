@@ -14,32 +14,19 @@
 #include "formats/snappy/snappy_encoder.hpp"
 #include "formats/snappy/snappy_reader.hpp"
 #include "lib/util/process.hpp"
+#include "tests/support/codec_test.hpp"
 #include "tests/support/memory_reader.hpp"
 
 using namespace cdi;
 using cdi::test::MemoryReader;
+using cdi::test::Bytes;
+using cdi::test::bytes_of;
+using cdi::test::concat;
+using cdi::test::head_of;
+using cdi::test::sample;
 namespace sn = cdi::formats::snappy;
 
 namespace {
-
-using Bytes = std::vector<std::byte>;
-
-// Deterministic mix of random bytes, text and zeros.
-Bytes sample(size_t n, uint32_t seed = 1) {
-  Bytes out;
-  out.reserve(n);
-  std::mt19937 rng(seed);
-  const std::string text = "The quick brown fox jumps over the lazy dog; disk images compress well. ";
-  while (out.size() < n) {
-    size_t run = std::min<size_t>(n - out.size(), 1 + rng() % 5000);
-    switch (rng() % 3) {
-      case 0: for (size_t i = 0; i < run; ++i) out.push_back(std::byte(rng() & 0xff)); break;
-      case 1: for (size_t i = 0; i < run; ++i) out.push_back(std::byte(text[i % text.size()])); break;
-      default: out.insert(out.end(), run, std::byte{0}); break;
-    }
-  }
-  return out;
-}
 
 Bytes random_bytes(size_t n, uint32_t seed = 7) {
   Bytes out(n);
@@ -55,27 +42,9 @@ Bytes text_bytes(size_t n) {
   return out;
 }
 
-Bytes bytes_of(const std::vector<uint8_t>& v) {
-  Bytes out;
-  for (uint8_t b : v) out.push_back(std::byte(b));
-  return out;
-}
-
 Bytes from_hex(std::string_view h) {
   Bytes out;
   for (size_t i = 0; i + 1 < h.size(); i += 2) out.push_back(std::byte(std::stoi(std::string(h.substr(i, 2)), nullptr, 16)));
-  return out;
-}
-
-Bytes concat(std::initializer_list<Bytes> parts) {
-  size_t total = 0;
-  for (auto& p : parts) total += p.size();
-  Bytes out(total);
-  size_t at = 0;
-  for (auto& p : parts) {
-    if (!p.empty()) std::memcpy(out.data() + at, p.data(), p.size());
-    at += p.size();
-  }
   return out;
 }
 
@@ -109,15 +78,11 @@ Bytes compressed_chunk(const Bytes& data, std::optional<uint32_t> crc = {}) {
 }
 
 Result<Bytes> decode(Bytes framed, size_t chunk = 1 << 20, size_t dst = 1 << 16) {
-  auto r = sn::open(std::make_unique<MemoryReader>(std::move(framed), chunk), {});
-  if (!r) return std::unexpected(r.error());
-  return test::read_all(**r, dst);
+  return test::decode_with([](auto up) { return sn::open(std::move(up), {}); }, std::move(framed), chunk, dst);
 }
 
 Error decode_error(Bytes framed, size_t chunk = 1 << 20, size_t dst = 1 << 16) {
-  auto r = decode(std::move(framed), chunk, dst);
-  REQUIRE_FALSE(r);
-  return r.error();
+  return test::error_of(decode(std::move(framed), chunk, dst));
 }
 
 Bytes encode(Bytes raw, size_t chunk = 1 << 20, size_t dst = 1 << 20) {

@@ -7,31 +7,18 @@
 
 #include "formats/zstd/zstd_reader.hpp"
 #include "lib/util/units.hpp"
+#include "tests/support/codec_test.hpp"
 #include "tests/support/memory_reader.hpp"
 
 using namespace cdi;
 using cdi::test::MemoryReader;
+using cdi::test::Bytes;
+using cdi::test::bytes_of;
+using cdi::test::concat;
+using cdi::test::head_of;
+using cdi::test::sample;
 
 namespace {
-
-using Bytes = std::vector<std::byte>;
-
-// Deterministic mix of random bytes, text and zeros.
-Bytes sample(size_t n, uint32_t seed = 1) {
-  Bytes out;
-  out.reserve(n);
-  std::mt19937 rng(seed);
-  const std::string text = "The quick brown fox jumps over the lazy dog; disk images compress well. ";
-  while (out.size() < n) {
-    size_t run = std::min<size_t>(n - out.size(), 1 + rng() % 5000);
-    switch (rng() % 3) {
-      case 0: for (size_t i = 0; i < run; ++i) out.push_back(std::byte(rng() & 0xff)); break;
-      case 1: for (size_t i = 0; i < run; ++i) out.push_back(std::byte(text[i % text.size()])); break;
-      default: out.insert(out.end(), run, std::byte{0}); break;
-    }
-  }
-  return out;
-}
 
 // One zstd frame (with a content checksum unless told otherwise).
 Bytes zstd_frame(const Bytes& in, int level = 3, bool checksum = true) {
@@ -55,28 +42,12 @@ Bytes skippable_frame(std::string_view payload, uint8_t nibble = 0) {
   return out;
 }
 
-Bytes concat(std::initializer_list<Bytes> parts) {
-  Bytes out;
-  for (auto& p : parts) out.insert(out.end(), p.begin(), p.end());
-  return out;
-}
-
 Result<Bytes> decode(Bytes compressed, size_t chunk = 1 << 20, size_t dst = 1 << 16) {
-  auto r = formats::zstd::open(std::make_unique<MemoryReader>(std::move(compressed), chunk), {});
-  if (!r) return std::unexpected(r.error());
-  return test::read_all(**r, dst);
+  return test::decode_with([](auto up) { return formats::zstd::open(std::move(up), {}); }, std::move(compressed), chunk, dst);
 }
 
 Error decode_error(Bytes compressed, size_t chunk = 1 << 20) {
-  auto r = decode(std::move(compressed), chunk);
-  REQUIRE_FALSE(r);
-  return r.error();
-}
-
-Bytes bytes_of(const std::vector<uint8_t>& v) {
-  Bytes out;
-  for (uint8_t b : v) out.push_back(std::byte(b));
-  return out;
+  return test::error_of(decode(std::move(compressed), chunk));
 }
 
 }  // namespace
