@@ -137,6 +137,20 @@ make_tmpfs() {
 }
 
 # register_pid PID: the process is killed at exit if still alive.
+# wait_server_port LOG PID: sets PORT from the server's "listening on port N" line in LOG; fails
+# (showing LOG) if the server exits first or no port appears within 10 s.
+wait_server_port() {
+  local log=$1 pid=$2 i
+  PORT=
+  for i in $(seq 200); do
+    PORT=$(grep -oE 'listening on port [0-9]+' "$log" | head -n 1 | awk '{print $4}' || true)
+    [[ -n $PORT ]] && break
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.05
+  done
+  [[ -n $PORT ]] || { cat "$log" >&2; fail "upload server did not start"; }
+}
+
 register_pid() {
   echo "kill $1" >> "$CLEANUP_LIST"
 }

@@ -32,14 +32,7 @@ srv_start() {
     > "$W/_meta/srv.out" 2> "$W/_meta/srv.err" &
   SRV_PID=$!
   register_pid "$SRV_PID"
-  PORT=
-  for _ in $(seq 200); do
-    PORT=$(grep -oE 'listening on port [0-9]+' "$W/_meta/srv.err" | head -n 1 | awk '{print $4}' || true)
-    [[ -n $PORT ]] && break
-    kill -0 "$SRV_PID" 2>/dev/null || break
-    sleep 0.05
-  done
-  [[ -n $PORT ]] || { cat "$W/_meta/srv.err" >&2; fail "upload server did not start"; }
+  wait_server_port "$W/_meta/srv.err" "$SRV_PID"
 }
 
 # healthz_fast URL CURL_ARGS...: /healthz answers OK within 1 s (and prints the time).

@@ -59,15 +59,7 @@ srv_start() {
   SRV_PID=$!
   register_pid "$SRV_PID"
   echo "\$ cdi-import upload-server ${tls[*]} $* (pid $SRV_PID)" >&2
-  PORT=
-  local i
-  for i in $(seq 200); do
-    PORT=$(grep -oE 'listening on port [0-9]+' "$W/_meta/srv.err" | head -n 1 | awk '{print $4}' || true)
-    [[ -n $PORT ]] && break
-    kill -0 "$SRV_PID" 2>/dev/null || break
-    sleep 0.05
-  done
-  [[ -n $PORT ]] || { cat "$W/_meta/srv.err" >&2; fail "upload server did not start"; }
+  wait_server_port "$W/_meta/srv.err" "$SRV_PID"
   BASE=$BASE:$PORT
   # scratch watcher: runs until the server exits, leaves the peak usage in _meta/scratch.peak
   (
