@@ -360,6 +360,29 @@ t_cut_block_block() {
   srv_stop
 }
 
+t_cut_terminator_fs() {
+  # the complete tar stream, only the chunked terminator missing: the stages read their input to
+  # its end, so the transport's error arrives before anything is committed
+  local target=$1
+  if [[ $target == block ]]; then
+    require_root
+    device tgt $((20 * MIB))
+    srv_start "$DEV"
+  else
+    srv_start "$W/dest/disk.img"
+  fi
+  cut_post chunked filesystem-clone "$SRC/fs.sz"
+  [[ $CODE != 200 ]] || fail "a cut body was answered 200"
+  for _ in $(seq 100); do grep -q "upload failed" "$W/_meta/srv.err" && break; sleep 0.05; done
+  grep -q "upload failed (.*request body ended early" "$W/_meta/srv.err" || fail "no body-ended-early failure"
+  if [[ $target == block ]]; then
+    is_zero "$DEV" 0 "$MIB" || fail "the device's first MiB is not wiped after a cut clone"
+  else
+    assert_dir_empty "$W/dest"
+  fi
+  srv_stop
+}
+
 t_bad_crc_file() {
   srv_start "$W/dest/disk.img"
   clone blockdevice-clone "$SRC/block-crc.sz"
@@ -495,6 +518,8 @@ run_test cut_chunk_boundary_file t_cut_chunk_boundary_file
 run_test cut_content_length_fs t_cut_content_length_fs
 run_test cut_fs_block t_cut_fs_block
 run_test cut_block_block t_cut_block_block
+run_test cut_terminator_fs_dir t_cut_terminator_fs dir
+run_test cut_terminator_fs_block t_cut_terminator_fs block
 run_test bad_crc_file t_bad_crc_file
 run_test bad_crc_fs_dir t_bad_crc_fs_dir
 run_test bad_crc_block t_bad_crc_block
