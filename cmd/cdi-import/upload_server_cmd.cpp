@@ -61,6 +61,8 @@ int run_upload_server_cmd(int argc, char** argv, util::CancelToken& cancel) {
   app.footer(
       "Routes: POST /v1beta1|v1alpha1/{upload,upload-async,upload-archive,upload-form,upload-form-async}, /healthz.\n"
       "Optional header X-Checksum: sha256:<hex> (md5, sha1, sha512) verified over the uploaded bytes.\n"
+      "Header x-cdi-content-type: blockdevice-clone|filesystem-clone: a CDI host-assisted clone (snappy-framed;\n"
+      "sync routes only).\n"
       "Exit codes: 0 upload complete (or deadline passed), 1 failure, 2 usage, 130 cancelled.");
   std::string listen = "127.0.0.1:8443", dest, scratch, image_size, progress = "auto", tls_cert, tls_key, client_ca,
               client_name, deadline, tls_min_version, tls_ciphers, hold_limit;
@@ -69,7 +71,7 @@ int run_upload_server_cmd(int argc, char** argv, util::CancelToken& cancel) {
   double linger = 0;
   unsigned threads = 0;
   app.add_option("--listen", listen, "ADDR:PORT to listen on (default 127.0.0.1:8443; port 0 = any, printed)");
-  app.add_option("--dest,-d", dest, "target: file or block device (upload-archive: a directory)")->required();
+  app.add_option("--dest,-d", dest, "target: file or block device (upload-archive: a directory; filesystem-clone: extracted into it, or into the file's directory)")->required();
   app.add_option("--scratch-dir", scratch, "where vmdk/vhd/vhdx/vdi streams may spool for qemu-img");
   app.add_option("--image-size", image_size, "requested size (Kubernetes quantity); the image must fit");
   app.add_option("--tls-cert", tls_cert, "PEM server certificate (chain)");

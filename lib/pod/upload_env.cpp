@@ -121,6 +121,13 @@ std::string upload_complete_message(bool preallocation_applied) {
   return termination_json(m).value();
 }
 
+std::string clone_complete_message(bool preallocation_applied) {
+  TerminationMessage m;
+  m.preallocation_applied = preallocation_applied;
+  m.message = "Clone Complete";
+  return termination_json(m).value();
+}
+
 std::string deadline_passed_message() {
   TerminationMessage m;
   m.deadline_passed = true;
