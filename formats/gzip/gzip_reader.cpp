@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "lib/io/stage_reader.hpp"
+#include "lib/util/endian.hpp"
 #include "lib/util/units.hpp"
 
 namespace cdi::formats::gzip {
@@ -46,9 +47,7 @@ constexpr uint8_t k_freserved = 0xe0;
 constexpr size_t k_fixed_header = 10;
 constexpr size_t k_trailer = 8;
 
-uint32_t load_le32(const uint8_t* p) {
-  return uint32_t(p[0]) | uint32_t(p[1]) << 8 | uint32_t(p[2]) << 16 | uint32_t(p[3]) << 24;
-}
+using util::load_le32;
 
 std::string hex32(uint32_t v) {
   char buf[16];

@@ -21,15 +21,14 @@
 #include <vector>
 
 #include "lib/io/stage_reader.hpp"
+#include "lib/util/endian.hpp"
 
 namespace cdi::formats::snappy {
 namespace {
 
 constexpr size_t k_in_buffer = 256 * 1024;   // > k_chunk_header + k_max_data_chunk, several chunks
 
-uint32_t load_le32(const std::byte* p) {
-  return uint32_t(p[0]) | uint32_t(p[1]) << 8 | uint32_t(p[2]) << 16 | uint32_t(p[3]) << 24;
-}
+using util::load_le32;
 
 std::string hex(uint32_t v, int digits) {
   char buf[16];

@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "lib/util/cpu.hpp"
+#include "lib/util/endian.hpp"
 #include "lib/io/stage_reader.hpp"
 #include "lib/util/units.hpp"
 
@@ -214,7 +215,7 @@ int probe(Head head) {
     if (b(i) != k_magic[i]) return 0;
   // Stream flags: a null byte, then the check type in the low nibble; then their CRC32.
   if (b(6) != 0 || (b(7) & 0xf0)) return 0;
-  uint32_t stored = uint32_t(b(8)) | uint32_t(b(9)) << 8 | uint32_t(b(10)) << 16 | uint32_t(b(11)) << 24;
+  uint32_t stored = util::load_le32(head.data() + 8);
   if (lzma_crc32(reinterpret_cast<const uint8_t*>(head.data()) + 6, 2, 0) != stored) return 0;
   return 64;
 }

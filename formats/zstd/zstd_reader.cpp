@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "lib/io/stage_reader.hpp"
+#include "lib/util/endian.hpp"
 #include "lib/util/units.hpp"
 
 namespace cdi::formats::zstd {
@@ -28,9 +29,7 @@ constexpr uint32_t k_frame_magic = 0xFD2FB528;
 constexpr uint32_t k_skippable_magic = 0x184D2A50;  // low nibble free
 constexpr uint32_t k_skippable_mask = 0xFFFFFFF0;
 
-uint32_t load_le32(const std::byte* p) {
-  return uint32_t(p[0]) | uint32_t(p[1]) << 8 | uint32_t(p[2]) << 16 | uint32_t(p[3]) << 24;
-}
+using util::load_le32;
 
 // Owns a ZSTD_DCtx.
 struct DCtxDeleter {
