@@ -11,12 +11,7 @@
 #include "tests/support/memory_reader.hpp"
 
 using namespace cdi;
-using cdi::test::MemoryReader;
-using cdi::test::Bytes;
-using cdi::test::bytes_of;
-using cdi::test::concat;
-using cdi::test::head_of;
-using cdi::test::sample;
+using namespace cdi::test;   // sample data, byte helpers, MemoryReader (codec_test.hpp)
 
 namespace {
 
