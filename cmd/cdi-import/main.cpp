@@ -40,8 +40,10 @@ void install_signal_handlers() {
   signal(SIGPIPE, SIG_IGN);
 }
 
+}  // namespace
+
 // Exit codes, one per error class (documented in README).
-int exit_code(Errc c) {
+int cmd::exit_code_for(Errc c) {
   switch (c) {
     case Errc::internal: return 1;
     case Errc::invalid_argument: return 2;
@@ -58,6 +60,10 @@ int exit_code(Errc c) {
   }
   return 1;
 }
+
+namespace {
+
+int exit_code(Errc c) { return cmd::exit_code_for(c); }
 
 int report_error(const Error& e) {
   std::fprintf(stderr, "cdi-import: error: %s\n", e.what().c_str());
@@ -228,6 +234,7 @@ int run_import(int argc, char** argv) {
       "Subcommands:\n  cdi-import [import] --url URL --dest PATH [options]   import an image (default)\n"
       "  cdi-import info URL [--json]                          describe an image without writing\n"
       "  cdi-import upload-server --dest PATH [options]        receive one image over HTTP(S) (CDI upload routes)\n"
+      "  cdi-import clone --from SRC (--to DEST | --to-url URL) copy a VM disk locally or to an upload server\n"
       "Exit codes: 0 ok, 1 internal, 2 usage, 3 io, 4 corrupt input, 5 unsupported, 6 too large,\n"
       "  7 auth, 8 network, 9 not found, 10 scratch space required, 11 in use, 130 cancelled.");
   app.set_version_flag("--version", std::string("cdi-import ") + CDI_VERSION);
@@ -331,6 +338,9 @@ int main(int argc, char** argv) {
   install_signal_handlers();
   if (prog == "cdi-importer") return cmd::run_pod_importer(argc, argv, g_cancel);
   if (prog == "cdi-uploadserver") return cmd::run_pod_uploadserver(argc, argv, g_cancel);
+  if (prog == "cdi-cloner") return cmd::run_pod_cloner(argc, argv, g_cancel);
+  if (argc >= 2 && std::string_view(argv[1]) == "pod-cloner") return cmd::run_pod_cloner(argc - 1, argv + 1, g_cancel);
+  if (argc >= 2 && std::string_view(argv[1]) == "clone") return cmd::run_clone_cmd(argc - 1, argv + 1, g_cancel);
   if (argc >= 2 && std::string_view(argv[1]) == "pod-importer") return cmd::run_pod_importer(argc - 1, argv + 1, g_cancel);
   if (argc >= 2 && std::string_view(argv[1]) == "pod-uploadserver")
     return cmd::run_pod_uploadserver(argc - 1, argv + 1, g_cancel);
