@@ -2,6 +2,7 @@
 // The thin executable: flags → ImportOptions, signals → CancelToken, progress rendering, and the
 // one place where an Error becomes a message and an exit code.
 #include <signal.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -20,6 +21,7 @@
 #include "lib/server/metrics_server.hpp"
 #include "lib/pipeline/checksum_list.hpp"
 #include "lib/pipeline/import.hpp"
+#include "lib/source/in_use.hpp"
 #include "lib/util/units.hpp"
 
 using namespace cdi;
@@ -196,11 +198,29 @@ int run_info(int argc, char** argv) {
   apply_common(common, o);
   apply_http(http, o);
   apply_registry(registry, o);
+  // A block-device source: say whether it is in use (mounted, held open exclusively) first; a
+  // busy device is then refused by inspect() unless --force-shared, like an import.
+  std::optional<std::string> in_use;
+  bool is_block = false;
+  if (struct stat st {}; url.find("://") == std::string::npos && ::stat(url.c_str(), &st) == 0 && S_ISBLK(st.st_mode)) {
+    is_block = true;
+    auto u = source::device_in_use(url);
+    if (!u) return report_error(u.error());
+    in_use = *u;
+    if (!json) std::cout << "in use: " << (in_use ? "yes (" + *in_use + ")" : std::string("no")) << std::endl;
+  }
   auto r = pipeline::inspect(o);
-  if (!r) return report_error(r.error());
+  if (!r) {
+    if (json && is_block) std::cout << nlohmann::json{{"url", url}, {"in_use", in_use.has_value()}}.dump() << "\n";
+    return report_error(r.error());
+  }
   if (json) {
     nlohmann::json j;
     j["url"] = url;
+    if (is_block) {
+      j["in_use"] = in_use.has_value();
+      if (in_use) j["in_use_reason"] = *in_use;
+    }
     j["chain"] = r->chain;
     j["chain_text"] = pipeline::chain_text(r->chain);
     j["format"] = r->format;
