@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <cstring>
 #include <vector>
 
@@ -97,23 +98,41 @@ Result<LocalCopyResult> local_copy(const std::filesystem::path& from_arg, const 
   if (dst_block) {
     auto why = CDI_TRY(source::device_in_use(dst));
     if (why) return fail(Errc::busy, "target " + dst + " is in use (" + *why + ")");
+  } else if (dst_exists) {
+    if (auto free = source::check_image_free(dst); !free && free.error().code() == Errc::busy)
+      return fail(Errc::busy, "target " + dst + " is in use (locked by a running qemu)");
   }
 
   auto reader = CDI_TRY(open_raw_stream(res.from, opts.cancel));
   res.size = reader->info().size.value_or(0);
 
-  util::Fd out(::open(dst.c_str(), O_WRONLY | O_CLOEXEC | O_NOCTTY | (dst_block ? O_EXCL : O_CREAT), 0644));
-  if (!out) return fail_sys("opening " + dst);
+  // A file target is written under a temporary name beside it and renamed over DEST at the end:
+  // a failed copy leaves DEST as it was and nothing else behind.
+  std::string tmp;
+  util::Fd out;
+  if (dst_block) {
+    out.reset(::open(dst.c_str(), O_WRONLY | O_CLOEXEC | O_NOCTTY | O_EXCL));
+    if (!out) return fail_sys("opening " + dst);
+  } else {
+    tmp = dst + ".cdi-import-XXXXXX";
+    out.reset(::mkostemp(tmp.data(), O_CLOEXEC));
+    if (!out) return fail_sys("creating a file beside " + dst);
+    ::fchmod(out.get(), 0644);
+  }
+  struct TmpGuard {
+    std::string* path;
+    ~TmpGuard() {
+      if (!path->empty()) ::unlink(path->c_str());
+    }
+  } guard{&tmp};
   if (dst_block) {
     uint64_t cap = 0;
     if (::ioctl(out.get(), BLKGETSIZE64, &cap) != 0) return fail_sys("BLKGETSIZE64 on " + dst);
     if (cap < res.size)
       return fail(Errc::limit, "target " + dst + " (" + std::to_string(cap) + " bytes) is smaller than the source (" +
                                    std::to_string(res.size) + " bytes)");
-  } else {
-    // Truncate to 0 first so no old data survives in what become holes.
-    if (::ftruncate(out.get(), 0) != 0 || ::ftruncate(out.get(), static_cast<off_t>(res.size)) != 0)
-      return fail_sys("truncating " + dst);
+  } else if (::ftruncate(out.get(), static_cast<off_t>(res.size)) != 0) {
+    return fail_sys("sizing " + dst);
   }
 
   std::vector<std::byte> buf(k_buf);
@@ -146,6 +165,10 @@ Result<LocalCopyResult> local_copy(const std::filesystem::path& from_arg, const 
   CDI_TRY(flush_zeros());
   if (pos != res.size) return fail(Errc::io, src + " changed size while it was copied");
   if (::fsync(out.get()) != 0) return fail_sys("fsync " + dst);
+  if (!tmp.empty()) {
+    if (::rename(tmp.c_str(), dst.c_str()) != 0) return fail_sys("renaming to " + dst);
+    tmp.clear();
+  }
   return res;
 }
 

@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 // `cdi-import clone --from SRC --to DEST`: a local, sparse, byte-exact copy of a VM disk.
 // SRC: a block device, a regular file, or a directory holding disk.img. DEST: a block device (at
-// least as large as SRC; bytes past SRC's end are left alone), a regular file (created or
-// truncated to SRC's size), or a directory (DEST/disk.img). A source in use (lib/source/in_use.hpp)
+// least as large as SRC; bytes past SRC's end are left alone), a regular file (written beside
+// DEST under a temporary name and renamed over it at the end: a failure leaves DEST untouched), or
+// a directory (DEST/disk.img). A source in use (lib/source/in_use.hpp)
 // is refused unless force_shared; a destination device in use is always refused.
 #pragma once
 

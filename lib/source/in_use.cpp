@@ -111,14 +111,18 @@ Result<void> check_image_free(const std::string& path) {
 
 Result<void> check_tree_free(const std::filesystem::path& dir) {
   std::error_code ec;
-  std::filesystem::recursive_directory_iterator it(dir, std::filesystem::directory_options::none, ec), end;
+  std::filesystem::recursive_directory_iterator it(dir, std::filesystem::directory_options::skip_permission_denied, ec),
+      end;
   if (ec) return fail(Errc::io, "reading " + dir.string() + ": " + ec.message());
   for (; it != end; it.increment(ec)) {
     if (ec) return fail(Errc::io, "reading " + dir.string() + ": " + ec.message());
     auto st = it->symlink_status(ec);
     if (ec) continue;
-    if (st.type() == std::filesystem::file_type::regular) CDI_TRY(check_image_free(it->path().string()));
-    else if (st.type() == std::filesystem::file_type::block) CDI_TRY(check_device_free(it->path().string()));
+    // Only "in use" counts here: a file we cannot open is for the copy (tar) to report.
+    Result<void> r;
+    if (st.type() == std::filesystem::file_type::regular) r = check_image_free(it->path().string());
+    else if (st.type() == std::filesystem::file_type::block) r = check_device_free(it->path().string());
+    if (!r && r.error().code() == Errc::busy) return r;
   }
   if (ec) return fail(Errc::io, "reading " + dir.string() + ": " + ec.message());
   return {};

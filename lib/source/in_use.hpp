@@ -36,7 +36,8 @@ Result<void> check_image_free(const std::string& path);
 
 // Every regular file under dir (recursively, symlinks not followed) checked with
 // check_image_free; a block device found there with check_device_free. Errors: busy for the
-// first one in use, io when the tree cannot be read.
+// first one in use, io when dir cannot be read (unreadable entries below it are skipped: the copy
+// itself reports them).
 Result<void> check_tree_free(const std::filesystem::path& dir);
 
 // The busy error text for path ("" or " (why)").

@@ -150,7 +150,8 @@ t_filesystem_preallocation() {
   tar -xf "$W/_meta/got.tar" -C "$W/_meta/x"
   cmp "$W/_meta/vol/disk.img" "$W/_meta/x/disk.img" || fail "disk.img differs"
   # without -S: a plain member of the full size
-  tar -tvf "$W/_meta/got.tar" | grep -q "67108864.* disk.img" || fail "disk.img member is not full-size"
+  tar -tvf "$W/_meta/got.tar" > "$W/_meta/list"
+  grep -q " 67108864 .* disk.img$" "$W/_meta/list" || { cat "$W/_meta/list" >&2; fail "disk.img member is not full-size"; }
 }
 
 t_filesystem_empty() {
@@ -399,6 +400,16 @@ t_local_copies() {
   dst=$(make_loop "$W/_meta/small.raw")
   expect_exit 6 clone --from "$W/_meta/disk.raw" --to "$dst"
   assert_error_matches 'smaller than the source'
+  # a failed copy into a file leaves the old file and nothing beside it
+  echo keep > "$W/dest/keep.img"
+  dd if=/dev/urandom of="$W/_meta/short.raw" bs=1M count=2 status=none
+  expect_exit 9 clone --from "$W/_meta/missing.raw" --to "$W/dest/keep.img"
+  [[ $(cat "$W/dest/keep.img") == keep ]] || fail "the old target was touched"
+  qemu_lock "$W/dest/keep.img"
+  expect_exit 11 clone --from "$W/_meta/short.raw" --to "$W/dest/keep.img"
+  assert_error_matches 'target .* is in use'
+  [[ $(cat "$W/dest/keep.img") == keep ]] || fail "a target held by qemu was touched"
+  [[ -z $(ls "$W/dest" | grep cdi-import-) ]] || fail "temporary file left beside the target"
 }
 
 run_test block_device t_block_device
