@@ -266,6 +266,26 @@ t_mounted_device() {
   grep -q "in use: no" "$W/_meta/out" || { show_output; fail "info does not say free"; }
 }
 
+t_device_held_exclusively() {
+  require_root
+  make_disk "$W/_meta/disk.raw"
+  local dev holder
+  dev=$(make_loop "$W/_meta/disk.raw")
+  $PY -c 'import os, sys, time; fd = os.open(sys.argv[1], os.O_RDONLY | os.O_EXCL); print("held", flush=True); time.sleep(120)' "$dev" > "$W/_meta/holder.out" &
+  holder=$!
+  register_pid "$holder"
+  for _ in $(seq 50); do [[ -s $W/_meta/holder.out ]] && break; sleep 0.1; done
+  [[ -s $W/_meta/holder.out ]] || fail "could not hold $dev"
+  recv_start
+  cloner_env
+  run_cloner -content-type blockdevice-clone -upload-bytes 1 -mount "$dev"
+  assert_refused 11 "is in use (mounted or held open exclusively)"
+  kill "$holder"
+  wait "$holder" 2>/dev/null || true
+  run_cloner -content-type blockdevice-clone -upload-bytes 1 -mount "$dev"
+  assert_clone_ok "Clone Complete"
+}
+
 t_startup_block() {
   require_root
   make_disk "$W/_meta/disk.raw"
@@ -422,6 +442,7 @@ run_test missing_env t_missing_env
 run_test locked_by_qemu_filesystem t_locked_by_qemu_filesystem
 run_test locked_by_qemu_block t_locked_by_qemu_block
 run_test mounted_device t_mounted_device
+run_test device_held_exclusively t_device_held_exclusively
 run_test startup_block t_startup_block
 run_test startup_filesystem t_startup_filesystem
 run_test metric_during_slow_upload t_metric_during_slow_upload
