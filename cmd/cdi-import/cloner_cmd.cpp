@@ -56,7 +56,7 @@ int run_pod_cloner(int argc, char** argv, const util::CancelToken& cancel) {
   std::vector<std::string> args(argv + 1, argv + argc);
   auto parsed = pod::parse_cloner_args(args);
   if (parsed && parsed->help) {
-    std::fprintf(stderr, "Usage of cdi-cloner:\n%s", pod::cloner_usage().c_str());
+    std::fprintf(stderr, "%s", pod::cloner_usage().c_str());
     return 0;
   }
   pod::Logger log(parsed ? parsed->klog.verbosity : 0, write_line);

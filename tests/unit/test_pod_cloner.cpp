@@ -45,6 +45,7 @@ TEST_CASE("cloner flags: errors in CDI's order and words", "[pod][cloner]") {
   auto h = parse_cloner_args({"-h"});
   REQUIRE(h);
   CHECK(h->help);
+  CHECK(cloner_usage().starts_with("Usage of cdi-cloner:\n"));
   CHECK(cloner_usage().find("-content-type string") != std::string::npos);
 }
 
