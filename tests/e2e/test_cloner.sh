@@ -36,6 +36,7 @@ make_certs || { echo "making certificates failed" >&2; exit 1; }
 
 # recv_start [ARGS...]: starts the receiver (body → $W/_meta/body); sets PORT, RECV_PID.
 recv_start() {
+  : > "$W/_meta/recv.log"   # truncated here: the background start below may truncate it too late
   $PY "$SUPPORT/clone_receiver.py" --cert "$CERTS/server.crt" --key "$CERTS/server.key" --ca "$CERTS/ca.crt" \
     --out "$W/_meta/body" "$@" > "$W/_meta/recv.log" 2>&1 &
   RECV_PID=$!
@@ -322,6 +323,7 @@ t_startup_filesystem() {
     fi
     grep -q "^UPLOAD_BYTES=$want$" "$W/_meta/out" || { cat "$W/_meta/out" >&2; fail "UPLOAD_BYTES (want $want)"; }
     kill "$RECV_PID"
+    wait "$RECV_PID" 2>/dev/null || true
   done
   RC=0
   env -u VOLUME_MODE MOUNT_POINT=/x "$STARTUP" > "$W/_meta/out" 2> "$W/_meta/err" || RC=$?
