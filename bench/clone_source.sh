@@ -28,9 +28,11 @@ dd if=/dev/urandom of="$DIR/vol/disk.img" bs=1M count=64 seek=$((MIBS / 3)) conv
 # Each cloner runs in its own mount namespace with a private /dev (a tmpfs with null, zero, random,
 # urandom bound from the host, and termination-log): CDI's cloner writes that fixed path.
 mkdir -p "$DIR/hostdev"
+LOOP=$(losetup --find --show -r "$DIR/vol/disk.img")
+trap 'losetup -d "$LOOP"' EXIT
 PRIVATE_DEV="set -e; mount --rbind /dev '$DIR/hostdev'; mount -t tmpfs tmpfs /dev;
   for n in null zero random urandom; do touch /dev/\$n; mount --bind '$DIR/hostdev/'\$n /dev/\$n; done;
-  touch /dev/termination-log;"
+  touch $LOOP; mount --bind '$DIR/hostdev/'${LOOP#/dev/} $LOOP; touch /dev/termination-log;"
 # sha256 of a snappy-framed file's decoded content, streaming (python-snappy).
 decoded_sha() {
   /usr/bin/python3 - "$1" <<'PY'
@@ -70,10 +72,14 @@ run() {   # NAME CLONER CONTENT_TYPE MOUNT
 }
 echo "| run | wall | CPU | peak RSS | on the wire |"
 echo "|---|---|---|---|---|"
-for kind in blockdevice-clone filesystem-clone; do
-  mnt=$DIR/vol/disk.img; [[ $kind == filesystem-clone ]] && mnt=$DIR/vol
-  run "cdi-$kind" "$PEER/cdi-cloner" $kind "$mnt"
-  run "ours-$kind" "$OURS" $kind "$mnt"
+# blockdevice-clone of the image through a loop device (what a pod sees: every byte is read, holes
+# included), then of the file itself (holes skipped by SEEK_DATA on our side).
+for kind in blockdevice-clone blockdevice-clone-file filesystem-clone; do
+  mnt=$LOOP
+  [[ $kind == blockdevice-clone-file ]] && mnt=$DIR/vol/disk.img
+  [[ $kind == filesystem-clone ]] && mnt=$DIR/vol
+  run "cdi-$kind" "$PEER/cdi-cloner" ${kind%-file} "$mnt"
+  run "ours-$kind" "$OURS" ${kind%-file} "$mnt"
   if cmp -s "$DIR/cdi-$kind.body" "$DIR/ours-$kind.body"; then
     echo "| $kind: identical bytes on the wire | | | | |"
   elif [[ $(decoded_sha "$DIR/cdi-$kind.body") == $(decoded_sha "$DIR/ours-$kind.body") ]]; then
