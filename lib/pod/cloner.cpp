@@ -110,7 +110,7 @@ Result<ClonerConfig> parse_cloner_env(const Environment& env) {
   return c;
 }
 
-std::string clone_complete_message(bool preallocation) {
+std::string cloner_complete_message(bool preallocation) {
   return preallocation ? "Clone Complete, Preallocation applied" : "Clone Complete";
 }
 
@@ -167,7 +167,7 @@ Result<void> run_cloner(const ClonerContext& ctx) {
   log.info(0, "Wrote " + std::to_string(ctx.progress ? ctx.progress->bytes_read.load() : 0) + " bytes");
   log.info(1, "Response body:\n" + reply.body);
   log.info(1, "clone complete");
-  CDI_TRY(write_termination_log(ctx.paths.termination_log(), clone_complete_message(ctx.config.preallocation)));
+  CDI_TRY(write_termination_log(ctx.paths.termination_log(), cloner_complete_message(ctx.config.preallocation)));
   return {};
 }
 

@@ -45,7 +45,7 @@ struct ClonerConfig {
 Result<ClonerConfig> parse_cloner_env(const Environment& env);
 
 // "Clone Complete" or "Clone Complete, Preallocation applied".
-std::string clone_complete_message(bool preallocation);
+std::string cloner_complete_message(bool preallocation);
 
 struct ClonerContext {
   ClonerArgs args;

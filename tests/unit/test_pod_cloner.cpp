@@ -87,6 +87,6 @@ TEST_CASE("cloner env: required variables in CDI's order, PREALLOCATION as a Go 
 }
 
 TEST_CASE("cloner termination message is CDI's plain text", "[pod][cloner]") {
-  CHECK(clone_complete_message(false) == "Clone Complete");
-  CHECK(clone_complete_message(true) == "Clone Complete, Preallocation applied");
+  CHECK(cloner_complete_message(false) == "Clone Complete");
+  CHECK(cloner_complete_message(true) == "Clone Complete, Preallocation applied");
 }
