@@ -22,19 +22,10 @@ readonly CN='src-ns/src-pvc-tgt-ns/tgt-pvc'
 
 CERTS=$T/certs
 make_certs() {
-  local d=$CERTS ec=(-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes)
-  mkdir -p "$d"
-  openssl req -x509 "${ec[@]}" -keyout "$d/ca.key" -out "$d/ca.crt" -days 30 -subj "/CN=clone test CA" \
-    -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null
-  leaf() {   # NAME SUBJECT EXT
-    openssl req -new "${ec[@]}" -keyout "$d/$1.key" -out "$d/$1.csr" -subj "$2" 2>/dev/null
-    printf '%s\n' "$3" "basicConstraints=critical,CA:FALSE" "keyUsage=critical,digitalSignature" > "$d/$1.ext"
-    openssl x509 -req -in "$d/$1.csr" -CA "$d/ca.crt" -CAkey "$d/ca.key" -CAcreateserial -out "$d/$1.crt" \
-      -days 30 -extfile "$d/$1.ext" 2>/dev/null
-  }
-  leaf tls /CN=localhost $'subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth'
-  leaf client '/CN=src-ns\/src-pvc-tgt-ns\/tgt-pvc' "extendedKeyUsage=clientAuth"
-  leaf intruder '/CN=src-ns\/other-pvc-tgt-ns\/tgt-pvc' "extendedKeyUsage=clientAuth"
+  cert_ca "$CERTS" ca &&
+    cert_leaf "$CERTS" tls localhost ca server &&
+    cert_leaf "$CERTS" client "$CN" ca client &&
+    cert_leaf "$CERTS" intruder src-ns/other-pvc-tgt-ns/tgt-pvc ca client
 }
 make_certs || { echo "making certificates failed" >&2; exit 1; }
 
