@@ -13,8 +13,8 @@
 # Per case: wall time (cloner start -> server exited, target synced), bytes on the wire
 # (client -> server, TLS included), CPU (user + sys) and peak RSS of each side (/usr/bin/time
 # around each pod's entry point: cloner_startup.sh and everything it runs, e.g. tar; the upload
-# server), the target's allocated size (disk.img, or a block target's fresh sparse backing file:
-# what was written to the device, holes punched or zeroed ranges discarded not counted), and a byte-exact check of the target
+# server), the target's allocated size (disk.img, or a block target's fresh sparse backing file —
+# BLKZEROOUT on a loop device allocates it too, so there it shows little), and a byte-exact check of the target
 # against the source (a run whose target differs is reported as WRONG). Page cache dropped before
 # each run. Prints a markdown table and the ratios ours / CDI (below 1.0: ours is smaller/faster).
 #   Environment: BENCH_SIZE_MIB (default 2048), BENCH_RUNS (default 3; median of interleaved runs,

@@ -7,8 +7,10 @@
 # (/data/disk.img) and a block target (a loop device 16 MiB larger than the source, prefilled with
 # random bytes), set up as CDI's controller sets up the two pods (bench/clone_lib.sh). A case
 # PASSes when both sides exit 0, both termination messages say "Clone Complete" and the target
-# holds the source byte for byte (a block target: its first <source size> bytes). Prints PASS/FAIL
-# per case and exits 1 if any failed.
+# holds the source byte for byte (a block target: its first <source size> bytes). Then, per pair,
+# a wrong client-certificate CN and a stream cut halfway (bench/count_relay.py --cut-after): PASS
+# when the clone fails visibly (cloner exit != 0, no "Clone Complete", no complete target). Prints
+# PASS/FAIL per case and exits 1 if any failed.
 #   Environment: CLONE_PAIRS (default "ours:cdi cdi:ours"; SOURCE:TARGET, e.g. "cdi:cdi" to check
 #   the harness against CDI alone, "ours:ours"), CLONE_INTEROP_MIB (default 256: the source disk,
 #   a cloud-like image: random + text, the rest holes), BENCH_DIR (default bench/.work-clone-interop),
@@ -99,6 +101,29 @@ for pair in $PAIRS; do
     done
   done
 done
+# Refusals and failures across the pair (blockdevice-clone into a file target): a client
+# certificate with the wrong CN, and the stream cut after 8 MiB by the relay. PASS when the cloner
+# exits non-zero, neither side says "Clone Complete" and no disk.img equal to the source is left.
+for pair in $PAIRS; do
+  si=${pair%%:*} ti=${pair#*:}
+  for fault in wrong-cn cut; do
+    label="$(name "$si") cdi-cloner -> $(name "$ti") cdi-uploadserver, blockdevice-clone -> file target, $([[ $fault == cut ]] && echo "stream cut after 8 MiB" || echo "wrong client CN")"
+    run=$WORK/runs/$si-$ti-$fault
+    why=
+    if [[ $fault == cut ]]; then one_clone "$si" "$ti" block file "$run" client $((8 << 20)) || true
+    else one_clone "$si" "$ti" block file "$run" wrong || true; fi
+    [[ $C_CL_RC != 0 ]] || why+="cloner exit 0; "
+    [[ $C_CL_TERM != *"Clone Complete"* ]] || why+="cloner says '$C_CL_TERM'; "
+    [[ $C_SRV_TERM != *"Clone Complete"* ]] || why+="server says '$C_SRV_TERM'; "
+    ! target_matches file "$run" || why+="a complete disk.img is there; "
+    left=$(ls -A "$run/data" 2> /dev/null | tr '\n' ' ')
+    extra=" (cloner exit $C_CL_RC, server $([[ $C_SRV_RC == 143 || $C_SRV_RC == 1 ]] && echo "still waiting, stopped" || echo "exit $C_SRV_RC"), /data: ${left:-empty})"
+    if [[ -z $why ]]; then results+=("PASS  $label$extra"); else
+      fails=$((fails + 1)); results+=("FAIL  $label: ${why%; }$extra"); fi
+    echo "${results[-1]}"
+  done
+done
+
 echo
 echo "clone_interop: $((${#results[@]} - fails)) passed, $fails failed (source: $MIBS MiB, $(($(stat -c %b "$SRC_IMG") * 512 >> 20)) MiB data)"
 ((fails == 0))

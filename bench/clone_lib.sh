@@ -11,7 +11,8 @@
 #
 # The caller sets: ROOT (the checkout), WORK (a directory under /work: certificates, runs),
 # OURS_BIN (directory with our cdi-cloner / cdi-uploadserver links), PEER_DIR (CDI's binaries and
-# cloner_startup.sh). Needs root.
+# cloner_startup.sh). OURS_STARTUP: our cloner entry point (default scripts/cloner_startup.sh).
+# Needs root.
 
 CLONE_CLIENT_NAME="srcns/srcpvc-tgtns/tgtpvc"
 # CDI's Intermediate TLS profile (what the controller passes by default), as TLS_CIPHERS.
@@ -31,7 +32,8 @@ clone_enter_netns() {
 }
 
 # ours_available / peer_available: whether each implementation's pod programs are there.
-ours_available() { [[ -x $OURS_BIN/cdi-cloner && -x $OURS_BIN/cdi-uploadserver && -f $ROOT/scripts/cloner_startup.sh ]]; }
+ours_startup() { echo "${OURS_STARTUP:-$ROOT/scripts/cloner_startup.sh}"; }
+ours_available() { [[ -x $OURS_BIN/cdi-cloner && -x $OURS_BIN/cdi-uploadserver && -f $(ours_startup) ]]; }
 peer_available() { [[ -x $PEER_DIR/cdi-cloner && -x $PEER_DIR/cdi-uploadserver && -f $PEER_DIR/cloner_startup.sh ]]; }
 
 # make_clone_certs: a CA, a server certificate for 127.0.0.1 and the clone client certificate
@@ -107,7 +109,7 @@ run_cloner() {
     vol=(--source "$SRC_DIR"); env=(VOLUME_MODE=filesystem MOUNT_POINT=/var/run/cdi/clone/source)
   fi
   if [[ $impl == cdi ]]; then bin=$PEER_DIR/cdi-cloner startup=$PEER_DIR/cloner_startup.sh
-  else bin=$OURS_BIN/cdi-cloner startup=$ROOT/scripts/cloner_startup.sh; fi
+  else bin=$OURS_BIN/cdi-cloner startup=$(ours_startup); fi
   env+=(OWNER_UID=0b9d4bd1-6a55-4c4f-9d43-5a3ce2a5c6f1 PREALLOCATION=false
         UPLOAD_URL="https://127.0.0.1:$RELAY_PORT/v1beta1/upload"
         CLIENT_KEY="$(cat "$c/$client.key")" CLIENT_CERT="$(cat "$c/$client.crt")" SERVER_CA_CERT="$(cat "$c/ca.crt")")
