@@ -62,7 +62,7 @@ SRC_SIZE=$(stat -c %s "$SRC_IMG")
 IMAGE_SIZE=$SRC_SIZE
 make_clone_certs
 
-SRC_DEV= TGT_DEV= TGT_FILE=$WORK/target-block.raw
+SRC_DEV='' TGT_DEV='' TGT_FILE=$WORK/target-block.raw
 cleanup() {
   [[ -n $SRC_DEV ]] && losetup -d "$SRC_DEV" 2> /dev/null
   [[ -n $TGT_DEV ]] && losetup -d "$TGT_DEV" 2> /dev/null
@@ -102,9 +102,9 @@ run_case() {   # run_case CASE IMPL RUN_INDEX
   else
     alloc=$(( $(stat -c %b "$TGT_FILE") * 512 ))   # the loop device's (sparse, fresh) backing file
   fi
-  local sw su ss sm cw cu cs cm
-  read -r sw su ss sm <<< "$C_SRV_TIME"
-  read -r cw cu cs cm <<< "$C_CL_TIME"
+  local su ss sm cu cs cm
+  read -r _ su ss sm <<< "$C_SRV_TIME"
+  read -r _ cu cs cm <<< "$C_CL_TIME"
   local k="$case,$impl"
   R[$k,wall]+="$C_WALL " R[$k,wire]+="${C_WIRE:-0} " R[$k,ccpu]+="$(sum "$cu" "$cs") "
   R[$k,scpu]+="$(sum "$su" "$ss") " R[$k,crss]+="$cm " R[$k,srss]+="$sm " R[$k,alloc]=$alloc

@@ -53,7 +53,7 @@ SRC_SIZE=$(stat -c %s "$SRC_IMG")
 IMAGE_SIZE=$SRC_SIZE
 make_clone_certs
 
-SRC_DEV= TGT_DEV= TGT_FILE=$WORK/target-block.raw
+SRC_DEV='' TGT_DEV='' TGT_FILE=$WORK/target-block.raw
 cleanup() {
   [[ -n $SRC_DEV ]] && losetup -d "$SRC_DEV" 2> /dev/null
   [[ -n $TGT_DEV ]] && losetup -d "$TGT_DEV" 2> /dev/null
@@ -116,7 +116,7 @@ for pair in $PAIRS; do
     [[ $C_CL_TERM != *"Clone Complete"* ]] || why+="cloner says '$C_CL_TERM'; "
     [[ $C_SRV_TERM != *"Clone Complete"* ]] || why+="server says '$C_SRV_TERM'; "
     ! target_matches file "$run" || why+="a complete disk.img is there; "
-    left=$(ls -A "$run/data" 2> /dev/null | tr '\n' ' ')
+    left=$(find "$run/data" -mindepth 1 -maxdepth 1 -printf '%f ' 2> /dev/null)
     extra=" (cloner exit $C_CL_RC, server $([[ $C_SRV_RC == 143 || $C_SRV_RC == 1 ]] && echo "still waiting, stopped" || echo "exit $C_SRV_RC"), /data: ${left:-empty})"
     if [[ -z $why ]]; then results+=("PASS  $label$extra"); else
       fails=$((fails + 1)); results+=("FAIL  $label: ${why%; }$extra"); fi

@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2034  # C_* and SRV_PID are results for the caller
 # SPDX-License-Identifier: Apache-2.0
 # Sourced by bench/clone.sh and bench/clone_interop.sh: one host-assisted clone, cloner pod ->
 # upload-server pod, as CDI's controller sets them up, with either implementation on either side.
@@ -43,7 +44,7 @@ make_clone_certs() {
   [[ -f $d/.done ]] && return 0
   mkdir -p "$d"
   (
-    cd "$d"
+    cd "$d" || exit 1
     openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.crt -days 30 -subj "/CN=cdi-bench-ca" 2> /dev/null
     openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj "/CN=cdi-upload-tgtpvc.tgtns.svc" 2> /dev/null
     printf 'subjectAltName=IP:127.0.0.1,DNS:cdi-upload-tgtpvc.tgtns.svc\nextendedKeyUsage=serverAuth\n' > server.ext
@@ -74,7 +75,7 @@ wait_port() {
 start_server() {
   local impl=$1 target=$2 run=$3 bin vol=() env=()
   mkdir -p "$run/data"
-  env=(LISTEN_ADDRESS=127.0.0.1 LISTEN_PORT=$SERVER_PORT CLIENT_NAME="$CLONE_CLIENT_NAME"
+  env=(LISTEN_ADDRESS=127.0.0.1 LISTEN_PORT="$SERVER_PORT" CLIENT_NAME="$CLONE_CLIENT_NAME"
        UPLOAD_IMAGE_SIZE="$IMAGE_SIZE" FILESYSTEM_OVERHEAD=0 PREALLOCATION=false
        TLS_CIPHERS="$CLONE_CIPHERS" TLS_MIN_VERSION=VersionTLS12)
   if [[ $target == block ]]; then

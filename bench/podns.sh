@@ -13,7 +13,7 @@
 # PODNS_TMPDIR: where the (empty, left behind) mount point of the tmpfs goes (default /tmp).
 # Used by bench/clone.sh and bench/clone_interop.sh; needs root. Not run by CI.
 set -euo pipefail
-data= block= source= term= bins=()
+data='' block='' source='' term='' bins=()
 while (($#)); do
   case $1 in
     --data) data=$2; shift 2 ;;
@@ -30,8 +30,13 @@ done
 
 if [[ ${PODNS_INNER:-} != 1 ]]; then
   export PODNS_INNER=1
-  exec unshare -m --propagation private -- "$0" ${data:+--data "$data"} ${block:+--block "$block"} \
-    ${source:+--source "$source"} ${term:+--term "$term"} $(printf -- '--bin %q ' "${bins[@]}") -- "$@"
+  args=()
+  [[ -z $data ]] || args+=(--data "$data")
+  [[ -z $block ]] || args+=(--block "$block")
+  [[ -z $source ]] || args+=(--source "$source")
+  [[ -z $term ]] || args+=(--term "$term")
+  for b in "${bins[@]}"; do args+=(--bin "$b"); done
+  exec unshare -m --propagation private -- "$0" "${args[@]}" -- "$@"
 fi
 
 # inside the private mount namespace
