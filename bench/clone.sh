@@ -28,9 +28,9 @@ source "$ROOT/bench/lib.sh"
 source "$ROOT/bench/clone_lib.sh"
 MIBS=${BENCH_SIZE_MIB:-2048}
 RUNS=${BENCH_RUNS:-3}
-WORK=${BENCH_DIR:-$ROOT/bench/.work-clone}
-OURS_BIN=${CDI_IMPORT_BIN:-$ROOT/build/cmd/cdi-import}
-PEER_DIR=${CDI_PEER_DIR:-/work/cdi-peer}
+WORK=$(realpath -m "${BENCH_DIR:-$ROOT/bench/.work-clone}")
+OURS_BIN=$(realpath -m "${CDI_IMPORT_BIN:-$ROOT/build/cmd/cdi-import}")
+PEER_DIR=$(realpath -m "${CDI_PEER_DIR:-/work/cdi-peer}")
 CASES=${BENCH_CASES:-block-block block-file fs-file fs-block}
 ((EUID == 0)) || { echo "bench: clone.sh needs root (loop devices, mount and network namespaces)" >&2; exit 1; }
 for tool in openssl losetup blockdev unshare chroot ip bc /usr/bin/time /usr/bin/python3 tar; do

@@ -23,9 +23,9 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 source "$ROOT/bench/lib.sh"
 source "$ROOT/bench/clone_lib.sh"
 MIBS=${CLONE_INTEROP_MIB:-256}
-WORK=${BENCH_DIR:-$ROOT/bench/.work-clone-interop}
-OURS_BIN=${CDI_IMPORT_BIN:-$ROOT/build/cmd/cdi-import}
-PEER_DIR=${CDI_PEER_DIR:-/work/cdi-peer}
+WORK=$(realpath -m "${BENCH_DIR:-$ROOT/bench/.work-clone-interop}")
+OURS_BIN=$(realpath -m "${CDI_IMPORT_BIN:-$ROOT/build/cmd/cdi-import}")
+PEER_DIR=$(realpath -m "${CDI_PEER_DIR:-/work/cdi-peer}")
 PAIRS=${CLONE_PAIRS:-ours:cdi cdi:ours}
 ((EUID == 0)) || { echo "clone_interop: needs root (loop devices, mount and network namespaces)" >&2; exit 1; }
 if ! peer_available; then
@@ -113,6 +113,11 @@ for pair in $PAIRS; do
     if [[ $fault == cut ]]; then one_clone "$si" "$ti" block file "$run" client $((8 << 20)) || true
     else one_clone "$si" "$ti" block file "$run" wrong || true; fi
     [[ $C_CL_RC != 0 ]] || why+="cloner exit 0; "
+    if [[ $fault == cut ]]; then
+      ((${C_WIRE:-0} >= 8 << 20)) || why+="the cloner failed before the cut (${C_WIRE:-0} bytes sent); "
+    else
+      ((${C_WIRE:-0} > 0)) || why+="the cloner never connected; "
+    fi
     [[ $C_CL_TERM != *"Clone Complete"* ]] || why+="cloner says '$C_CL_TERM'; "
     [[ $C_SRV_TERM != *"Clone Complete"* ]] || why+="server says '$C_SRV_TERM'; "
     ! target_matches file "$run" || why+="a complete disk.img is there; "

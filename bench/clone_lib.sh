@@ -33,7 +33,8 @@ clone_enter_netns() {
 }
 
 # ours_available / peer_available: whether each implementation's pod programs are there.
-ours_startup() { echo "${OURS_STARTUP:-$ROOT/scripts/cloner_startup.sh}"; }
+# (absolute paths: the pods run chrooted, in /)
+ours_startup() { realpath -m "${OURS_STARTUP:-$ROOT/scripts/cloner_startup.sh}"; }
 ours_available() { [[ -x $OURS_BIN/cdi-cloner && -x $OURS_BIN/cdi-uploadserver && -f $(ours_startup) ]]; }
 peer_available() { [[ -x $PEER_DIR/cdi-cloner && -x $PEER_DIR/cdi-uploadserver && -f $PEER_DIR/cloner_startup.sh ]]; }
 
