@@ -10,9 +10,9 @@ mib=${1:-1536}
 work=${2:-/tmp/cdi-bench-qcow2}
 here=$(cd "$(dirname "$0")" && pwd)
 build=$here/../build-bench
-cmake -S "$here" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
-cmake --build "$build" -j2 >/dev/null
-dec=$build/qcow2_decode
+cmake -S "$here/.." -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCDI_BUILD_TESTS=OFF >/dev/null
+cmake --build "$build" -j2 --target qcow2_decode >/dev/null
+dec=$build/bench/qcow2_decode
 
 mkdir -p "$work"
 cd "$work"

@@ -27,7 +27,7 @@ class FdReader final : public io::Reader {
       if (errno != EINTR) return fail_sys("read");
     }
   }
-  io::ReaderInfo info() const override { return {"file", std::nullopt, false, std::nullopt}; }
+  io::ReaderInfo info() const override { return {.name = "file"}; }
 
  private:
   util::Fd m_fd;

@@ -47,7 +47,9 @@ int run_pod_uploadserver(int argc, char** argv, const util::CancelToken& cancel)
     return 1;
   }
   std::string msg = r->deadline_passed ? pod::deadline_passed_message()
-                                       : pod::upload_complete_message(r->report.preallocation_applied);
+                    : pipeline::is_clone(r->report.content_type)
+                        ? pod::clone_complete_message(r->report.preallocation_applied)
+                        : pod::upload_complete_message(r->report.preallocation_applied);
   log.info(1, msg);
   if (auto w = pod::write_termination_log(paths.termination_log(), msg); !w) {
     log.error("Unable to write termination message: " + w.error().what());

@@ -15,6 +15,7 @@
 #include "lib/pod/env.hpp"
 #include "lib/pod/kube_client.hpp"
 #include "lib/source/registry_digest.hpp"
+#include "lib/util/file_io.hpp"
 
 extern char** environ;
 
@@ -33,20 +34,6 @@ bool has_entries(const fs::path& dir) {
   std::error_code ec;
   return fs::is_directory(dir, ec) && fs::directory_iterator(dir, ec) != fs::directory_iterator();
 }
-
-// A private directory removed at exit (password file, merged certificates).
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    const char* base = std::getenv("TMPDIR");
-    std::string tmpl = std::string(base && *base ? base : "/tmp") + "/cdi-poller-XXXXXX";
-    if (::mkdtemp(tmpl.data())) path = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    if (!path.empty()) fs::remove_all(path, ec);
-  }
-};
 
 }  // namespace
 
@@ -70,14 +57,15 @@ int run_source_update_poller(int argc, char** argv) {
   std::string secret_key = pod::env_get(env, "IMPORTER_SECRET_KEY");
   bool insecure = pod::parse_go_bool(pod::env_get(env, "INSECURE_TLS")).value_or(false);
 
-  TempDir tmp;
+  // A private directory removed at exit (password file, merged certificates).
+  auto tmp = util::TempDir::create("cdi-poller-").value_or(util::TempDir());
   source::registry::ClientOptions opts;
   opts.http.insecure_tls = insecure;
   // CDI's CreateCertificateDir: the proxy CAs (/proxycerts) and -certdir together.
   fs::path proxy = paths.proxy_certs();
   fs::path certs = cert_dir.empty() ? fs::path() : paths.resolve(cert_dir);
   if (has_entries(proxy) && !certs.empty()) {
-    fs::path merged = tmp.path / "all_certs";
+    fs::path merged = tmp.path() / "all_certs";
     std::error_code ec;
     fs::create_directories(merged, ec);
     for (auto [dir, prefix] : {std::pair{proxy, "proxy-"}, std::pair{certs, ""}})
@@ -92,11 +80,11 @@ int run_source_update_poller(int argc, char** argv) {
   }
   if (!access_key.empty() && !secret_key.empty()) {
     opts.http.username = access_key;
-    fs::path pw = tmp.path / "password";
+    fs::path pw = tmp.path() / "password";
     std::ofstream out(pw, std::ios::binary | std::ios::trunc);
     out << secret_key;
     out.close();
-    if (!out) fatal("Failed to get image digest: cannot write a private password file in " + tmp.path.string());
+    if (!out) fatal("Failed to get image digest: cannot write a private password file in " + tmp.path().string());
     fs::permissions(pw, fs::perms::owner_read | fs::perms::owner_write);
     opts.http.password_file = pw;
   }

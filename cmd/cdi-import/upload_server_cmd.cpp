@@ -7,51 +7,16 @@
 
 #include <CLI/CLI.hpp>
 #include <cstdio>
-#include <ctime>
 #include <string>
+#include <tuple>
 
 #include "cmd/cdi-import/progress_view.hpp"
+#include "lib/server/metrics_server.hpp"
 #include "lib/server/upload_server.hpp"
+#include "lib/util/rfc3339.hpp"
 #include "lib/util/units.hpp"
 
 using namespace cdi;
-
-namespace {
-
-// RFC 3339 ("2026-11-25T18:00:00Z", "…T18:00:00.5+01:00") → a time point.
-std::optional<std::chrono::system_clock::time_point> parse_rfc3339(const std::string& s) {
-  std::tm tm{};
-  int consumed = 0;
-  if (std::sscanf(s.c_str(), "%4d-%2d-%2d%*1[Tt ]%2d:%2d:%2d%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour,
-                  &tm.tm_min, &tm.tm_sec, &consumed) != 6)
-    return std::nullopt;
-  std::string rest = s.substr(static_cast<size_t>(consumed));
-  if (!rest.empty() && rest[0] == '.') {
-    size_t i = 1;
-    while (i < rest.size() && std::isdigit(static_cast<unsigned char>(rest[i]))) ++i;
-    if (i == 1) return std::nullopt;
-    rest = rest.substr(i);
-  }
-  long offset = 0;
-  if (rest == "Z" || rest == "z") {
-    offset = 0;
-  } else if (rest.size() == 6 && (rest[0] == '+' || rest[0] == '-') && rest[3] == ':') {
-    int h = 0, m = 0;
-    if (std::sscanf(rest.c_str() + 1, "%2d:%2d", &h, &m) != 2) return std::nullopt;
-    offset = (rest[0] == '-' ? -1 : 1) * (h * 3600L + m * 60L);
-  } else {
-    return std::nullopt;
-  }
-  if (tm.tm_mon < 1 || tm.tm_mon > 12 || tm.tm_mday < 1 || tm.tm_mday > 31 || tm.tm_hour > 23 || tm.tm_min > 59 ||
-      tm.tm_sec > 60)
-    return std::nullopt;
-  tm.tm_year -= 1900;
-  tm.tm_mon -= 1;
-  time_t t = timegm(&tm);
-  return std::chrono::system_clock::from_time_t(t - offset);
-}
-
-}  // namespace
 
 // Entry point of the subcommand (argv[0] is the subcommand's program name). `cancel` is set by
 // the signal handlers main() installed.
@@ -61,6 +26,8 @@ int run_upload_server_cmd(int argc, char** argv, util::CancelToken& cancel) {
   app.footer(
       "Routes: POST /v1beta1|v1alpha1/{upload,upload-async,upload-archive,upload-form,upload-form-async}, /healthz.\n"
       "Optional header X-Checksum: sha256:<hex> (md5, sha1, sha512) verified over the uploaded bytes.\n"
+      "Header x-cdi-content-type: blockdevice-clone|filesystem-clone: a CDI host-assisted clone (snappy-framed;\n"
+      "sync routes only).\n"
       "Exit codes: 0 upload complete (or deadline passed), 1 failure, 2 usage, 130 cancelled.");
   std::string listen = "127.0.0.1:8443", dest, scratch, image_size, progress = "auto", tls_cert, tls_key, client_ca,
               client_name, deadline, tls_min_version, tls_ciphers, hold_limit;
@@ -69,7 +36,7 @@ int run_upload_server_cmd(int argc, char** argv, util::CancelToken& cancel) {
   double linger = 0;
   unsigned threads = 0;
   app.add_option("--listen", listen, "ADDR:PORT to listen on (default 127.0.0.1:8443; port 0 = any, printed)");
-  app.add_option("--dest,-d", dest, "target: file or block device (upload-archive: a directory)")->required();
+  app.add_option("--dest,-d", dest, "target: file or block device (upload-archive: a directory; filesystem-clone: extracted into it, or into the file's directory)")->required();
   app.add_option("--scratch-dir", scratch, "where vmdk/vhd/vhdx/vdi streams may spool for qemu-img");
   app.add_option("--image-size", image_size, "requested size (Kubernetes quantity); the image must fit");
   app.add_option("--tls-cert", tls_cert, "PEM server certificate (chain)");
@@ -103,19 +70,9 @@ int run_upload_server_cmd(int argc, char** argv, util::CancelToken& cancel) {
   };
 
   server::UploadServerOptions o;
-  auto colon = listen.rfind(':');
-  if (colon == std::string::npos) return usage("--listen: expected ADDR:PORT, got '" + listen + "'");
-  o.listen_address = listen.substr(0, colon);
-  if (o.listen_address.size() >= 2 && o.listen_address.front() == '[' && o.listen_address.back() == ']')
-    o.listen_address = o.listen_address.substr(1, o.listen_address.size() - 2);
-  try {
-    size_t used = 0;
-    unsigned long p = std::stoul(listen.substr(colon + 1), &used);
-    if (used != listen.size() - colon - 1 || p > 65535) throw std::out_of_range("port");
-    o.port = static_cast<uint16_t>(p);
-  } catch (const std::exception&) {
-    return usage("--listen: bad port in '" + listen + "'");
-  }
+  auto addr = server::parse_listen(listen);
+  if (!addr) return usage("--listen: " + addr.error().message());
+  std::tie(o.listen_address, o.port) = *addr;
   if (!tls_cert.empty()) o.tls_cert = tls_cert;
   if (!tls_key.empty()) o.tls_key = tls_key;
   if (!client_ca.empty()) o.client_ca = client_ca;
@@ -125,7 +82,7 @@ int run_upload_server_cmd(int argc, char** argv, util::CancelToken& cancel) {
   o.insecure_http = insecure_http;
   o.linger_after_done = std::chrono::milliseconds(static_cast<int64_t>(linger * 1000));
   if (!deadline.empty()) {
-    auto t = parse_rfc3339(deadline);
+    auto t = util::parse_rfc3339(deadline);
     if (!t) return usage("--deadline: not an RFC 3339 time: '" + deadline + "'");
     o.deadline = *t;
   }

@@ -3,6 +3,7 @@
 
 #include <cstring>
 
+#include "lib/util/endian.hpp"
 namespace cdi::formats::disk {
 namespace {
 
@@ -11,10 +12,8 @@ bool has(Head head, size_t off, std::string_view magic) {
   return std::memcmp(head.data() + off, magic.data(), magic.size()) == 0;
 }
 
-uint32_t be32(const std::byte* p) {
-  return (uint32_t(p[0]) << 24) | (uint32_t(p[1]) << 16) | (uint32_t(p[2]) << 8) | uint32_t(p[3]);
-}
-uint64_t be64(const std::byte* p) { return (uint64_t(be32(p)) << 32) | be32(p + 4); }
+using util::load_be32;
+using util::load_be64;
 
 }  // namespace
 
@@ -22,7 +21,7 @@ Probe probe(Head head) {
   using namespace std::string_view_literals;
   if (has(head, 0, "QFI\xfb"sv)) {
     if (head.size() >= 8) {
-      uint32_t version = be32(head.data() + 4);
+      uint32_t version = load_be32(head.data() + 4);
       if (version == 2 || version == 3) return {DiskFormat::qcow2, 64};
       if (version == 1) return {DiskFormat::qcow1, 64};
     }
@@ -96,14 +95,14 @@ std::optional<uint64_t> fixed_vhd_footer_size(std::span<const std::byte, 512> ta
   // data offset u64 @16 (all ones for fixed), ..., current size u64 @48, disk type u32 @60
   // (2 = fixed), checksum u32 @64 = one's complement of the byte sum with the checksum zeroed.
   if (std::memcmp(tail.data(), "conectix", 8) != 0) return std::nullopt;
-  if (be32(tail.data() + 12) != 0x00010000u) return std::nullopt;
-  if (be32(tail.data() + 60) != 2) return std::nullopt;
-  if (be64(tail.data() + 16) != ~uint64_t{0}) return std::nullopt;
+  if (load_be32(tail.data() + 12) != 0x00010000u) return std::nullopt;
+  if (load_be32(tail.data() + 60) != 2) return std::nullopt;
+  if (load_be64(tail.data() + 16) != ~uint64_t{0}) return std::nullopt;
   uint32_t sum = 0;
   for (size_t i = 0; i < 512; ++i)
     if (i < 64 || i >= 68) sum += static_cast<uint8_t>(tail[i]);
-  if (~sum != be32(tail.data() + 64)) return std::nullopt;
-  return be64(tail.data() + 48);
+  if (~sum != load_be32(tail.data() + 64)) return std::nullopt;
+  return load_be64(tail.data() + 48);
 }
 
 }  // namespace cdi::formats::disk

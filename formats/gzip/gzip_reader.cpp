@@ -23,7 +23,9 @@
 #include <optional>
 #include <vector>
 
+#include "lib/io/input_window.hpp"
 #include "lib/io/stage_reader.hpp"
+#include "lib/util/endian.hpp"
 #include "lib/util/units.hpp"
 
 namespace cdi::formats::gzip {
@@ -46,9 +48,7 @@ constexpr uint8_t k_freserved = 0xe0;
 constexpr size_t k_fixed_header = 10;
 constexpr size_t k_trailer = 8;
 
-uint32_t load_le32(const uint8_t* p) {
-  return uint32_t(p[0]) | uint32_t(p[1]) << 8 | uint32_t(p[2]) << 16 | uint32_t(p[3]) << 24;
-}
+using util::load_le32;
 
 std::string hex32(uint32_t v) {
   char buf[16];
@@ -63,7 +63,7 @@ enum class Field { fixed, xlen, extra, name, comment, hcrc };
 class GzipReader final : public io::StageReader {
  public:
   GzipReader(std::unique_ptr<io::Reader> upstream, const CodecOptions& opts, std::unique_ptr<inflate_state> st)
-      : io::StageReader("gzip"), m_up(std::move(upstream)), m_cancel(opts.cancel), m_in(k_keep_back + k_in_buffer), m_inflate(std::move(st)) {
+      : io::StageReader("gzip"), m_up(std::move(upstream)), m_cancel(opts.cancel), m_in(k_keep_back + k_in_buffer, k_keep_back), m_inflate(std::move(st)) {
     start_member();
   }
 
@@ -76,8 +76,8 @@ class GzipReader final : public io::StageReader {
   Result<void> check_trailer();
   void start_member();
 
-  uint64_t offset_of(size_t pos) const { return m_in_offset + pos; }
-  uint64_t received() const { return m_in_offset + m_end; }
+  uint64_t offset_of(size_t pos) const { return m_in.offset_of(pos); }
+  uint64_t received() const { return m_in.received(); }
   uint8_t* in_at(size_t pos) { return reinterpret_cast<uint8_t*>(m_in.data()) + pos; }
   std::unexpected<Error> truncated() const {
     return fail(Errc::corrupt_input, "unexpected end of stream after " + util::format_bytes(received()));
@@ -85,10 +85,7 @@ class GzipReader final : public io::StageReader {
 
   std::unique_ptr<io::Reader> m_up;
   const util::CancelToken* m_cancel;
-  std::vector<std::byte> m_in;   // m_in[m_pos, m_end) not yet consumed
-  size_t m_pos = 0;
-  size_t m_end = 0;
-  uint64_t m_in_offset = 0;      // stream offset of m_in[0]
+  io::InputWindow m_in;          // keeps k_keep_back consumed bytes on refill
   std::unique_ptr<inflate_state> m_inflate;
 
   Phase m_phase = Phase::header;
@@ -108,7 +105,7 @@ class GzipReader final : public io::StageReader {
 
 void GzipReader::start_member() {
   ++m_member;
-  m_member_start = offset_of(m_pos);
+  m_member_start = offset_of(m_in.pos);
   m_member_out = 0;
   m_phase = Phase::header;
   m_field = Field::fixed;
@@ -122,25 +119,12 @@ void GzipReader::start_member() {
   m_inflate->hist_bits = 0;                // default 32 KiB window
 }
 
-Result<bool> GzipReader::refill() {
-  if (m_cancel) CDI_TRY(m_cancel->check());
-  // Everything was consumed; keep the last k_keep_back bytes so igzip may rewind into them.
-  size_t keep = std::min(k_keep_back, m_pos);
-  size_t drop = m_pos - keep;
-  if (drop) {
-    std::memmove(m_in.data(), m_in.data() + drop, m_end - drop);
-    m_in_offset += drop;
-    m_pos -= drop;
-    m_end -= drop;
-  }
-  size_t n = CDI_TRY(m_up->read(std::span(m_in).subspan(m_end)));
-  m_end += n;
-  return n > 0;
-}
+// Everything was consumed; the window keeps the last k_keep_back bytes so igzip may rewind into them.
+Result<bool> GzipReader::refill() { return CDI_TRY(m_in.refill(*m_up, m_cancel)) > 0; }
 
 // Consumes header bytes from the buffer; switches to Phase::body once the header is complete.
 Result<void> GzipReader::parse_header() {
-  size_t crc_from = m_pos;
+  size_t crc_from = m_in.pos;
   auto crc_upto = [&](size_t pos) {
     if (pos > crc_from) m_header_crc = crc32(m_header_crc, in_at(crc_from), static_cast<uInt>(pos - crc_from));
     crc_from = pos;
@@ -160,8 +144,8 @@ Result<void> GzipReader::parse_header() {
     m_phase = Phase::body;
   };
 
-  while (m_pos < m_end && m_phase == Phase::header) {
-    uint8_t b = *in_at(m_pos);
+  while (m_in.pos < m_in.end && m_phase == Phase::header) {
+    uint8_t b = *in_at(m_in.pos);
     switch (m_field) {
       case Field::fixed:
         m_fixed[m_field_fill] = b;
@@ -173,7 +157,7 @@ Result<void> GzipReader::parse_header() {
                                                ": unknown compression method " + std::to_string(b));
         if (m_field_fill == 3 && (b & k_freserved))
           return fail(Errc::corrupt_input, "member " + std::to_string(m_member) + ": reserved header flags set");
-        ++m_pos;
+        ++m_in.pos;
         if (++m_field_fill == k_fixed_header) {
           m_flags = m_fixed[3];
           next_field(Field::fixed);
@@ -181,7 +165,7 @@ Result<void> GzipReader::parse_header() {
         break;
       case Field::xlen:
         m_xlen |= uint32_t(b) << (8 * m_field_fill);
-        ++m_pos;
+        ++m_in.pos;
         if (++m_field_fill == 2) {
           m_field = Field::extra;
           m_field_fill = 0;
@@ -189,29 +173,29 @@ Result<void> GzipReader::parse_header() {
         }
         break;
       case Field::extra: {
-        size_t take = std::min<size_t>(m_end - m_pos, m_xlen - m_field_fill);
-        m_pos += take;
+        size_t take = std::min<size_t>(m_in.end - m_in.pos, m_xlen - m_field_fill);
+        m_in.pos += take;
         m_field_fill += take;
         if (m_field_fill == m_xlen) next_field(Field::extra);
         break;
       }
       case Field::name:
       case Field::comment: {
-        auto* begin = in_at(m_pos);
-        auto* nul = static_cast<uint8_t*>(std::memchr(begin, 0, m_end - m_pos));
+        auto* begin = in_at(m_in.pos);
+        auto* nul = static_cast<uint8_t*>(std::memchr(begin, 0, m_in.end - m_in.pos));
         if (!nul) {
-          m_pos = m_end;
+          m_in.pos = m_in.end;
         } else {
-          m_pos += static_cast<size_t>(nul - begin) + 1;
+          m_in.pos += static_cast<size_t>(nul - begin) + 1;
           next_field(m_field);
         }
         break;
       }
       case Field::hcrc:
-        if (m_field_fill == 0) crc_upto(m_pos);
+        if (m_field_fill == 0) crc_upto(m_in.pos);
         m_stored_hcrc |= uint32_t(b) << (8 * m_field_fill);
-        ++m_pos;
-        crc_from = m_pos;
+        ++m_in.pos;
+        crc_from = m_in.pos;
         if (++m_field_fill == 2) {
           if (m_stored_hcrc != (m_header_crc & 0xffff))
             return fail(Errc::corrupt_input, "header CRC mismatch in member " + std::to_string(m_member));
@@ -220,7 +204,7 @@ Result<void> GzipReader::parse_header() {
         break;
     }
   }
-  crc_upto(m_pos);  // no-op once the FHCRC bytes were reached (crc_from follows m_pos there)
+  crc_upto(m_in.pos);  // no-op once the FHCRC bytes were reached (crc_from follows m_in.pos there)
   return {};
 }
 
@@ -245,7 +229,7 @@ Result<size_t> GzipReader::fill(std::span<std::byte> dst) {
         return 0;
 
       case Phase::header:
-        if (m_pos == m_end && !CDI_TRY(refill())) {
+        if (m_in.pos == m_in.end && !CDI_TRY(refill())) {
           bool nothing_of_member = m_field == Field::fixed && m_field_fill == 0;
           if (nothing_of_member && m_member > 1) {
             m_phase = Phase::done;
@@ -259,15 +243,15 @@ Result<size_t> GzipReader::fill(std::span<std::byte> dst) {
 
       case Phase::body: {
         inflate_state* st = m_inflate.get();
-        st->next_in = in_at(m_pos);
-        st->avail_in = static_cast<uint32_t>(m_end - m_pos);
+        st->next_in = in_at(m_in.pos);
+        st->avail_in = static_cast<uint32_t>(m_in.end - m_in.pos);
         st->next_out = reinterpret_cast<uint8_t*>(dst.data());
         st->avail_out = static_cast<uint32_t>(std::min<size_t>(dst.size(), UINT32_MAX));
         uint32_t out_before = st->avail_out;
         int rc = isal_inflate(st);
         size_t new_pos = static_cast<size_t>(st->next_in - in_at(0));
-        bool consumed = new_pos != m_pos;
-        m_pos = new_pos;
+        bool consumed = new_pos != m_in.pos;
+        m_in.pos = new_pos;
         size_t produced = out_before - st->avail_out;
         m_member_out += produced;
         if (rc < 0)
@@ -276,8 +260,8 @@ Result<size_t> GzipReader::fill(std::span<std::byte> dst) {
         if (st->block_state == ISAL_BLOCK_FINISH) {
           // Whole bytes left in the bit buffer belong to the trailer: give them back.
           size_t unread = st->read_in_length > 0 ? static_cast<size_t>(st->read_in_length) / 8 : 0;
-          if (unread > std::min(k_keep_back, m_pos)) return fail(Errc::internal, "igzip read too far ahead");
-          m_pos -= unread;
+          if (unread > std::min(k_keep_back, m_in.pos)) return fail(Errc::internal, "igzip read too far ahead");
+          m_in.pos -= unread;
           st->read_in = 0;
           st->read_in_length = 0;
           m_phase = Phase::trailer;
@@ -285,14 +269,14 @@ Result<size_t> GzipReader::fill(std::span<std::byte> dst) {
         }
         if (produced > 0) return produced;
         if (m_phase == Phase::trailer || consumed) break;
-        if (m_pos < m_end) return fail(Errc::internal, "igzip made no progress");
+        if (m_in.pos < m_in.end) return fail(Errc::internal, "igzip made no progress");
         if (!CDI_TRY(refill())) return truncated();
         break;
       }
 
       case Phase::trailer:
-        if (m_pos == m_end && !CDI_TRY(refill())) return truncated();
-        while (m_pos < m_end && m_field_fill < k_trailer) m_trailer[m_field_fill++] = *in_at(m_pos++);
+        if (m_in.pos == m_in.end && !CDI_TRY(refill())) return truncated();
+        while (m_in.pos < m_in.end && m_field_fill < k_trailer) m_trailer[m_field_fill++] = *in_at(m_in.pos++);
         if (m_field_fill == k_trailer) {
           CDI_TRY(check_trailer());
           start_member();

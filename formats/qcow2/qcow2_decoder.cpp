@@ -19,6 +19,7 @@
 #include "formats/qcow2/cluster_codec.hpp"
 #include "formats/qcow2/qcow2_header.hpp"
 #include "lib/util/fd.hpp"
+#include "lib/util/file_io.hpp"
 #include "lib/util/units.hpp"
 
 // Claims are built with designated initializers naming only the fields that matter.
@@ -86,40 +87,17 @@ std::string describe(const Claim& c) {
 class SpillFile {
  public:
   static Result<SpillFile> open(const std::filesystem::path& dir) {
-    int fd = ::open(dir.c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
-    if (fd < 0) {
-      std::string tmpl = (dir / "cdi-qcow2-hold.XXXXXX").string();
-      fd = ::mkostemp(tmpl.data(), O_CLOEXEC);
-      if (fd < 0) return fail_sys(fmt("creating a scratch file in {}", dir.string()));
-      ::unlink(tmpl.c_str());
-    }
-    return SpillFile(util::Fd(fd));
+    return SpillFile(CDI_TRY(util::anonymous_file(dir, "cdi-qcow2-hold.")));
   }
   Result<uint64_t> append(std::span<const std::byte> data) {
     uint64_t at = m_end;
-    size_t done = 0;
-    while (done < data.size()) {
-      ssize_t n = ::pwrite(m_fd.get(), data.data() + done, data.size() - done, static_cast<off_t>(at + done));
-      if (n < 0) {
-        if (errno == EINTR) continue;
-        return fail_sys("writing the scratch file");
-      }
-      done += static_cast<size_t>(n);
-    }
+    CDI_TRY(util::pwrite_all(m_fd.get(), data, at, "the scratch file"));
     m_end += data.size();
     return at;
   }
   Result<void> read(uint64_t at, std::span<std::byte> dst) {
-    size_t done = 0;
-    while (done < dst.size()) {
-      ssize_t n = ::pread(m_fd.get(), dst.data() + done, dst.size() - done, static_cast<off_t>(at + done));
-      if (n < 0) {
-        if (errno == EINTR) continue;
-        return fail_sys("reading the scratch file");
-      }
-      if (n == 0) return fail(Errc::internal, "scratch file shorter than written");
-      done += static_cast<size_t>(n);
-    }
+    size_t n = CDI_TRY(util::pread_full(m_fd.get(), dst, at, "the scratch file"));
+    if (n < dst.size()) return fail(Errc::internal, "scratch file shorter than written");
     return {};
   }
 

@@ -18,6 +18,7 @@
 #include <span>
 #include <string>
 
+#include "lib/util/endian.hpp"
 #include "lib/util/error.hpp"
 
 namespace cdi::formats::qcow2 {
@@ -93,15 +94,7 @@ Result<Header> parse_header(std::span<const std::byte> first, std::optional<uint
 size_t header_bytes_needed(std::span<const std::byte> head);
 
 // Big-endian loads, bounds-checked by the caller.
-inline uint64_t load_be64(const std::byte* p) {
-  uint64_t v = 0;
-  for (int i = 0; i < 8; ++i) v = (v << 8) | static_cast<uint8_t>(p[i]);
-  return v;
-}
-inline uint32_t load_be32(const std::byte* p) {
-  uint32_t v = 0;
-  for (int i = 0; i < 4; ++i) v = (v << 8) | static_cast<uint8_t>(p[i]);
-  return v;
-}
+using util::load_be32;
+using util::load_be64;
 
 }  // namespace cdi::formats::qcow2

@@ -20,16 +20,16 @@
 #include <string>
 #include <vector>
 
+#include "lib/io/input_window.hpp"
 #include "lib/io/stage_reader.hpp"
+#include "lib/util/endian.hpp"
 
 namespace cdi::formats::snappy {
 namespace {
 
 constexpr size_t k_in_buffer = 256 * 1024;   // > k_chunk_header + k_max_data_chunk, several chunks
 
-uint32_t load_le32(const std::byte* p) {
-  return uint32_t(p[0]) | uint32_t(p[1]) << 8 | uint32_t(p[2]) << 16 | uint32_t(p[3]) << 24;
-}
+using util::load_le32;
 
 std::string hex(uint32_t v, int digits) {
   char buf[16];
@@ -40,15 +40,15 @@ std::string hex(uint32_t v, int digits) {
 class SnappyReader final : public io::StageReader {
  public:
   SnappyReader(std::unique_ptr<io::Reader> upstream, const CodecOptions& opts)
-      : io::StageReader("snappy"), m_up(std::move(upstream)), m_cancel(opts.cancel), m_in(k_in_buffer), m_out(k_max_block) {}
+      : io::StageReader("snappy"), m_up(std::move(upstream)), m_cancel(opts.cancel), m_in(k_in_buffer, 0, k_chunk_header + k_max_data_chunk), m_out(k_max_block) {}
 
   io::ReaderInfo info() const override { return {"snappy", std::nullopt, false, std::nullopt}; }
 
  private:
   Result<size_t> fill(std::span<std::byte> dst) override;
   Result<bool> ensure(size_t need);
-  size_t buffered() const { return m_end - m_pos; }
-  uint64_t offset() const { return m_in_offset + m_pos; }
+  size_t buffered() const { return m_in.buffered(); }
+  uint64_t offset() const { return m_in.offset(); }
   Result<void> check_crc(std::span<const std::byte> data, const std::byte* stored, uint64_t at) const;
   std::unexpected<Error> truncated(uint64_t at, uint64_t declared, uint64_t present) const {
     return fail(Errc::corrupt_input, "unexpected end of stream in the chunk at offset " + std::to_string(at) + " (" +
@@ -58,11 +58,7 @@ class SnappyReader final : public io::StageReader {
 
   std::unique_ptr<io::Reader> m_up;
   const util::CancelToken* m_cancel;
-  std::vector<std::byte> m_in;    // m_in[m_pos, m_end) not yet consumed
-  size_t m_pos = 0;
-  size_t m_end = 0;
-  uint64_t m_in_offset = 0;       // stream offset of m_in[0]
-  bool m_eof = false;
+  io::InputWindow m_in;           // compacted only when a whole chunk would not fit behind
   bool m_seen_identifier = false;
 
   std::vector<std::byte> m_out;   // a decoded chunk that did not fit the caller's span
@@ -73,28 +69,9 @@ class SnappyReader final : public io::StageReader {
   uint64_t m_skip_len = 0;
 };
 
-// Makes at least `need` (<= k_in_buffer) bytes available at m_pos; false when the input ends first.
-// Never called while m_pending points into m_in.
-Result<bool> SnappyReader::ensure(size_t need) {
-  while (buffered() < need) {
-    if (m_eof) return false;
-    if (m_pos == m_end) {
-      m_in_offset += m_pos;
-      m_pos = m_end = 0;
-    } else if (m_in.size() - m_end < k_chunk_header + k_max_data_chunk) {
-      // Move the partial chunk to the front so a whole chunk always fits behind it.
-      std::memmove(m_in.data(), m_in.data() + m_pos, buffered());
-      m_in_offset += m_pos;
-      m_end -= m_pos;
-      m_pos = 0;
-    }
-    if (m_cancel) CDI_TRY(m_cancel->check());
-    size_t n = CDI_TRY(m_up->read(std::span(m_in).subspan(m_end)));
-    if (n == 0) m_eof = true;
-    m_end += n;
-  }
-  return true;
-}
+// Makes at least `need` (<= k_in_buffer) bytes available at m_in.pos; false when the input ends
+// first. Never called while m_pending points into m_in.
+Result<bool> SnappyReader::ensure(size_t need) { return m_in.ensure(*m_up, m_cancel, need); }
 
 Result<void> SnappyReader::check_crc(std::span<const std::byte> data, const std::byte* stored, uint64_t at) const {
   uint32_t want = load_le32(stored);
@@ -121,7 +98,7 @@ Result<size_t> SnappyReader::fill(std::span<std::byte> dst) {
         if (!CDI_TRY(ensure(1))) return truncated(m_skip_at, m_skip_len, m_skip_len - m_skip);
       }
       size_t n = static_cast<size_t>(std::min<uint64_t>(m_skip, buffered()));
-      m_pos += n;
+      m_in.pos += n;
       m_skip -= n;
       continue;
     }
@@ -134,7 +111,7 @@ Result<size_t> SnappyReader::fill(std::span<std::byte> dst) {
                                              " of 4 bytes present)");
       }
     }
-    const std::byte* h = m_in.data() + m_pos;
+    const std::byte* h = m_in.data() + m_in.pos;
     const uint8_t type = static_cast<uint8_t>(h[0]);
     const size_t len = size_t(h[1]) | size_t(h[2]) << 8 | size_t(h[3]) << 16;
     const uint64_t at = offset();
@@ -143,7 +120,7 @@ Result<size_t> SnappyReader::fill(std::span<std::byte> dst) {
       return fail(Errc::corrupt_input, "not a snappy framed stream: missing stream identifier (chunk type " +
                                            hex(type, 2) + " at offset " + std::to_string(at) + ")");
     if (type >= 0x80 && type != k_chunk_stream_identifier) {   // padding and reserved skippable
-      m_pos += k_chunk_header;
+      m_in.pos += k_chunk_header;
       m_skip = m_skip_len = len;
       m_skip_at = at;
       continue;
@@ -174,7 +151,7 @@ Result<size_t> SnappyReader::fill(std::span<std::byte> dst) {
       if (produced > 0) return produced;
       if (!CDI_TRY(ensure(whole))) return truncated(at, len, buffered() - k_chunk_header);
     }
-    const std::byte* body = m_in.data() + m_pos + k_chunk_header;   // ensure() may have moved it
+    const std::byte* body = m_in.data() + m_in.pos + k_chunk_header;   // ensure() may have moved it
     const size_t room = dst.size() - produced;
 
     if (type == k_chunk_stream_identifier) {
@@ -182,7 +159,7 @@ Result<size_t> SnappyReader::fill(std::span<std::byte> dst) {
         return fail(Errc::corrupt_input, "bad stream identifier at offset " + std::to_string(at) +
                                              " (not \"sNaPpY\")");
       m_seen_identifier = true;
-      m_pos += whole;
+      m_in.pos += whole;
       continue;
     }
 
@@ -190,7 +167,7 @@ Result<size_t> SnappyReader::fill(std::span<std::byte> dst) {
     const size_t data_len = len - k_crc_size;
     if (type == k_chunk_uncompressed) {
       CDI_TRY(check_crc({data, data_len}, body, at));
-      m_pos += whole;
+      m_in.pos += whole;
       if (data_len <= room) {
         if (data_len) std::memcpy(dst.data() + produced, data, data_len);
         produced += data_len;
@@ -218,7 +195,7 @@ Result<size_t> SnappyReader::fill(std::span<std::byte> dst) {
     if (!::snappy::RawUncompress(block, data_len, reinterpret_cast<char*>(target)))
       return fail(Errc::corrupt_input, "bad snappy block in chunk at offset " + std::to_string(at));
     CDI_TRY(check_crc({target, ulen}, body, at));
-    m_pos += whole;
+    m_in.pos += whole;
     if (target != m_out.data()) {
       produced += ulen;
       continue;

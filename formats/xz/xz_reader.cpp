@@ -10,7 +10,7 @@
 //  - the end of the input inside a stream is truncation; an empty input is an error.
 // Streams are decoded one at a time (no LZMA_CONCATENATED) so that the end of each stream is
 // seen here, which gives exact "trailing garbage" and padding diagnostics.
-// Memory: at most k_memlimit (192 MiB) in liblzma, plus the 256 KiB input buffer.
+// Memory: at most k_memlimit (192 MiB) in liblzma, plus the 256 KiB input window.
 #include "formats/xz/xz_reader.hpp"
 
 #include <lzma.h>
@@ -22,6 +22,8 @@
 #include <vector>
 
 #include "lib/util/cpu.hpp"
+#include "lib/util/endian.hpp"
+#include "lib/io/input_window.hpp"
 #include "lib/io/stage_reader.hpp"
 #include "lib/util/units.hpp"
 
@@ -65,7 +67,7 @@ class XzReader final : public io::StageReader {
     if (rc == LZMA_MEM_ERROR) return fail(Errc::limit, "out of memory setting up the decoder");
     if (rc != LZMA_OK) return fail(Errc::internal, "liblzma decoder setup failed (" + std::to_string(rc) + ")");
     ++m_stream;
-    m_stream_start = offset_of(m_pos);
+    m_stream_start = offset_of(m_in.pos);
     m_magic_checked = 0;
     m_phase = Phase::stream;
     return {};
@@ -79,8 +81,8 @@ class XzReader final : public io::StageReader {
   Result<void> check_magic();
   std::unexpected<Error> decoder_error(lzma_ret rc);
 
-  uint64_t offset_of(size_t pos) const { return m_in_offset + pos; }
-  uint64_t received() const { return m_in_offset + m_end; }
+  uint64_t offset_of(size_t pos) const { return m_in.offset_of(pos); }
+  uint64_t received() const { return m_in.received(); }
   std::unexpected<Error> truncated() const {
     return fail(Errc::corrupt_input, "unexpected end of stream after " + util::format_bytes(received()));
   }
@@ -94,11 +96,7 @@ class XzReader final : public io::StageReader {
   const util::CancelToken* m_cancel;
   unsigned m_threads;
   LzmaStream m_strm;
-  std::vector<std::byte> m_in;   // m_in[m_pos, m_end) not yet consumed
-  size_t m_pos = 0;
-  size_t m_end = 0;
-  uint64_t m_in_offset = 0;      // stream offset of m_in[0]
-  bool m_eof = false;
+  io::InputWindow m_in;
 
   Phase m_phase = Phase::stream;
   uint64_t m_stream = 0;         // 1-based index of the current stream
@@ -108,25 +106,17 @@ class XzReader final : public io::StageReader {
   uint64_t m_padding_start = 0;
 };
 
-Result<bool> XzReader::refill() {
-  if (m_cancel) CDI_TRY(m_cancel->check());
-  m_in_offset += m_end;
-  m_pos = m_end = 0;
-  size_t n = CDI_TRY(m_up->read(m_in));
-  m_end = n;
-  if (n == 0) m_eof = true;
-  return n > 0;
-}
+Result<bool> XzReader::refill() { return CDI_TRY(m_in.refill(*m_up, m_cancel)) > 0; }
 
 // Verifies the magic bytes about to be handed to liblzma (before they are consumed).
 Result<void> XzReader::check_magic() {
   // liblzma only ever consumed bytes checked before, so byte j of the stream (j >= fed) sits at
-  // m_pos + (j - fed).
-  uint64_t fed = offset_of(m_pos) - m_stream_start;
+  // m_in.pos + (j - fed).
+  uint64_t fed = offset_of(m_in.pos) - m_stream_start;
   while (m_magic_checked < k_magic.size()) {
-    size_t at = m_pos + static_cast<size_t>(m_magic_checked - fed);
-    if (at >= m_end) break;
-    if (static_cast<uint8_t>(m_in[at]) != k_magic[m_magic_checked]) {
+    size_t at = m_in.pos + static_cast<size_t>(m_magic_checked - fed);
+    if (at >= m_in.end) break;
+    if (static_cast<uint8_t>(m_in.data()[at]) != k_magic[m_magic_checked]) {
       if (m_stream == 1) return fail(Errc::corrupt_input, "not an xz stream (bad magic)");
       return garbage(m_stream - 1, m_stream_start);
     }
@@ -162,9 +152,9 @@ Result<size_t> XzReader::fill(std::span<std::byte> dst) {
         return 0;
 
       case Phase::between:
-        while (m_pos < m_end && m_in[m_pos] == std::byte{0}) ++m_pos, ++m_padding;
-        if (m_pos == m_end) {
-          if (!m_eof && CDI_TRY(refill())) break;
+        while (m_in.pos < m_in.end && m_in.data()[m_in.pos] == std::byte{0}) ++m_in.pos, ++m_padding;
+        if (m_in.pos == m_in.end) {
+          if (!m_in.eof() && CDI_TRY(refill())) break;
           if (m_padding % 4) return garbage(m_stream, m_padding_start);
           m_phase = Phase::done;
           return 0;
@@ -174,28 +164,28 @@ Result<size_t> XzReader::fill(std::span<std::byte> dst) {
         break;
 
       case Phase::stream: {
-        if (m_pos == m_end && !m_eof) {
+        if (m_in.pos == m_in.end && !m_in.eof()) {
           if (!CDI_TRY(refill()) && m_stream == 1 && received() == 0)
             return fail(Errc::corrupt_input, "empty input");
-          if (m_magic_checked < k_magic.size() && m_eof) return truncated();
+          if (m_magic_checked < k_magic.size() && m_in.eof()) return truncated();
           break;
         }
         CDI_TRY(check_magic());
         lzma_stream* s = m_strm.get();
-        s->next_in = reinterpret_cast<const uint8_t*>(m_in.data()) + m_pos;
-        s->avail_in = m_end - m_pos;
+        s->next_in = reinterpret_cast<const uint8_t*>(m_in.data()) + m_in.pos;
+        s->avail_in = m_in.end - m_in.pos;
         s->next_out = reinterpret_cast<uint8_t*>(dst.data());
         s->avail_out = dst.size();
-        lzma_ret rc = lzma_code(s, m_eof ? LZMA_FINISH : LZMA_RUN);
-        size_t consumed = (m_end - m_pos) - s->avail_in;
+        lzma_ret rc = lzma_code(s, m_in.eof() ? LZMA_FINISH : LZMA_RUN);
+        size_t consumed = (m_in.end - m_in.pos) - s->avail_in;
         size_t produced = dst.size() - s->avail_out;
-        m_pos += consumed;
+        m_in.pos += consumed;
         if (rc == LZMA_STREAM_END) {
           m_phase = Phase::between;
           m_padding = 0;
-          m_padding_start = offset_of(m_pos);
+          m_padding_start = offset_of(m_in.pos);
         } else if (rc != LZMA_OK) {
-          if (m_eof && m_pos == m_end && rc == LZMA_BUF_ERROR) return truncated();
+          if (m_in.eof() && m_in.pos == m_in.end && rc == LZMA_BUF_ERROR) return truncated();
           return decoder_error(rc);
         }
         if (produced > 0) return produced;
@@ -214,7 +204,7 @@ int probe(Head head) {
     if (b(i) != k_magic[i]) return 0;
   // Stream flags: a null byte, then the check type in the low nibble; then their CRC32.
   if (b(6) != 0 || (b(7) & 0xf0)) return 0;
-  uint32_t stored = uint32_t(b(8)) | uint32_t(b(9)) << 8 | uint32_t(b(10)) << 16 | uint32_t(b(11)) << 24;
+  uint32_t stored = util::load_le32(head.data() + 8);
   if (lzma_crc32(reinterpret_cast<const uint8_t*>(head.data()) + 6, 2, 0) != stored) return 0;
   return 64;
 }

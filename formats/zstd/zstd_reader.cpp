@@ -17,7 +17,9 @@
 #include <optional>
 #include <vector>
 
+#include "lib/io/input_window.hpp"
 #include "lib/io/stage_reader.hpp"
+#include "lib/util/endian.hpp"
 #include "lib/util/units.hpp"
 
 namespace cdi::formats::zstd {
@@ -28,9 +30,7 @@ constexpr uint32_t k_frame_magic = 0xFD2FB528;
 constexpr uint32_t k_skippable_magic = 0x184D2A50;  // low nibble free
 constexpr uint32_t k_skippable_mask = 0xFFFFFFF0;
 
-uint32_t load_le32(const std::byte* p) {
-  return uint32_t(p[0]) | uint32_t(p[1]) << 8 | uint32_t(p[2]) << 16 | uint32_t(p[3]) << 24;
-}
+using util::load_le32;
 
 // Owns a ZSTD_DCtx.
 struct DCtxDeleter {
@@ -50,31 +50,19 @@ class ZstdReader final : public io::StageReader {
   Result<bool> refill();
   std::unexpected<Error> decoder_error(size_t rc, uint64_t at) const;
 
-  uint64_t received() const { return m_in_offset + m_end; }
+  uint64_t received() const { return m_in.received(); }
 
   std::unique_ptr<io::Reader> m_up;
   const util::CancelToken* m_cancel;
   DCtx m_dctx;
-  std::vector<std::byte> m_in;   // m_in[m_pos, m_end) not yet consumed
-  size_t m_pos = 0;
-  size_t m_end = 0;
-  uint64_t m_in_offset = 0;      // stream offset of m_in[0]
-  bool m_eof = false;
+  io::InputWindow m_in;
 
   bool m_in_frame = false;       // libzstd is inside a frame (or still flushing one)
   uint64_t m_frames = 0;         // frames completed (zstd and skippable)
   uint64_t m_frame_end = 0;      // stream offset after the last completed frame
 };
 
-Result<bool> ZstdReader::refill() {
-  if (m_cancel) CDI_TRY(m_cancel->check());
-  m_in_offset += m_end;
-  m_pos = m_end = 0;
-  size_t n = CDI_TRY(m_up->read(m_in));
-  m_end = n;
-  if (n == 0) m_eof = true;
-  return n > 0;
-}
+Result<bool> ZstdReader::refill() { return CDI_TRY(m_in.refill(*m_up, m_cancel)) > 0; }
 
 std::unexpected<Error> ZstdReader::decoder_error(size_t rc, uint64_t at) const {
   switch (ZSTD_getErrorCode(rc)) {
@@ -98,25 +86,25 @@ std::unexpected<Error> ZstdReader::decoder_error(size_t rc, uint64_t at) const {
 
 Result<size_t> ZstdReader::fill(std::span<std::byte> dst) {
   for (;;) {
-    if (m_pos < m_end || m_in_frame) {
-      ZSTD_inBuffer in{m_in.data() + m_pos, m_end - m_pos, 0};
+    if (m_in.pos < m_in.end || m_in_frame) {
+      ZSTD_inBuffer in{m_in.data() + m_in.pos, m_in.end - m_in.pos, 0};
       ZSTD_outBuffer out{dst.data(), dst.size(), 0};
-      uint64_t at = m_in_offset + m_pos;
+      uint64_t at = m_in.offset();
       size_t rc = ZSTD_decompressStream(m_dctx.get(), &out, &in);
-      m_pos += in.pos;
+      m_in.pos += in.pos;
       if (ZSTD_isError(rc)) return decoder_error(rc, at);
       if (rc == 0 && (m_in_frame || in.pos > 0)) {
         // 0: a frame is completely decoded and flushed; the next call starts a new frame.
         ++m_frames;
-        m_frame_end = m_in_offset + m_pos;
+        m_frame_end = m_in.offset();
       }
       m_in_frame = rc != 0;
       if (out.pos > 0) return out.pos;
       if (in.pos > 0) continue;
-      if (m_pos < m_end) return fail(Errc::internal, "libzstd made no progress");
+      if (m_in.pos < m_in.end) return fail(Errc::internal, "libzstd made no progress");
     }
     // All input consumed and no output: more input, or the end.
-    if (!m_eof && CDI_TRY(refill())) continue;
+    if (!m_in.eof() && CDI_TRY(refill())) continue;
     if (m_in_frame)
       return fail(Errc::corrupt_input, "unexpected end of stream after " + util::format_bytes(received()));
     if (m_frames == 0) return fail(Errc::corrupt_input, "empty input");

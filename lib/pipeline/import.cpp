@@ -12,6 +12,7 @@
 #include "formats/disk/disk_probe.hpp"
 #include "formats/gzip/gzip_reader.hpp"
 #include "formats/qcow2/qcow2_decoder.hpp"
+#include "formats/snappy/snappy_reader.hpp"
 #include "formats/tar/extract.hpp"
 #include "formats/tar/tar_reader.hpp"
 #include "formats/xz/xz_reader.hpp"
@@ -292,6 +293,96 @@ Result<void> import_archive(Detected& d, const ImportOptions& o, ImportReport& r
   return {};
 }
 
+// A CDI host-assisted clone (content types blockdevice_clone / filesystem_clone, import.hpp):
+// wire → snappy → (raw | tar extraction | tar entry disk.img) → target. Nothing is probed: a
+// device whose first bytes look like QCOW2 is still copied byte for byte, and neither scratch
+// space nor qemu-img is ever used. The snappy framing has no end marker: the source must fail at
+// a cut (the upload server's request body does), and the stages read their input to its end.
+Result<void> import_clone(std::unique_ptr<io::Reader> wire, const ImportOptions& o, ImportReport& rep,
+                          const std::function<Result<void>()>& verify_checksum) {
+  formats::CodecOptions codec{o.threads, o.cancel};
+  rep.chain.push_back(wire->info().name);
+  std::unique_ptr<io::Reader> top = CDI_TRY_CTX(formats::snappy::open(std::move(wire), codec), o.url);
+  rep.chain.push_back(top->info().name);
+  rep.converter = "clone";
+  const bool block = sink::is_block_device(o.dest);
+  std::error_code ec;
+  const bool dir = !block && fs::is_directory(o.dest, ec);
+
+  if (o.content_type == ContentType::filesystem_clone && !block) {
+    // file → file: the whole tar, staged and merged into the target directory once it is complete
+    // and verified (as content type archive).
+    rep.chain.push_back("tar");
+    rep.format = "tar";
+    fs::path into = dir ? fs::path(o.dest) : fs::path(o.dest).parent_path();
+    if (into.empty()) into = ".";
+    ArchiveStage stage;
+    CDI_TRY_CTX(stage.open(into), o.url);
+    set_phase(o, Phase::transferring);
+    formats::tar::ExtractOptions eo;
+    eo.cancel = o.cancel;
+    auto stats = CDI_TRY_CTX(formats::tar::extract(*top, stage.path(), eo), o.url);
+    rep.files_extracted = stats.files;
+    rep.bytes_written = stats.bytes;
+    if (o.cancel) CDI_TRY(o.cancel->check());
+    CDI_TRY_CTX(verify_checksum(), o.url);
+    set_phase(o, Phase::finishing);
+    CDI_TRY_CTX(stage.commit(), into.string());
+    rep.target_kind = "directory";
+    // CDI's fileToFileCloneProcessor reports preallocation as applied, whatever PREALLOCATION says.
+    rep.preallocation_applied = true;
+    return {};
+  }
+
+  if (o.content_type == ContentType::filesystem_clone) {
+    // file → block: the tar's disk.img onto the device; the rest of the archive is read and checked.
+    formats::tar::EntryOptions eo;
+    eo.entry = "disk.img";
+    eo.cancel = o.cancel;
+    top = CDI_TRY_CTX(formats::tar::open_entry(std::move(top), eo), o.url);
+    rep.chain.push_back(top->info().name);
+  }
+  rep.format = "raw";
+  rep.chain.push_back("raw");
+  // block → file lands in disk.img. The file is the source's size (no resize, as CDI's
+  // StreamDataToFile); a device keeps whatever lies past the source's end.
+  const fs::path dest = dir ? fs::path(o.dest) / "disk.img" : fs::path(o.dest);
+  sink::SinkOptions so;
+  so.preallocate = o.preallocate;
+  auto target = CDI_TRY(sink::open_sink(dest, so));
+  auto result = [&]() -> Result<void> {
+    auto bound = image_bound(o, *target);
+    if (auto known = top->info().size; known && bound.size && *known > *bound.size)
+      return fail(Errc::limit, "clone source is larger than " + bound.what + " (" + std::to_string(*known) + " > " +
+                                   std::to_string(*bound.size) + " bytes)");
+    set_phase(o, Phase::transferring);
+    CopyOptions co;
+    co.max_size = bound.size;
+    co.max_size_what = bound.what;
+    co.detect_fixed_vhd = false;   // verbatim
+    co.progress = o.progress;
+    co.cancel = o.cancel;
+    auto copied = CDI_TRY_CTX(copy_raw(*top, *target, co), o.url);
+    rep.image_size = copied.image_size;
+    if (o.cancel) CDI_TRY(o.cancel->check());
+    CDI_TRY_CTX(verify_checksum(), o.url);
+    set_phase(o, Phase::finishing);
+    CDI_TRY_CTX(target->finish(rep.image_size), dest.string());
+    return {};
+  }();
+  if (!result) {
+    target->abort();
+    return std::unexpected(std::move(result).error());
+  }
+  auto st = target->stats();
+  rep.bytes_written = st.bytes_written;
+  rep.bytes_zero = st.bytes_holes + st.bytes_zeroed;
+  rep.target_kind = target->info().kind;
+  // CDI's cloneProcessor reports false on these paths (StreamDataToFile still honours preallocation).
+  rep.preallocation_applied = false;
+  return {};
+}
+
 // Forwards to the target and counts guest bytes made final, for progress.
 class ProgressSink final : public sink::Sink {
  public:
@@ -480,17 +571,23 @@ Result<ImportReport> run_import(const ImportOptions& o) {
     tap.reset();
     return {};
   };
-  auto d = CDI_TRY_CTX(detect(std::move(counted), o), o.url);
-  rep.chain = d.chain;
-  rep.format = d.tar ? "tar" : std::string(formats::disk::name(d.format));
-  if (!d.tar) rep.chain.push_back(rep.format);
-  log(o, "detected " + chain_text(rep.chain));
-
   auto finish_report = [&] {
     rep.bytes_read = read_counter.load();
     rep.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     set_phase(o, Phase::done);
   };
+  rep.content_type = o.content_type;
+  if (is_clone(o.content_type)) {
+    CDI_TRY(import_clone(std::move(counted), o, rep, verify_checksum));
+    finish_report();
+    return rep;
+  }
+
+  auto d = CDI_TRY_CTX(detect(std::move(counted), o), o.url);
+  rep.chain = d.chain;
+  rep.format = d.tar ? "tar" : std::string(formats::disk::name(d.format));
+  if (!d.tar) rep.chain.push_back(rep.format);
+  log(o, "detected " + chain_text(rep.chain));
 
   if (o.content_type == ContentType::archive) {
     if (!d.tar)
@@ -573,6 +670,8 @@ Result<ImportReport> run_import(const ImportOptions& o) {
 
 Result<InspectReport> inspect(const ImportOptions& o) {
   InspectReport rep;
+  if (is_clone(o.content_type))
+    return fail(Errc::unsupported, "clone content types are only received by the upload server; nothing to inspect");
   auto src = CDI_TRY_CTX(open_source(o), o.url);
   rep.source_size = src->info().size;
   rep.labels = src->info().labels;

@@ -23,7 +23,21 @@
 
 namespace cdi::pipeline {
 
-enum class ContentType { kubevirt, archive };
+// kubevirt: a disk image (probed: compression, tar, disk format). archive: a tar extracted into a
+// directory. The two clone kinds are the body of a CDI host-assisted clone upload
+// (x-cdi-content-type), snappy-framed and never probed:
+//   blockdevice_clone: the raw content of the source device, written verbatim to the target (the
+//     block device, or disk.img on a filesystem target: dest, or dest/disk.img when dest is a
+//     directory);
+//   filesystem_clone: a tar of the source filesystem (GNU `tar -S`, sparse members). On a block
+//     target its entry disk.img is written to the device; otherwise the whole tar is extracted
+//     (hardened, formats/tar/extract.hpp) into dest when it is a directory, else into dest's parent
+//     directory (CDI: /data for /data/disk.img).
+enum class ContentType { kubevirt, archive, blockdevice_clone, filesystem_clone };
+
+constexpr bool is_clone(ContentType t) {
+  return t == ContentType::blockdevice_clone || t == ContentType::filesystem_clone;
+}
 
 struct ImportOptions {
   std::string url;                                   // path, file:// URL or "-" (stdin)
@@ -58,6 +72,7 @@ struct ImportOptions {
 };
 
 struct ImportReport {
+  ContentType content_type = ContentType::kubevirt;   // what was imported (clone targets: CDI's "Clone Complete")
   std::vector<std::string> chain;   // "file", "xz", "qcow2"
   std::string format;               // final disk format ("raw", "qcow2", ...)
   std::string converter;            // "stream", "native", "qemu-img", "extract"

@@ -62,15 +62,13 @@ std::optional<std::string> NbdkitCurl::unsupported_reason(const source::HttpOpti
 Result<std::unique_ptr<NbdkitCurl>> NbdkitCurl::start(const std::string& url, const source::HttpOptions& opts,
                                                       const fs::path& cache_dir, const util::CancelToken* cancel) {
   auto self = std::unique_ptr<NbdkitCurl>(new NbdkitCurl());
-  std::string tmpl = (fs::temp_directory_path() / "cdi-nbd.XXXXXX").string();
-  if (!::mkdtemp(tmpl.data())) return fail_sys("creating a private directory for nbdkit's socket");
-  self->m_dir = tmpl;
+  self->m_dir = CDI_TRY_CTX(util::TempDir::create("cdi-nbd."), "a private directory for nbdkit's socket");
   self->m_err.reset(::memfd_create("nbdkit-stderr", MFD_CLOEXEC));
   if (!self->m_err) return fail_sys("memfd_create");
 
   // nbdkit writes the pid file once the socket accepts connections.
-  std::vector<std::string> argv = {"nbdkit", "--exit-with-parent", "-f", "-r", "-U", (self->m_dir / "sock").string(),
-                                   "-P", (self->m_dir / "pid").string(),
+  std::vector<std::string> argv = {"nbdkit", "--exit-with-parent", "-f", "-r", "-U", (self->m_dir.path() / "sock").string(),
+                                   "-P", (self->m_dir.path() / "pid").string(),
                                    "--filter=cache", "curl", "url=" + url, "followlocation=false",
                                    "protocols=http,https", "user-agent=cdi-import/" CDI_VERSION,
                                    "ssl-version=tlsv1.2", "timeout=" + std::to_string(opts.stall_timeout.count()),
@@ -125,7 +123,7 @@ Result<std::unique_ptr<NbdkitCurl>> NbdkitCurl::start(const std::string& url, co
   self->m_pid = pid;
 
   auto deadline = std::chrono::steady_clock::now() + k_start_timeout;
-  while (!pid_file_written(self->m_dir / "pid")) {
+  while (!pid_file_written(self->m_dir.path() / "pid")) {
     int status = 0;
     if (::waitpid(pid, &status, WNOHANG) == pid) {
       self->m_pid = -1;
@@ -167,8 +165,7 @@ NbdkitCurl::~NbdkitCurl() {
       ::waitpid(m_pid, &status, 0);
     }
   }
-  std::error_code ec;
-  if (!m_dir.empty()) fs::remove_all(m_dir, ec);
+  m_dir.remove();
 }
 
 }  // namespace cdi::pipeline

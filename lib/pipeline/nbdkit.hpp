@@ -17,6 +17,7 @@
 #include "lib/util/cancel.hpp"
 #include "lib/util/error.hpp"
 #include "lib/util/fd.hpp"
+#include "lib/util/file_io.hpp"
 
 namespace cdi::pipeline {
 
@@ -40,14 +41,14 @@ class NbdkitCurl {
 
   // "nbd+unix://?socket=/tmp/cdi-nbd.XXXX/sock", for qemu-img -f FMT (the spelling qemu-img
   // itself reports as the extent file name).
-  std::string uri() const { return "nbd+unix://?socket=" + (m_dir / "sock").string(); }
+  std::string uri() const { return "nbd+unix://?socket=" + (m_dir.path() / "sock").string(); }
   // The last lines nbdkit wrote to stderr (for messages when qemu-img fails).
   std::string stderr_tail() const;
 
  private:
   NbdkitCurl() = default;
   pid_t m_pid = -1;
-  std::filesystem::path m_dir;     // private 0700 directory holding the socket
+  util::TempDir m_dir;       // private 0700 directory holding the socket
   util::Fd m_err;            // nbdkit's stderr (a memfd)
   util::Fd m_ca;             // memfd holding the CA bundle, inherited as /dev/fd/N
 };

@@ -19,6 +19,7 @@
 #include "lib/sink/leftovers.hpp"
 #include "lib/sink/open_sink.hpp"
 #include "lib/source/http_source.hpp"
+#include "lib/util/file_io.hpp"
 
 namespace cdi::pod {
 namespace fs = std::filesystem;
@@ -82,24 +83,6 @@ class PhaseWatcher {
   bool m_archive;
   std::atomic<bool> m_stop{false};
   std::thread m_thread;
-};
-
-// A private temporary directory (password file, merged CA dir), removed on destruction.
-class TempDir {
- public:
-  TempDir() {
-    const char* base = std::getenv("TMPDIR");
-    std::string tmpl = std::string(base && *base ? base : "/tmp") + "/cdi-importer-XXXXXX";
-    if (::mkdtemp(tmpl.data())) m_path = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    if (!m_path.empty()) fs::remove_all(m_path, ec);
-  }
-  const fs::path& path() const { return m_path; }
-
- private:
-  fs::path m_path;
 };
 
 bool scratch_usable(const fs::path& dir) {
@@ -465,7 +448,9 @@ class Run {
   const ImporterContext& m_ctx;
   const Logger& m_log;
   ImporterConfig m_cfg;
-  TempDir m_tmp;
+  // A private temporary directory (password file, merged CA dir), removed on destruction;
+  // empty when it could not be made.
+  util::TempDir m_tmp = util::TempDir::create("cdi-importer-").value_or(util::TempDir());
   bool m_block = false;
   bool m_archive = false;
   uint64_t m_available = 0;

@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "lib/pod/image_server.hpp"   // go_json_string
+#include "lib/source/http_util.hpp"
 
 namespace cdi::pod {
 
@@ -48,63 +49,28 @@ Result<KubeConfig> kube_config(const Environment& env, const PodPaths& paths, st
   return c;
 }
 
-namespace {
-struct CurlDeleter {
-  void operator()(CURL* c) const { curl_easy_cleanup(c); }
-};
-struct SlistDeleter {
-  void operator()(curl_slist* l) const { curl_slist_free_all(l); }
-};
-}  // namespace
-
 Result<KubeResponse> kube_request(const KubeConfig& cfg, std::string_view method, std::string_view path,
                                   std::string_view content_type, std::string_view body) {
   curl_global_init(CURL_GLOBAL_DEFAULT);
-  std::unique_ptr<CURL, CurlDeleter> c(curl_easy_init());
-  if (!c) return fail(Errc::internal, "curl_easy_init failed");
-  CURL* h = c.get();
-  std::string url = cfg.server + std::string(path);
-  std::string m(method);
-  curl_slist* list = nullptr;
-  list = curl_slist_append(list, "Accept: application/json, */*");
-  if (!cfg.token.empty()) list = curl_slist_append(list, ("Authorization: Bearer " + cfg.token).c_str());
-  if (!content_type.empty()) list = curl_slist_append(list, ("Content-Type: " + std::string(content_type)).c_str());
-  list = curl_slist_append(list, "Expect:");
-  std::unique_ptr<curl_slist, SlistDeleter> hold(list);
-  KubeResponse r;
-  char errbuf[CURL_ERROR_SIZE] = {};
-  auto write_cb = +[](char* p, size_t s, size_t n, void* u) -> size_t {
-    auto* out = static_cast<std::string*>(u);
-    if (out->size() + s * n > (16u << 20)) return 0;
-    out->append(p, s * n);
-    return s * n;
-  };
-  std::string body_copy(body);
-  curl_easy_setopt(h, CURLOPT_URL, url.c_str());
-  curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
-  curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
-  curl_easy_setopt(h, CURLOPT_PROXY, "");   // never a proxy, whatever HTTPS_PROXY says
-  curl_easy_setopt(h, CURLOPT_NOPROXY, "*");
-  curl_easy_setopt(h, CURLOPT_USERAGENT, "cdi-source-update-poller/" CDI_VERSION);
-  curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);
-  curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
-  if (cfg.ca_file) curl_easy_setopt(h, CURLOPT_CAINFO, cfg.ca_file->c_str());
-  curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, 30L);
-  curl_easy_setopt(h, CURLOPT_TIMEOUT, 120L);
-  curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, m.c_str());
+  source::http::SmallRequest req;
+  req.url = cfg.server + std::string(path);
+  req.method = std::string(method);
+  req.headers.push_back("Accept: application/json, */*");
+  if (!cfg.token.empty()) req.headers.push_back("Authorization: Bearer " + cfg.token);
   if (!content_type.empty()) {
-    curl_easy_setopt(h, CURLOPT_POSTFIELDS, body_copy.c_str());
-    curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, static_cast<long>(body_copy.size()));
+    req.headers.push_back("Content-Type: " + std::string(content_type));
+    req.body = std::string(body);
   }
-  curl_easy_setopt(h, CURLOPT_HTTPHEADER, list);
-  curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, write_cb);
-  curl_easy_setopt(h, CURLOPT_WRITEDATA, &r.body);
-  CURLcode rc = curl_easy_perform(h);
-  if (rc != CURLE_OK)
-    return fail(Errc::network, std::string(m) + " " + url + ": " + (errbuf[0] ? errbuf : curl_easy_strerror(rc)));
-  curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &r.status);
-  return r;
+  req.headers.push_back("Expect:");
+  req.max_body = 16u << 20;
+  req.user_agent = "cdi-source-update-poller/" CDI_VERSION;
+  req.use_proxy_env = false;   // never a proxy, whatever HTTPS_PROXY says
+  if (cfg.ca_file) req.ca_file = cfg.ca_file->string();
+  req.connect_timeout = std::chrono::seconds(30);
+  req.total_timeout = std::chrono::seconds(120);
+  auto r = source::http::small_request(req);
+  if (!r) return fail(Errc::network, req.method + " " + req.url + ": " + r.error().message());
+  return KubeResponse{r->status, std::move(r->body)};
 }
 
 Error kube_status_error(const KubeResponse& r) {

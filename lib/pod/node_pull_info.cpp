@@ -7,6 +7,7 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 
+#include "lib/source/http_util.hpp"
 #include "lib/source/registry_image.hpp"
 
 namespace cdi::pod {
@@ -38,45 +39,22 @@ Result<std::vector<std::string>> parse_server_info(std::string_view body) {
   return env;
 }
 
-namespace {
-struct CurlDeleter {
-  void operator()(CURL* c) const { curl_easy_cleanup(c); }
-};
-}  // namespace
-
 Result<std::vector<std::string>> fetch_server_info(const std::string& url) {
   curl_global_init(CURL_GLOBAL_DEFAULT);
-  std::unique_ptr<CURL, CurlDeleter> c(curl_easy_init());
-  if (!c) return fail(Errc::internal, "curl_easy_init failed");
-  CURL* h = c.get();
-  std::string body;
-  char errbuf[CURL_ERROR_SIZE] = {};
-  auto write_cb = +[](char* p, size_t s, size_t n, void* u) -> size_t {
-    auto* out = static_cast<std::string*>(u);
-    if (out->size() + s * n > (1u << 20)) return 0;
-    out->append(p, s * n);
-    return s * n;
-  };
-  curl_easy_setopt(h, CURLOPT_URL, url.c_str());
-  curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
-  curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
-  curl_easy_setopt(h, CURLOPT_PROXY, "");
-  curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, 30L);
-  curl_easy_setopt(h, CURLOPT_TIMEOUT, 60L);
-  curl_easy_setopt(h, CURLOPT_USERAGENT, "cdi-import/" CDI_VERSION);
-  curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, write_cb);
-  curl_easy_setopt(h, CURLOPT_WRITEDATA, &body);
-  CURLcode rc = curl_easy_perform(h);
-  if (rc != CURLE_OK)
+  source::http::SmallRequest req;
+  req.url = url;
+  req.max_body = 1u << 20;
+  req.use_proxy_env = false;
+  req.connect_timeout = std::chrono::seconds(30);
+  req.total_timeout = std::chrono::seconds(60);
+  auto r = source::http::small_request(req);
+  if (!r)
     return fail(Errc::network, std::string("failed request containerimage-server info: Get \"") + url +
-                                   "\": " + (errbuf[0] ? errbuf : curl_easy_strerror(rc)));
-  long status = 0;
-  curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
-  if (status != 200)
+                                   "\": " + r.error().message());
+  if (r->status != 200)
     return fail(Errc::network, "failed request containerimage-server info: expected status code 200, got " +
-                                   std::to_string(status));
-  return parse_server_info(body);
+                                   std::to_string(r->status));
+  return parse_server_info(r->body);
 }
 
 std::vector<std::pair<std::string, std::string>> env_labels(const std::vector<std::string>& env) {

@@ -8,6 +8,7 @@
 
 #include "lib/pod/space.hpp"
 #include "lib/pod/termination.hpp"
+#include "lib/util/rfc3339.hpp"
 #include "lib/util/units.hpp"
 
 namespace cdi::pod {
@@ -29,48 +30,9 @@ bool parse_int(std::string_view s, T& out) {
 }  // namespace
 
 Result<std::chrono::system_clock::time_point> parse_rfc3339(std::string_view t) {
-  auto bad = [&] { return fail(Errc::invalid_argument, "Invalid DEADLINE \"" + std::string(t) + "\": not an RFC 3339 time"); };
-  if (t.size() < 20 || t[4] != '-' || t[7] != '-' || (t[10] != 'T' && t[10] != 't') || t[13] != ':' || t[16] != ':')
-    return bad();
-  int y, mo, d, h, mi, s;
-  if (!parse_int(t.substr(0, 4), y) || !parse_int(t.substr(5, 2), mo) || !parse_int(t.substr(8, 2), d) ||
-      !parse_int(t.substr(11, 2), h) || !parse_int(t.substr(14, 2), mi) || !parse_int(t.substr(17, 2), s))
-    return bad();
-  if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || s > 60) return bad();
-  size_t i = 19;
-  long long micros = 0;
-  if (i < t.size() && t[i] == '.') {
-    ++i;
-    int digits = 0;
-    while (i < t.size() && std::isdigit(static_cast<unsigned char>(t[i]))) {
-      if (digits < 6) micros = micros * 10 + (t[i] - '0');
-      ++digits;
-      ++i;
-    }
-    if (digits == 0) return bad();
-    for (int k = digits; k < 6; ++k) micros *= 10;
-  }
-  long offset = 0;
-  if (i < t.size() && (t[i] == 'Z' || t[i] == 'z')) {
-    ++i;
-  } else if (i + 6 == t.size() && (t[i] == '+' || t[i] == '-') && t[i + 3] == ':') {
-    int oh, om;
-    if (!parse_int(t.substr(i + 1, 2), oh) || !parse_int(t.substr(i + 4, 2), om)) return bad();
-    offset = (oh * 3600L + om * 60L) * (t[i] == '-' ? -1 : 1);
-    i += 6;
-  } else {
-    return bad();
-  }
-  if (i != t.size()) return bad();
-  std::tm tm{};
-  tm.tm_year = y - 1900;
-  tm.tm_mon = mo - 1;
-  tm.tm_mday = d;
-  tm.tm_hour = h;
-  tm.tm_min = mi;
-  tm.tm_sec = s;
-  std::time_t epoch = ::timegm(&tm) - offset;
-  return std::chrono::system_clock::from_time_t(epoch) + std::chrono::microseconds(micros);
+  auto r = util::parse_rfc3339(t);
+  if (!r) return fail(Errc::invalid_argument, "Invalid DEADLINE \"" + std::string(t) + "\": not an RFC 3339 time");
+  return r;
 }
 
 Result<server::UploadServerOptions> upload_options_from_env(const Environment& env, const PodPaths& paths) {
@@ -118,6 +80,13 @@ std::string upload_complete_message(bool preallocation_applied) {
   TerminationMessage m;
   m.preallocation_applied = preallocation_applied;
   m.message = "Upload Complete";
+  return termination_json(m).value();
+}
+
+std::string clone_complete_message(bool preallocation_applied) {
+  TerminationMessage m;
+  m.preallocation_applied = preallocation_applied;
+  m.message = "Clone Complete";
   return termination_json(m).value();
 }
 

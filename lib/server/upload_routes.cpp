@@ -85,6 +85,26 @@ Reply reply_for_error(const Error& e, bool client_fault) {
   return {500, "Saving stream failed: " + e.what()};
 }
 
+CloneKind clone_kind(std::string_view v) {
+  if (v == "blockdevice-clone") return CloneKind::blockdevice;
+  if (v == "filesystem-clone") return CloneKind::filesystem;
+  return CloneKind::none;
+}
+
+std::string_view clone_kind_name(CloneKind k) {
+  switch (k) {
+    case CloneKind::blockdevice: return "blockdevice-clone";
+    case CloneKind::filesystem: return "filesystem-clone";
+    case CloneKind::none: break;
+  }
+  return "";
+}
+
+std::optional<Reply> clone_refusal(Route route, CloneKind kind) {
+  if (kind == CloneKind::none || !route.async()) return std::nullopt;
+  return Reply{500, "Saving stream failed: async clone not supported"};
+}
+
 Result<int> parse_tls_min_version(std::string_view v) {
   if (v.empty() || v == "1.2" || v == "VersionTLS12") return TLS1_2_VERSION;
   if (v == "1.3" || v == "VersionTLS13") return TLS1_3_VERSION;

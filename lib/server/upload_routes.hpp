@@ -30,6 +30,12 @@ std::optional<Route> route_for(std::string_view path);
 // Every upload path (10: five kinds × v1beta1/v1alpha1), for registering handlers.
 std::vector<std::string> upload_paths();
 
+// CDI's x-cdi-content-type header: host-assisted clone bodies (snappy-framed). Any other value
+// (absent, "", unknown) is an ordinary upload, as in CDI.
+enum class CloneKind { none, blockdevice, filesystem };
+CloneKind clone_kind(std::string_view x_cdi_content_type);   // "blockdevice-clone" / "filesystem-clone"
+std::string_view clone_kind_name(CloneKind k);               // the header value; "" for none
+
 // One upload at a time. Thread-safe.
 class UploadGate {
  public:
@@ -60,6 +66,12 @@ struct Reply {
   std::string body;
 };
 Reply reply_for_error(const Error& e, bool client_fault);
+
+// Whether a route takes a clone body: the sync routes (upload, upload-archive, upload-form: CDI's
+// processUpload) do; the async ones refuse it before reading the body. nullopt = accepted;
+// otherwise the reply (500 "Saving stream failed: async clone not supported", as CDI's
+// handleStreamError answers its newAsyncUploadStreamProcessor error).
+std::optional<Reply> clone_refusal(Route route, CloneKind kind);
 
 // TLS_MIN_VERSION: "" / "1.2" / "VersionTLS12" → TLS1_2_VERSION, "1.3" / "VersionTLS13" →
 // TLS1_3_VERSION; "1.0"/"1.1"/"VersionTLS10"/"VersionTLS11" → those (OpenSSL may still refuse them

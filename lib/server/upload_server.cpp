@@ -326,8 +326,8 @@ void handle_upload(ServerState& st, Route route, const httplib::Request& req, ht
     answer(res, status, body);
   };
   if (route.form() && !req.is_multipart_form_data()) return refuse(400, "Saving stream failed: form upload needs a multipart/form-data body");
-  if (auto ct = req.get_header_value("x-cdi-content-type"); ct == "blockdevice-clone" || ct == "filesystem-clone")
-    return refuse(400, "Saving stream failed: host-assisted clone (x-cdi-content-type: " + ct + ") is not supported");
+  const auto clone = clone_kind(req.get_header_value("x-cdi-content-type"));
+  if (auto no = clone_refusal(route, clone)) return refuse(no->status, no->body);
   std::optional<util::Checksum> sum;
   if (auto h = req.get_header_value("X-Checksum"); !h.empty()) {
     auto c = util::parse_checksum(h);
@@ -343,11 +343,15 @@ void handle_upload(ServerState& st, Route route, const httplib::Request& req, ht
   pipeline::ImportOptions io = o.import;
   io.url = "upload";
   if (route.archive()) io.content_type = pipeline::ContentType::archive;
+  // A clone body is a clone on every sync route (CDI checks the header before the route's kind).
+  if (clone == CloneKind::blockdevice) io.content_type = pipeline::ContentType::blockdevice_clone;
+  if (clone == CloneKind::filesystem) io.content_type = pipeline::ContentType::filesystem_clone;
   io.progress = st.progress;
   io.checksum = sum;
   reset_progress(st.progress);
   auto job = std::make_shared<UploadJob>(std::move(io), sum, body_size);
-  st.log("upload: " + req.method + " " + req.path + " admitted" + (sum ? ", X-Checksum " + sum->text() : ""));
+  st.log("upload: " + req.method + " " + req.path + " admitted" + (sum ? ", X-Checksum " + sum->text() : "") +
+         (clone != CloneKind::none ? ", host-assisted clone (" + std::string(clone_kind_name(clone)) + ")" : ""));
   if (auto s = job->start(nullptr); !s) return refuse(500, "Saving stream failed: " + s.error().what());
 
   bool body_ok;

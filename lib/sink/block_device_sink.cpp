@@ -12,6 +12,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "lib/util/file_io.hpp"
 #include "lib/util/units.hpp"
 
 namespace cdi::sink {
@@ -89,7 +90,7 @@ Result<void> BlockDeviceSink::write_at(uint64_t offset, std::span<const std::byt
     if (data.empty()) return {};
   }
   m_touched = true;
-  CDI_TRY(detail::pwrite_all(m_fd.get(), data, offset, m_path.string()));
+  CDI_TRY(util::pwrite_all(m_fd.get(), data, offset, m_path.string()));
   CDI_TRY(m_throttle.note_written(m_fd.get(), offset, data.size(), m_path.string()));
   return {};
 }
@@ -133,7 +134,7 @@ Result<void> BlockDeviceSink::flush_zeros() {
 Result<void> BlockDeviceSink::write_zeros(uint64_t offset, uint64_t length) {
   while (length) {
     size_t n = static_cast<size_t>(std::min<uint64_t>(length, k_zeros.size()));
-    CDI_TRY(detail::pwrite_all(m_fd.get(), std::span(k_zeros.data(), n), offset, m_path.string()));
+    CDI_TRY(util::pwrite_all(m_fd.get(), std::span(k_zeros.data(), n), offset, m_path.string()));
     CDI_TRY(m_throttle.note_written(m_fd.get(), offset, n, m_path.string()));
     offset += n;
     length -= n;
@@ -172,7 +173,7 @@ Result<void> BlockDeviceSink::finish(uint64_t image_size) {
   if (::fdatasync(m_fd.get()) != 0) return fail_sys("flushing " + where);
   if (!m_direct) {
     const uint64_t head = std::min<uint64_t>(m_head.size(), image_size);
-    CDI_TRY(detail::pwrite_all(m_fd.get(), std::span(m_head.data(), static_cast<size_t>(head)), 0, where));
+    CDI_TRY(util::pwrite_all(m_fd.get(), std::span(m_head.data(), static_cast<size_t>(head)), 0, where));
     if (::fdatasync(m_fd.get()) != 0) return fail_sys("flushing " + where);
   }
   m_finished = true;
@@ -194,7 +195,7 @@ void BlockDeviceSink::abort() noexcept {
   bool ok = true;
   while (ok && off < m_head.size()) {
     size_t n = static_cast<size_t>(std::min<uint64_t>(m_head.size() - off, k_zeros.size()));
-    ok = detail::pwrite_all(m_fd.get(), std::span(k_zeros.data(), n), off, m_path.string()).has_value();
+    ok = util::pwrite_all(m_fd.get(), std::span(k_zeros.data(), n), off, m_path.string()).has_value();
     off += n;
   }
   (void)::fdatasync(m_fd.get());

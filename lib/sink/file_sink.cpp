@@ -10,6 +10,7 @@
 #include <cerrno>
 
 #include "lib/sink/leftovers.hpp"
+#include "lib/util/file_io.hpp"
 
 namespace cdi::sink {
 
@@ -37,7 +38,7 @@ Result<void> preallocate_file(int fd, uint64_t size, const std::string& where) {
     uint64_t end = (data < 0) ? size : std::min<uint64_t>(static_cast<uint64_t>(data), size);
     for (uint64_t off = static_cast<uint64_t>(hole); off < end;) {
       size_t n = static_cast<size_t>(std::min<uint64_t>(zeros.size(), end - off));
-      CDI_TRY(detail::pwrite_all(fd, std::span<const std::byte>(zeros.data(), n), off, where));
+      CDI_TRY(util::pwrite_all(fd, std::span<const std::byte>(zeros.data(), n), off, where));
       off += n;
     }
     pos = static_cast<off_t>(end);
@@ -133,7 +134,7 @@ Result<void> FileSink::check_usable(uint64_t offset, uint64_t length) const {
 Result<void> FileSink::write_at(uint64_t offset, std::span<const std::byte> data) {
   CDI_TRY(check_usable(offset, data.size()));
   if (data.empty()) return {};
-  CDI_TRY(detail::pwrite_all(m_fd.get(), data, offset, m_path.string()));
+  CDI_TRY(util::pwrite_all(m_fd.get(), data, offset, m_path.string()));
   CDI_TRY(m_throttle.note_written(m_fd.get(), offset, data.size(), m_path.string()));
   m_stats.bytes_written += data.size();
   m_end = std::max(m_end, offset + data.size());

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <array>
+#include <optional>
 #include <cerrno>
 #include <cstdlib>
 #include <vector>
@@ -107,48 +108,63 @@ bool is_partial_name(std::string_view entry, std::string_view target_name) {
   return entry.starts_with(prefix) && random_part_ok(entry.substr(prefix.size()));
 }
 
-bool hold_live_lock(int fd) {
+namespace {
+// The write lock on byte k_lock_offset that marks a live entry.
+struct flock live_lock() {
   struct flock fl {};
   fl.l_type = F_WRLCK;
   fl.l_whence = SEEK_SET;
   fl.l_start = k_lock_offset;
   fl.l_len = 1;
+  return fl;
+}
+
+// The one scan behind both sweeps: for each entry of dirfd, `stale(name)` returns the bytes it
+// holds when it is a leftover to remove (nullopt: not ours, in use, or changed), and
+// `remove(name)` removes it; what went is counted.
+template <class Stale, class Remove>
+Result<Removed> sweep(int dirfd, Stale stale, Remove remove) {
+  Removed out;
+  auto names = CDI_TRY(list_dir(dirfd));
+  for (const auto& name : names) {
+    std::optional<uint64_t> bytes = stale(name);
+    if (!bytes || !remove(name)) continue;
+    ++out.entries;
+    out.bytes += *bytes;
+  }
+  return out;
+}
+}  // namespace
+
+bool hold_live_lock(int fd) {
+  struct flock fl = live_lock();
   return ::fcntl(fd, F_OFD_SETLK, &fl) == 0;
 }
 
 bool live_lock_held(int fd) {
-  struct flock fl {};
-  fl.l_type = F_WRLCK;
-  fl.l_whence = SEEK_SET;
-  fl.l_start = k_lock_offset;
-  fl.l_len = 1;
+  struct flock fl = live_lock();
   // Without lock support nobody can hold the lock: the entry counts as stale.
   if (::fcntl(fd, F_OFD_GETLK, &fl) != 0) return false;
   return fl.l_type != F_UNLCK;
 }
 
 Result<Removed> remove_stale_partials_at(int dirfd, std::string_view target_name) {
-  Removed out;
-  auto names = CDI_TRY(list_dir(dirfd));
-  for (const auto& name : names) {
-    if (!is_partial_name(name, target_name)) continue;
+  auto stale = [&](const std::string& name) -> std::optional<uint64_t> {
+    if (!is_partial_name(name, target_name)) return std::nullopt;
     // O_NOFOLLOW: a symlink with our name is not ours; O_NONBLOCK: never hang on a FIFO.
     util::Fd fd(::openat(dirfd, name.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC));
-    if (!fd) continue;
+    if (!fd) return std::nullopt;
     struct stat st {};
-    if (::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode)) continue;
-    if (live_lock_held(fd.get())) continue;   // a running import's file
+    if (::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode)) return std::nullopt;
+    if (live_lock_held(fd.get())) return std::nullopt;   // a running import's file
     // The name must still be this inode (not replaced since we opened it).
     struct stat now {};
     if (::fstatat(dirfd, name.c_str(), &now, AT_SYMLINK_NOFOLLOW) != 0 || now.st_ino != st.st_ino ||
         now.st_dev != st.st_dev)
-      continue;
-    if (::unlinkat(dirfd, name.c_str(), 0) == 0) {
-      ++out.entries;
-      out.bytes += static_cast<uint64_t>(st.st_blocks) * 512;
-    }
-  }
-  return out;
+      return std::nullopt;
+    return static_cast<uint64_t>(st.st_blocks) * 512;
+  };
+  return sweep(dirfd, stale, [&](const std::string& name) { return ::unlinkat(dirfd, name.c_str(), 0) == 0; });
 }
 
 Result<Removed> remove_stale_partials(const fs::path& target) {
@@ -215,35 +231,30 @@ void StagingDir::remove() noexcept {
 }
 
 Result<Removed> remove_stale_staging_dirs(const fs::path& dir) {
-  Removed out;
   util::Fd dfd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (!dfd) {
-    if (errno == ENOENT || errno == ENOTDIR) return out;
+    if (errno == ENOENT || errno == ENOTDIR) return Removed{};
     return fail_sys("opening " + dir.string());
   }
-  auto names = CDI_TRY(list_dir(dfd.get()));
   const std::string marker_name(k_staging_marker);
-  for (const auto& name : names) {
-    if (!is_staging_name(name)) continue;
+  auto stale = [&](const std::string& name) -> std::optional<uint64_t> {
+    if (!is_staging_name(name)) return std::nullopt;
     util::Fd sd(::openat(dfd.get(), name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
     struct stat st {};
-    if (!sd || ::fstat(sd.get(), &st) != 0) continue;
+    if (!sd || ::fstat(sd.get(), &st) != 0) return std::nullopt;
     util::Fd marker(::openat(sd.get(), marker_name.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
     struct stat mst {};
-    if (!marker || ::fstat(marker.get(), &mst) != 0 || !S_ISREG(mst.st_mode)) continue;
+    if (!marker || ::fstat(marker.get(), &mst) != 0 || !S_ISREG(mst.st_mode)) return std::nullopt;
     std::array<char, 128> buf{};
     ssize_t n = ::pread(marker.get(), buf.data(), buf.size(), 0);
-    if (n <= 0 || std::string_view(buf.data(), static_cast<size_t>(n)) != marker_text(st)) continue;
-    if (live_lock_held(marker.get())) continue;   // a running import's stage
-    fs::path p = dir / name;
-    uint64_t bytes = allocated_below(p);
+    if (n <= 0 || std::string_view(buf.data(), static_cast<size_t>(n)) != marker_text(st)) return std::nullopt;
+    if (live_lock_held(marker.get())) return std::nullopt;   // a running import's stage
+    return allocated_below(dir / name);
+  };
+  return sweep(dfd.get(), stale, [&](const std::string& name) {
     std::error_code ec;
-    if (fs::remove_all(p, ec) > 0 && !ec) {
-      ++out.entries;
-      out.bytes += bytes;
-    }
-  }
-  return out;
+    return fs::remove_all(dir / name, ec) > 0 && !ec;
+  });
 }
 
 }  // namespace cdi::sink

@@ -10,22 +10,6 @@
 
 namespace cdi::sink::detail {
 
-Result<void> pwrite_all(int fd, std::span<const std::byte> data, uint64_t offset, std::string_view what) {
-  while (!data.empty()) {
-    ssize_t n = ::pwrite(fd, data.data(), data.size(), static_cast<off_t>(offset));
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return fail_sys("writing " + std::string(what) + " at offset " + std::to_string(offset));
-    }
-    if (n == 0)  // pwrite never returns 0 for a non-empty buffer on Linux; do not spin
-      return fail(Errc::io, "writing " + std::string(what) + " at offset " + std::to_string(offset) +
-                                ": the kernel accepted no bytes");
-    data = data.subspan(static_cast<size_t>(n));
-    offset += static_cast<uint64_t>(n);
-  }
-  return {};
-}
-
 namespace {
 Result<void> sync_range(int fd, uint64_t lo, uint64_t hi, unsigned flags, std::string_view what) {
   if (hi <= lo) return {};

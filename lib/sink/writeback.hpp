@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
-// Helpers shared by the file and block-device sinks: a pwrite loop and a bound on dirty page cache.
+// Shared by the file and block-device sinks: a bound on dirty page cache (their pwrite loop is
+// util::pwrite_all, lib/util/file_io.hpp).
 // Internal to lib/sink.
 #pragma once
 
@@ -12,10 +13,6 @@
 namespace cdi::sink::detail {
 
 inline constexpr uint64_t k_writeback_window = uint64_t{64} << 20;
-
-// Writes all of data at offset, retrying EINTR and short writes. Errors: io (ENOSPC, EIO, ...)
-// as "writing <what> at offset <n>: <strerror>".
-Result<void> pwrite_all(int fd, std::span<const std::byte> data, uint64_t offset, std::string_view what);
 
 // Keeps the page cache from ballooning with dirty pages of the target (CDI importer pods have
 // small memory limits and were OOM-killed by page cache). Every k_writeback_window bytes written

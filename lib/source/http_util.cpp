@@ -294,4 +294,110 @@ std::string proxy_for(const ProxyEnv& env, std::string_view scheme) {
   return scheme == "https" ? env.https : env.http;
 }
 
+namespace {
+struct CurlFree {
+  void operator()(CURL* c) const { curl_easy_cleanup(c); }
+};
+struct SlistFree {
+  void operator()(curl_slist* l) const { curl_slist_free_all(l); }
+};
+}  // namespace
+
+Result<SmallResponse> small_request(const SmallRequest& req, TransportFailure* why) {
+  std::unique_ptr<CURL, CurlFree> c(curl_easy_init());
+  if (!c) return fail(Errc::internal, "curl_easy_init failed");
+  CURL* h = c.get();
+  SmallResponse r;
+  curl_slist* list = nullptr;
+  for (const auto& line : req.headers) list = curl_slist_append(list, line.c_str());
+  std::unique_ptr<curl_slist, SlistFree> hold(list);
+  char errbuf[CURL_ERROR_SIZE] = {};
+  struct Sink {
+    SmallResponse* r;
+    size_t cap;
+    const util::CancelToken* cancel;
+    bool over = false;
+  } sink{&r, req.max_body, req.cancel};
+  auto write_cb = +[](char* p, size_t s, size_t n, void* u) -> size_t {
+    auto* k = static_cast<Sink*>(u);
+    if (k->r->body.size() + s * n > k->cap) {
+      k->over = true;
+      return 0;
+    }
+    k->r->body.append(p, s * n);
+    return s * n;
+  };
+  auto header_cb = +[](char* p, size_t s, size_t n, void* u) -> size_t {
+    auto* k = static_cast<Sink*>(u);
+    std::string_view line(p, s * n);
+    if (line.starts_with("HTTP/")) k->r->headers.clear();
+    else if (auto hd = split_header(line)) k->r->headers.add(std::move(hd->first), std::move(hd->second));
+    return s * n;
+  };
+  auto progress_cb = +[](void* u, curl_off_t, curl_off_t, curl_off_t, curl_off_t) -> int {
+    auto* k = static_cast<Sink*>(u);
+    return k->cancel && k->cancel->cancelled() ? 1 : 0;   // a signal aborts a small request too
+  };
+  const std::string agent = req.user_agent.empty() ? std::string("cdi-import/" CDI_VERSION) : req.user_agent;
+  curl_easy_setopt(h, CURLOPT_URL, req.url.c_str());
+  curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
+  curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+  if (!req.use_proxy_env) {
+    curl_easy_setopt(h, CURLOPT_PROXY, "");
+    curl_easy_setopt(h, CURLOPT_NOPROXY, "*");
+  }
+  if (req.follow_redirects) {
+    curl_easy_setopt(h, CURLOPT_REDIR_PROTOCOLS_STR, req.redirect_protocols.c_str());
+    curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 1L);
+    curl_easy_setopt(h, CURLOPT_MAXREDIRS, 10L);
+  }
+  curl_easy_setopt(h, CURLOPT_USERAGENT, agent.c_str());
+  if (req.tls12_min) curl_easy_setopt(h, CURLOPT_SSLVERSION, static_cast<long>(CURL_SSLVERSION_TLSv1_2));
+  curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, req.verify_tls ? 1L : 0L);
+  curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, req.verify_tls ? 2L : 0L);
+  if (req.ca_file) curl_easy_setopt(h, CURLOPT_CAINFO, req.ca_file->c_str());
+  curl_blob blob{const_cast<char*>(req.ca_pem.data()), req.ca_pem.size(), CURL_BLOB_NOCOPY};
+  if (!req.ca_pem.empty()) curl_easy_setopt(h, CURLOPT_CAINFO_BLOB, &blob);
+  if (req.client_cert) curl_easy_setopt(h, CURLOPT_SSLCERT, req.client_cert->c_str());
+  if (req.client_key) curl_easy_setopt(h, CURLOPT_SSLKEY, req.client_key->c_str());
+  curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(req.connect_timeout.count()));
+  if (req.total_timeout) curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, static_cast<long>(req.total_timeout->count()));
+  if (req.stall_timeout) {
+    curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
+    curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, static_cast<long>(req.stall_timeout->count()));
+  }
+  if (!req.method.empty()) curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, req.method.c_str());
+  if (req.body) {
+    curl_easy_setopt(h, CURLOPT_POSTFIELDS, req.body->c_str());
+    curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, static_cast<long>(req.body->size()));
+  }
+  if (list) curl_easy_setopt(h, CURLOPT_HTTPHEADER, list);
+  curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, write_cb);
+  curl_easy_setopt(h, CURLOPT_WRITEDATA, &sink);
+  curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, header_cb);
+  curl_easy_setopt(h, CURLOPT_HEADERDATA, &sink);
+  if (req.cancel) {
+    curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, progress_cb);
+    curl_easy_setopt(h, CURLOPT_XFERINFODATA, &sink);
+    curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
+  }
+  CURLcode rc = curl_easy_perform(h);
+  if (sink.over) return fail(Errc::limit, "the reply is larger than " + std::to_string(req.max_body) + " bytes");
+  if (rc != CURLE_OK) {
+    std::string msg = errbuf[0] ? std::string(errbuf) : std::string(curl_easy_strerror(rc));
+    if (why) {
+      why->message = msg;
+      if (rc == CURLE_RECV_ERROR || rc == CURLE_SEND_ERROR) why->kind = TransportFailure::Kind::send_recv;
+      else if (rc == CURLE_PEER_FAILED_VERIFICATION || rc == CURLE_SSL_CONNECT_ERROR || rc == CURLE_SSL_CERTPROBLEM ||
+               rc == CURLE_SSL_CACERT_BADFILE || rc == CURLE_UNSUPPORTED_PROTOCOL)
+        why->kind = TransportFailure::Kind::tls;
+      else why->kind = TransportFailure::Kind::other;
+    }
+    return fail(Errc::network, std::move(msg));
+  }
+  curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &r.status);
+  return r;
+}
+
 }  // namespace cdi::source::http

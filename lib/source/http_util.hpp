@@ -12,6 +12,7 @@
 #include <utility>
 #include <vector>
 
+#include "lib/util/cancel.hpp"
 #include "lib/util/error.hpp"
 
 namespace cdi::source::http {
@@ -109,5 +110,42 @@ ProxyEnv proxy_env_from(const std::function<const char*(const char*)>& getenv);
 // The proxy URL for a request scheme ("http" / "https"); "" = connect directly. Exclusions by
 // no_proxy are applied by libcurl (CURLOPT_NOPROXY).
 std::string proxy_for(const ProxyEnv& env, std::string_view scheme);
+
+// One bounded request with a small reply (API calls, manifests, tokens, JSON info): the whole
+// body is collected in memory up to `max_body` bytes. Not for image data (HttpSource streams).
+struct SmallRequest {
+  std::string url;
+  std::string method;                     // "" = GET (or POST with a body); else sent as is
+  std::vector<std::string> headers;       // "Name: value" lines
+  std::optional<std::string> body;        // request body (POSTFIELDS)
+  size_t max_body = 1u << 20;             // a larger reply fails with Errc::limit
+  std::string user_agent;                 // "" = "cdi-import/<version>"
+  bool use_proxy_env = true;              // false: never a proxy, whatever the environment says
+  bool follow_redirects = false;          // up to 10, over `redirect_protocols`
+  std::string redirect_protocols = "http,https";
+  bool verify_tls = true;
+  bool tls12_min = false;                 // refuse TLS below 1.2
+  std::optional<std::string> ca_file;     // CA bundle file (CAINFO)
+  std::string ca_pem;                     // CA bundle in memory; must outlive the call
+  std::optional<std::string> client_cert, client_key;   // PEM files of a TLS client identity
+  std::chrono::milliseconds connect_timeout{30000};
+  std::optional<std::chrono::milliseconds> total_timeout;   // the whole transfer
+  std::optional<std::chrono::seconds> stall_timeout;        // no byte for this long
+  const util::CancelToken* cancel = nullptr;                // aborts the transfer when set
+};
+struct SmallResponse {
+  long status = 0;
+  Headers headers;   // of the last response (after redirects)
+  std::string body;
+};
+// Why a transport failed, for callers that retry or explain (filled when small_request returns
+// Errc::network).
+struct TransportFailure {
+  enum class Kind { tls, send_recv, other } kind = Kind::other;
+  std::string message;   // libcurl's error text
+};
+// Errors: limit (reply over max_body), network (transport; message: libcurl's text, details in
+// *why), internal. A cancelled transfer returns network; callers check their token after.
+Result<SmallResponse> small_request(const SmallRequest& req, TransportFailure* why = nullptr);
 
 }  // namespace cdi::source::http

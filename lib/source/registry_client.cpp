@@ -18,13 +18,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-struct CurlDeleter {
-  void operator()(CURL* c) const noexcept { curl_easy_cleanup(c); }
-};
-struct SlistDeleter {
-  void operator()(curl_slist* l) const noexcept { curl_slist_free_all(l); }
-};
-
 Result<std::string> read_file(const fs::path& p, std::string_view what) {
   std::error_code ec;
   if (!fs::exists(p, ec)) return fail(Errc::not_found, std::string(what) + " " + p.string() + ": No such file or directory");
@@ -132,86 +125,40 @@ Result<Response> RegistryClient::get(const std::string& url, const std::vector<s
       if (m_ctx.cancel) CDI_TRY(m_ctx.cancel->check());
       std::this_thread::sleep_for(std::chrono::milliseconds(100 << attempt));   // 200, 400, 800 ms
     }
-    std::unique_ptr<CURL, CurlDeleter> c(curl_easy_init());
-    if (!c) return fail(Errc::internal, "curl_easy_init failed");
-    Response r;
-    curl_slist* list = nullptr;
-    for (const auto& h : headers) list = curl_slist_append(list, h.c_str());
-    if (!authz.empty()) list = curl_slist_append(list, authz.c_str());
-    std::unique_ptr<curl_slist, SlistDeleter> hold(list);
-    char errbuf[CURL_ERROR_SIZE] = {};
-    struct Sink {
-      Response* r;
-      size_t cap;
-      const util::CancelToken* cancel;
-      bool over = false;
-    } sink{&r, cap, m_ctx.cancel};
-    auto progress_cb = +[](void* u, curl_off_t, curl_off_t, curl_off_t, curl_off_t) -> int {
-      auto* k = static_cast<Sink*>(u);
-      return k->cancel && k->cancel->cancelled() ? 1 : 0;   // a signal aborts a small request too
-    };
-    auto write_cb = +[](char* p, size_t s, size_t n, void* u) -> size_t {
-      auto* k = static_cast<Sink*>(u);
-      if (k->r->body.size() + s * n > k->cap) {
-        k->over = true;
-        return 0;
-      }
-      k->r->body.append(p, s * n);
-      return s * n;
-    };
-    auto header_cb = +[](char* p, size_t s, size_t n, void* u) -> size_t {
-      auto* k = static_cast<Sink*>(u);
-      std::string_view line(p, s * n);
-      if (line.starts_with("HTTP/")) k->r->headers.clear();
-      else if (auto h = http::split_header(line)) k->r->headers.add(std::move(h->first), std::move(h->second));
-      return s * n;
-    };
-    CURL* h = c.get();
-    curl_easy_setopt(h, CURLOPT_URL, url.c_str());
-    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
-    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(h, CURLOPT_REDIR_PROTOCOLS_STR, m_base.starts_with("https") ? "https" : "http,https");
-    curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 1L);
-    curl_easy_setopt(h, CURLOPT_MAXREDIRS, 10L);
-    curl_easy_setopt(h, CURLOPT_USERAGENT, "cdi-import/" CDI_VERSION);
-    curl_easy_setopt(h, CURLOPT_SSLVERSION, static_cast<long>(CURL_SSLVERSION_TLSv1_2));
-    curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, m_opts.http.insecure_tls ? 0L : 1L);
-    curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, m_opts.http.insecure_tls ? 0L : 2L);
-    if (!m_ca_pem.empty()) {
-      curl_blob blob{m_ca_pem.data(), m_ca_pem.size(), CURL_BLOB_NOCOPY};
-      curl_easy_setopt(h, CURLOPT_CAINFO_BLOB, &blob);
-    }
+    http::SmallRequest req;
+    req.url = url;
+    req.headers = headers;
+    if (!authz.empty()) req.headers.push_back(authz);
+    req.max_body = cap;
+    req.follow_redirects = true;
+    req.redirect_protocols = m_base.starts_with("https") ? "https" : "http,https";
+    req.tls12_min = true;
+    req.verify_tls = !m_opts.http.insecure_tls;
+    req.ca_pem = m_ca_pem;
     if (m_client_pair) {
-      curl_easy_setopt(h, CURLOPT_SSLCERT, m_client_pair->cert.c_str());
-      curl_easy_setopt(h, CURLOPT_SSLKEY, m_client_pair->key.c_str());
+      req.client_cert = m_client_pair->cert.string();
+      req.client_key = m_client_pair->key.string();
     }
-    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(std::chrono::milliseconds(m_opts.http.connect_timeout).count()));
-    curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
-    curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, static_cast<long>(m_opts.http.stall_timeout.count()));
-    curl_easy_setopt(h, CURLOPT_HTTPHEADER, list);
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, write_cb);
-    curl_easy_setopt(h, CURLOPT_WRITEDATA, &sink);
-    curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, header_cb);
-    curl_easy_setopt(h, CURLOPT_HEADERDATA, &sink);
-    curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, progress_cb);
-    curl_easy_setopt(h, CURLOPT_XFERINFODATA, &sink);
-    curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
-    CURLcode rc = curl_easy_perform(h);
+    req.connect_timeout = std::chrono::duration_cast<std::chrono::milliseconds>(m_opts.http.connect_timeout);
+    req.stall_timeout = std::chrono::duration_cast<std::chrono::seconds>(m_opts.http.stall_timeout);
+    req.cancel = m_ctx.cancel;
+    http::TransportFailure why;
+    auto got = http::small_request(req, &why);
     if (m_ctx.cancel) CDI_TRY(m_ctx.cancel->check());
-    if (sink.over) return fail(Errc::limit, "reply from " + http::redact_url(url) + " is larger than " + std::to_string(cap) + " bytes");
-    if (rc != CURLE_OK) {
-      last_error = (errbuf[0] ? std::string(errbuf) : std::string(curl_easy_strerror(rc))) + " for " + http::redact_url(url);
-      if (url.starts_with("https:") && !m_client_pair && (rc == CURLE_RECV_ERROR || rc == CURLE_SEND_ERROR))
+    if (!got && got.error().code() == Errc::limit)
+      return fail(Errc::limit, "reply from " + http::redact_url(url) + " is larger than " + std::to_string(cap) + " bytes");
+    if (!got && got.error().code() != Errc::network) return std::unexpected(std::move(got).error());
+    if (!got) {
+      last_error = why.message + " for " + http::redact_url(url);
+      if (url.starts_with("https:") && !m_client_pair && why.kind == http::TransportFailure::Kind::send_recv)
         // TLS 1.3 servers refuse a missing client certificate only after the handshake.
         last_error += " (if the registry requires a TLS client certificate: a *.cert + *.key pair in --cert-dir)";
-      if (rc == CURLE_PEER_FAILED_VERIFICATION || rc == CURLE_SSL_CONNECT_ERROR || rc == CURLE_SSL_CERTPROBLEM ||
-          rc == CURLE_SSL_CACERT_BADFILE || rc == CURLE_UNSUPPORTED_PROTOCOL)
+      if (why.kind == http::TransportFailure::Kind::tls)
         return fail(Errc::network, "TLS: " + last_error +
                                        (m_opts.http.insecure_tls ? "" : " (trust its CA with --cert-dir, or --insecure-tls)"));
       continue;
     }
-    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &r.status);
+    Response r{got->status, std::move(got->headers), std::move(got->body)};
     if (http::is_retryable_status(r.status) && attempt < 3) {
       last_error = "HTTP " + std::to_string(r.status) + " for " + http::redact_url(url);
       continue;

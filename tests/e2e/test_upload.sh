@@ -188,8 +188,11 @@ t_routes() {
   up /v1beta1/upload -I; expect_code 404
   up /v1beta1/nothing -X POST -d x; expect_code 404
   up /v1beta2/upload -X POST -d x; expect_code 404
-  up /v1beta1/upload -X POST -H "x-cdi-content-type: blockdevice-clone" --data-binary "@$IMG/raw.gz"; expect_code 400
-  grep -q "host-assisted clone .* is not supported" "$W/_meta/body" || fail "clone refusal not explained"
+  # a clone body must be snappy-framed (tests/e2e/test_clone_target.sh has the real clones)
+  up /v1beta1/upload -X POST -H "x-cdi-content-type: blockdevice-clone" --data-binary "@$IMG/raw.gz"; expect_code 500
+  grep -q "^Saving stream failed: .*snappy" "$W/_meta/body" || fail "non-snappy clone body not explained"
+  up /v1beta1/upload-async -X POST -H "x-cdi-content-type: filesystem-clone" --data-binary "@$IMG/raw.gz"; expect_code 500
+  grep -qx "Saving stream failed: async clone not supported" "$W/_meta/body" || fail "async clone refusal not explained"
   [[ -z $(ls -A "$W/dest") ]] || fail "files in dest"
   post_image /v1beta1/upload "$IMG/qcow2.gz"; expect_code 200
   srv_wait 0

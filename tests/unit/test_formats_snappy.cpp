@@ -18,12 +18,7 @@
 #include "tests/support/memory_reader.hpp"
 
 using namespace cdi;
-using cdi::test::MemoryReader;
-using cdi::test::Bytes;
-using cdi::test::bytes_of;
-using cdi::test::concat;
-using cdi::test::head_of;
-using cdi::test::sample;
+using namespace cdi::test;   // sample data, byte helpers, MemoryReader (codec_test.hpp)
 namespace sn = cdi::formats::snappy;
 
 namespace {
@@ -77,12 +72,11 @@ Bytes compressed_chunk(const Bytes& data, std::optional<uint32_t> crc = {}) {
   return chunk(sn::k_chunk_compressed, concat({le32(crc.value_or(sn::masked_crc32c(data))), test::to_bytes(block)}));
 }
 
-Result<Bytes> decode(Bytes framed, size_t chunk = 1 << 20, size_t dst = 1 << 16) {
-  return test::decode_with([](auto up) { return sn::open(std::move(up), {}); }, std::move(framed), chunk, dst);
-}
-
+constexpr char k_snappy[] = "snappy";
+using Snappy = test::contract::Codec<k_snappy, &sn::open>;
+Result<Bytes> decode(Bytes framed, size_t chunk = 1 << 20, size_t dst = 1 << 16) { return Snappy::decode(std::move(framed), chunk, dst); }
 Error decode_error(Bytes framed, size_t chunk = 1 << 20, size_t dst = 1 << 16) {
-  return test::error_of(decode(std::move(framed), chunk, dst));
+  return Snappy::decode_error(std::move(framed), chunk, dst);
 }
 
 Bytes encode(Bytes raw, size_t chunk = 1 << 20, size_t dst = 1 << 20) {
@@ -388,21 +382,7 @@ TEST_CASE("snappy malformed frames are corrupt_input naming what and where", "[s
 
 TEST_CASE("snappy upstream errors pass through with context", "[snappy]") {
   Bytes framed = encode(sample(400000, 16));
-  for (size_t prefix : {size_t(0), size_t(5), size_t(10), framed.size() / 2}) {
-    INFO("prefix " << prefix);
-    auto up = std::make_unique<test::FailingReader>(Bytes(framed.begin(), framed.begin() + static_cast<std::ptrdiff_t>(prefix)),
-                                                   Error(Errc::network, "connection reset"));
-    auto r = sn::open(std::move(up), {});
-    REQUIRE(r);
-    auto out = test::read_all(**r);
-    REQUIRE_FALSE(out);
-    CHECK(out.error().code() == Errc::network);
-    CHECK(out.error().what() == "snappy: connection reset");
-    std::byte b[16];
-    auto again = (*r)->read(b);
-    REQUIRE_FALSE(again);
-    CHECK(again.error().code() == Errc::network);
-  }
+  test::contract::upstream_errors_pass_through<Snappy>(framed, {size_t(0), size_t(5), size_t(10), framed.size() / 2});
   SECTION("encoder") {
     auto up = std::make_unique<test::FailingReader>(sample(100000, 17), Error(Errc::io, "read error"));
     auto r = sn::open_encoder(std::move(up), {});

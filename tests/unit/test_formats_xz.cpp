@@ -11,12 +11,7 @@
 #include "tests/support/memory_reader.hpp"
 
 using namespace cdi;
-using cdi::test::MemoryReader;
-using cdi::test::Bytes;
-using cdi::test::bytes_of;
-using cdi::test::concat;
-using cdi::test::head_of;
-using cdi::test::sample;
+using namespace cdi::test;   // sample data, byte helpers, MemoryReader (codec_test.hpp)
 
 namespace {
 
@@ -55,6 +50,9 @@ Error decode_error(Bytes compressed, size_t chunk = 1 << 20, unsigned threads = 
   return test::error_of(decode(std::move(compressed), chunk, 1 << 16, threads));
 }
 
+constexpr char k_xz[] = "xz";
+using Xz = test::contract::Codec<k_xz, &formats::xz::open, 2>;   // decode() above: 2 threads
+
 }  // namespace
 
 TEST_CASE("xz probe", "[xz]") {
@@ -72,27 +70,10 @@ TEST_CASE("xz probe", "[xz]") {
 
 TEST_CASE("xz golden round trip at all chunk and destination sizes", "[xz]") {
   Bytes plain = sample(300 * 1000);
-  Bytes xz = xz_stream(plain);
-  for (size_t chunk : {size_t(1), size_t(7), size_t(4096), size_t(1) << 20}) {
-    for (size_t dst : {size_t(1), size_t(7), size_t(4096), size_t(1) << 20}) {
-      INFO("chunk " << chunk << " dst " << dst);
-      auto out = decode(xz, chunk, dst);
-      INFO((out ? std::string() : out.error().what()));
-      REQUIRE(out);
-      CHECK(*out == plain);
-    }
-  }
+  test::contract::round_trip_at_all_sizes<Xz>(plain, xz_stream(plain));
 }
 
-TEST_CASE("xz reader info", "[xz]") {
-  auto r = formats::xz::open(std::make_unique<MemoryReader>(xz_stream(sample(10))), {});
-  REQUIRE(r);
-  auto info = (*r)->info();
-  CHECK(info.name == "xz");
-  CHECK_FALSE(info.size);
-  CHECK_FALSE(info.seekable);
-  CHECK_FALSE(info.path);
-}
+TEST_CASE("xz reader info", "[xz]") { test::contract::reader_info<Xz>(xz_stream(sample(10))); }
 
 TEST_CASE("xz multi-block streams decode with 1 and 2 threads", "[xz]") {
   Bytes plain = sample(3 << 20, 2);
@@ -125,28 +106,9 @@ TEST_CASE("xz concatenated streams and stream padding", "[xz]") {
 
 TEST_CASE("xz truncation is corrupt_input", "[xz]") {
   Bytes plain = sample(5000, 6);
-  Bytes xz = concat({xz_stream(plain), xz_stream(plain)});
-  SECTION("by one byte") {
-    Bytes cut(xz.begin(), xz.end() - 1);
-    auto e = decode_error(cut);
-    CHECK(e.code() == Errc::corrupt_input);
-    CHECK(e.what() == "xz: unexpected end of stream after " + util::format_bytes(cut.size()));
-  }
-  SECTION("at every length") {
-    for (size_t len = 1; len < xz.size(); ++len) {
-      if (len == xz.size() / 2) continue;  // exactly one complete stream: valid
-      INFO("length " << len);
-      auto e = decode_error(Bytes(xz.begin(), xz.begin() + static_cast<std::ptrdiff_t>(len)), 7);
-      CHECK(e.code() == Errc::corrupt_input);
-    }
-  }
-  SECTION("in the middle of a multi-block stream") {
-    Bytes big = xz_stream(sample(2 << 20, 7), 256 * 1024);
-    big.resize(big.size() / 2);
-    auto e = decode_error(big, 4096);
-    CHECK(e.code() == Errc::corrupt_input);
-    CHECK(e.what().starts_with("xz: unexpected end of stream after "));
-  }
+  Bytes big = xz_stream(sample(2 << 20, 7), 256 * 1024);   // multi-block
+  big.resize(big.size() / 2);
+  test::contract::truncation_at_every_cut<Xz>(concat({xz_stream(plain), xz_stream(plain)}), big);
 }
 
 TEST_CASE("xz bad check and corrupt data are corrupt_input", "[xz]") {
@@ -178,60 +140,23 @@ TEST_CASE("xz bad check and corrupt data are corrupt_input", "[xz]") {
 }
 
 TEST_CASE("xz trailing garbage and non-xz input", "[xz]") {
-  Bytes stream = xz_stream(sample(3000, 9));
-  for (std::string tail : {std::string("garbage! and more garbage"), std::string("x"), std::string(3, '\0'),
-                           std::string("\0\0\0\0junk", 8)}) {
-    INFO("tail size " << tail.size());
-    for (size_t chunk : {size_t(1), size_t(4096)}) {
-      auto e = decode_error(concat({stream, test::to_bytes(tail)}), chunk);
-      CHECK(e.code() == Errc::corrupt_input);
-      CHECK(e.what().starts_with("xz: trailing garbage after stream 1 at offset "));
-    }
-  }
-  auto e = decode_error(concat({stream, test::to_bytes("x")}));
-  CHECK(e.what() == "xz: trailing garbage after stream 1 at offset " + std::to_string(stream.size()));
-  e = decode_error(test::to_bytes("plain text, not xz"));
-  CHECK(e.code() == Errc::corrupt_input);
-  CHECK(e.what() == "xz: not an xz stream (bad magic)");
+  // Null bytes after a stream are padding: the garbage is named where the padding started.
+  test::contract::trailing_garbage<Xz>(xz_stream(sample(3000, 9)),
+                                       {std::string("garbage! and more garbage"), std::string("x"),
+                                        std::string(3, '\0'), std::string("\0\0\0\0junk", 8)},
+                                       "stream", false);
+  test::contract::not_this_format<Xz>("plain text, not xz", "not an xz stream (bad magic)");
 }
 
-TEST_CASE("xz empty input is an error", "[xz]") {
-  auto e = decode_error({});
-  CHECK(e.code() == Errc::corrupt_input);
-  CHECK(e.what() == "xz: empty input");
-}
+TEST_CASE("xz empty input is an error", "[xz]") { test::contract::empty_input_is_an_error<Xz>(); }
 
 TEST_CASE("xz upstream errors pass through with context", "[xz]") {
   Bytes xz = xz_stream(sample(400000, 10), 65536);
-  for (size_t prefix : {size_t(0), size_t(5), xz.size() / 2}) {
-    INFO("prefix " << prefix);
-    auto up = std::make_unique<test::FailingReader>(Bytes(xz.begin(), xz.begin() + static_cast<std::ptrdiff_t>(prefix)),
-                                                   Error(Errc::network, "connection reset"));
-    auto r = formats::xz::open(std::move(up), {});
-    REQUIRE(r);
-    auto out = test::read_all(**r);
-    REQUIRE_FALSE(out);
-    CHECK(out.error().code() == Errc::network);
-    CHECK(out.error().what() == "xz: connection reset");
-    std::byte b[16];
-    auto again = (*r)->read(b);
-    REQUIRE_FALSE(again);
-    CHECK(again.error().code() == Errc::network);
-  }
+  test::contract::upstream_errors_pass_through<Xz>(xz, {size_t(0), size_t(5), xz.size() / 2});
 }
 
 TEST_CASE("xz honours the cancel token", "[xz]") {
-  util::CancelToken cancel;
-  formats::CodecOptions opts;
-  opts.cancel = &cancel;
-  auto r = formats::xz::open(std::make_unique<MemoryReader>(xz_stream(sample(1 << 20)), 4096), opts);
-  REQUIRE(r);
-  std::byte buf[1024];
-  REQUIRE((*r)->read(buf).value() > 0);
-  cancel.cancel();
-  auto out = test::read_all(**r);
-  REQUIRE_FALSE(out);
-  CHECK(out.error().code() == Errc::cancelled);
+  test::contract::honours_the_cancel_token<Xz>(xz_stream(sample(1 << 20)));
 }
 
 TEST_CASE("xz dictionary beyond the memory limit is Errc::limit", "[xz]") {

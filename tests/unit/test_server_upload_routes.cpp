@@ -134,3 +134,31 @@ TEST_CASE("openssl_cipher_list turns Go's comma list into OpenSSL's colon list",
   CHECK(openssl_cipher_list("ECDHE-RSA-AES128-GCM-SHA256, ECDHE-ECDSA-AES256-GCM-SHA384,") ==
         "ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384");
 }
+
+TEST_CASE("clone_kind reads CDI's x-cdi-content-type values exactly", "[server][routes][clone]") {
+  CHECK(clone_kind("blockdevice-clone") == CloneKind::blockdevice);
+  CHECK(clone_kind("filesystem-clone") == CloneKind::filesystem);
+  for (const char* v : {"", "kubevirt", "archive", "Blockdevice-Clone", "blockdevice-clone ", "filesystem",
+                        "filesystemclone", "clone"})
+    CHECK(clone_kind(v) == CloneKind::none);
+  CHECK(clone_kind_name(CloneKind::blockdevice) == "blockdevice-clone");
+  CHECK(clone_kind_name(CloneKind::filesystem) == "filesystem-clone");
+  CHECK(clone_kind_name(CloneKind::none).empty());
+}
+
+TEST_CASE("clone_refusal: sync routes take clones, async routes refuse them as CDI", "[server][routes][clone]") {
+  for (std::string v : {"/v1beta1/", "/v1alpha1/"}) {
+    for (auto k : {CloneKind::blockdevice, CloneKind::filesystem}) {
+      for (const char* sync : {"upload", "upload-archive", "upload-form"})
+        CHECK_FALSE(clone_refusal(*route_for(v + sync), k).has_value());
+      for (const char* async : {"upload-async", "upload-form-async"}) {
+        auto r = clone_refusal(*route_for(v + async), k);
+        REQUIRE(r.has_value());
+        CHECK(r->status == 500);
+        CHECK(r->body == "Saving stream failed: async clone not supported");
+      }
+    }
+    // not a clone: every route as before
+    for (const auto& p : upload_paths()) CHECK_FALSE(clone_refusal(*route_for(p), CloneKind::none).has_value());
+  }
+}

@@ -9,7 +9,9 @@
 #include <future>
 #include <thread>
 
+#include "formats/snappy/snappy_encoder.hpp"
 #include "lib/server/upload_server.hpp"
+#include "tests/support/memory_reader.hpp"
 #include "lib/util/digest.hpp"
 #include "tests/support/loop_device.hpp"
 
@@ -183,4 +185,43 @@ TEST_CASE("run_upload_server: the cancel token stops it", "[server][upload_serve
   auto r = srv.result();
   REQUIRE_FALSE(r);
   CHECK(r.error().code() == Errc::cancelled);
+}
+
+TEST_CASE("run_upload_server: a clone body is refused on async routes and written verbatim on sync ones",
+          "[server][upload_server][clone]") {
+  TempDir d;
+  // raw device content that starts with a qcow2 magic: a clone copies it byte for byte
+  auto device = "QFI\xfb" + pattern((2 << 20) - 4, 5);
+  std::vector<std::byte> raw(reinterpret_cast<const std::byte*>(device.data()),
+                             reinterpret_cast<const std::byte*>(device.data()) + device.size());
+  auto enc = formats::snappy::open_encoder(std::make_unique<cdi::test::MemoryReader>(raw), {});
+  REQUIRE(enc);
+  std::string body;
+  std::vector<std::byte> buf(1 << 16);
+  for (;;) {
+    auto n = (*enc)->read(buf);
+    REQUIRE(n);
+    if (*n == 0) break;
+    body.append(reinterpret_cast<const char*>(buf.data()), *n);
+  }
+  auto o = http_options(d / "disk.img");
+  Running srv(o);
+  httplib::Client cli("127.0.0.1", srv.port());
+  cli.set_read_timeout(std::chrono::seconds(30));
+  httplib::Headers h{{"x-cdi-content-type", "blockdevice-clone"}};
+  for (const char* route : {"/v1beta1/upload-async", "/v1alpha1/upload-async"}) {
+    auto res = cli.Post(route, h, body, "application/octet-stream");
+    REQUIRE(res);
+    CHECK(res->status == 500);
+    CHECK(res->body == "Saving stream failed: async clone not supported\n");
+  }
+  CHECK_FALSE(std::filesystem::exists(d / "disk.img"));
+  auto res = cli.Post("/v1beta1/upload", h, body, "application/octet-stream");
+  REQUIRE(res);
+  CHECK(res->status == 200);
+  auto r = srv.result();
+  REQUIRE(r);
+  CHECK(r->report.content_type == pipeline::ContentType::blockdevice_clone);
+  CHECK(r->report.chain == std::vector<std::string>{"upload", "snappy", "raw"});
+  CHECK(slurp(d / "disk.img") == device);
 }
