@@ -72,12 +72,12 @@ wait_port() {
 # start_server IMPL TARGET RUN: the upload-server pod (IMPL cdi|ours; TARGET file|block, block =
 # the loop device $TGT_DEV on /dev/cdi-block-volume, file = $RUN/data on /data), in the
 # background; SRV_PID. UPLOAD_IMAGE_SIZE=$IMAGE_SIZE, FILESYSTEM_OVERHEAD=0 (so a file target is
-# the source's size), PREALLOCATION=false.
+# the source's size), PREALLOCATION=${CLONE_PREALLOCATION:-false} (the same on the cloner).
 start_server() {
   local impl=$1 target=$2 run=$3 bin vol=() env=()
   mkdir -p "$run/data"
   env=(LISTEN_ADDRESS=127.0.0.1 LISTEN_PORT="$SERVER_PORT" CLIENT_NAME="$CLONE_CLIENT_NAME"
-       UPLOAD_IMAGE_SIZE="$IMAGE_SIZE" FILESYSTEM_OVERHEAD=0 PREALLOCATION=false
+       UPLOAD_IMAGE_SIZE="$IMAGE_SIZE" FILESYSTEM_OVERHEAD=0 PREALLOCATION="${CLONE_PREALLOCATION:-false}"
        TLS_CIPHERS="$CLONE_CIPHERS" TLS_MIN_VERSION=VersionTLS12)
   if [[ $target == block ]]; then
     vol=(--block "$TGT_DEV")
@@ -112,7 +112,7 @@ run_cloner() {
   fi
   if [[ $impl == cdi ]]; then bin=$PEER_DIR/cdi-cloner startup=$PEER_DIR/cloner_startup.sh
   else bin=$OURS_BIN/cdi-cloner startup=$(ours_startup); fi
-  env+=(OWNER_UID=0b9d4bd1-6a55-4c4f-9d43-5a3ce2a5c6f1 PREALLOCATION=false
+  env+=(OWNER_UID=0b9d4bd1-6a55-4c4f-9d43-5a3ce2a5c6f1 PREALLOCATION="${CLONE_PREALLOCATION:-false}"
         UPLOAD_URL="https://127.0.0.1:$RELAY_PORT/v1beta1/upload"
         CLIENT_KEY="$(cat "$c/$client.key")" CLIENT_CERT="$(cat "$c/$client.crt")" SERVER_CA_CERT="$(cat "$c/ca.crt")")
   CL_RC=0
