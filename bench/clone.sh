@@ -64,6 +64,8 @@ make_clone_certs
 
 SRC_DEV='' TGT_DEV='' TGT_FILE=$WORK/target-block.raw
 cleanup() {
+  clone_stop_all
+  sleep 0.2
   [[ -n $SRC_DEV ]] && losetup -d "$SRC_DEV" 2> /dev/null
   [[ -n $TGT_DEV ]] && losetup -d "$TGT_DEV" 2> /dev/null
   rm -f "$TGT_FILE"

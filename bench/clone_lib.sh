@@ -132,6 +132,16 @@ start_relay() {
   return 1
 }
 
+# stop_server_pod: podns.sh execs down to /usr/bin/time (pid SRV_PID), which passes no signal on:
+# SIGTERM to the server (its child), then to time itself.
+stop_server_pod() {
+  local kids=() child
+  read -r -a kids < "/proc/$SRV_PID/task/$SRV_PID/children" 2> /dev/null || true
+  for child in "${kids[@]}"; do kill -TERM "$child" 2> /dev/null || true; done
+  sleep 0.2
+  kill "$SRV_PID" 2> /dev/null || true
+}
+
 # one_clone SRC_IMPL TGT_IMPL KIND TARGET RUN [CLIENT] [CUT]: one clone; sets
 #   C_WALL (s, cloner start -> server exited and target synced), C_WIRE (client->server bytes),
 #   C_WIRE_BACK, C_SRV_RC, C_CL_RC, C_SRV_TIME / C_CL_TIME ("wall user sys maxrss_kib"),
@@ -157,12 +167,7 @@ one_clone() {
   local i
   for ((i = 0; i < 100; i++)); do kill -0 "$SRV_PID" 2> /dev/null || break; sleep 0.05; done
   if kill -0 "$SRV_PID" 2> /dev/null; then
-    # podns.sh execs down to /usr/bin/time (pid SRV_PID), which passes no signal on: signal the
-    # server, its child, itself
-    local child
-    for child in $(cat "/proc/$SRV_PID/task/$SRV_PID/children" 2> /dev/null); do kill -TERM "$child" 2> /dev/null || true; done
-    sleep 0.2
-    kill "$SRV_PID" 2> /dev/null || true
+    stop_server_pod
   fi
   C_SRV_RC=0
   wait "$SRV_PID" || C_SRV_RC=$?
@@ -175,6 +180,12 @@ one_clone() {
   C_CL_TIME=$(tail -n 1 "$run/cloner.time" 2> /dev/null || echo "nan nan nan 0")
   C_SRV_TERM=$(cat "$run/server.term" 2> /dev/null || true)
   C_CL_TERM=$(cat "$run/cloner.term" 2> /dev/null || true)
+}
+
+# clone_stop_all: stops a server and relay still running (for the callers' EXIT traps).
+clone_stop_all() {
+  [[ -z ${SRV_PID:-} ]] || ! kill -0 "$SRV_PID" 2> /dev/null || stop_server_pod
+  [[ -z ${RELAY_PID:-} ]] || kill "$RELAY_PID" 2> /dev/null || true
 }
 
 # target_matches TARGET RUN: the clone target equals the source, byte for byte (a block target may
