@@ -33,10 +33,16 @@ if ! peer_available; then
        "(set CDI_PEER_DIR; build them with ../shared/test-infra/cdi-peer-build.sh)" >&2
   exit 0
 fi
-if [[ $PAIRS == *ours* ]] && ! ours_available; then
-  echo "clone_interop: our cdi-cloner/cdi-uploadserver not found in $OURS_BIN (or scripts/cloner_startup.sh missing): build first" >&2
-  exit 1
-fi
+for pair in $PAIRS; do
+  if [[ $pair == ours:* ]] && ! ours_cloner_available; then
+    echo "clone_interop: our cdi-cloner not found in $OURS_BIN (or $(ours_startup) missing): build first" >&2
+    exit 1
+  fi
+  if [[ $pair == *:ours ]] && ! ours_server_available; then
+    echo "clone_interop: our cdi-uploadserver not found in $OURS_BIN: build first" >&2
+    exit 1
+  fi
+done
 clone_enter_netns "$@"
 
 mkdir -p "$WORK"

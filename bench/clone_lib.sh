@@ -35,7 +35,9 @@ clone_enter_netns() {
 # ours_available / peer_available: whether each implementation's pod programs are there.
 # (absolute paths: the pods run chrooted, in /)
 ours_startup() { realpath -m "${OURS_STARTUP:-$ROOT/scripts/cloner_startup.sh}"; }
-ours_available() { [[ -x $OURS_BIN/cdi-cloner && -x $OURS_BIN/cdi-uploadserver && -f $(ours_startup) ]]; }
+ours_cloner_available() { [[ -x $OURS_BIN/cdi-cloner && -f $(ours_startup) ]]; }
+ours_server_available() { [[ -x $OURS_BIN/cdi-uploadserver ]]; }
+ours_available() { ours_cloner_available && ours_server_available; }
 peer_available() { [[ -x $PEER_DIR/cdi-cloner && -x $PEER_DIR/cdi-uploadserver && -f $PEER_DIR/cloner_startup.sh ]]; }
 
 # make_clone_certs: a CA, a server certificate for 127.0.0.1 and the clone client certificate
