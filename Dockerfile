@@ -3,7 +3,7 @@
 # One final stage per CDI image, each started the way CDI ships its own (cmd/*/BUILD.bazel in CDI):
 #   importer      ENTRYPOINT ["/usr/bin/cdi-importer", "-alsologtostderr"], USER 1001   (default: last stage)
 #   uploadserver  ENTRYPOINT ["/usr/bin/cdi-uploadserver", "-alsologtostderr"], USER 1001
-#   cloner        ENTRYPOINT ["/usr/bin/cloner_startup.sh"], USER 1001, WORKDIR /home/cdi-cloner
+#   cloner        ENTRYPOINT ["/usr/bin/cloner_startup.sh"] (runs /usr/bin/cdi-cloner), USER 1001, WORKDIR /home/cdi-cloner
 # kubelet appends the controller's args (-v=N) to the entrypoint and passes its env unchanged.
 #   podman build --target uploadserver -t cdi-uploadserver .      (docker build works the same)
 # BASE_IMAGE: any Debian 12 (bookworm) image; tests/image/test_images.sh uses a local minbase one.
@@ -41,10 +41,22 @@ RUN --mount=type=cache,target=/root/.ccache \
       echo "build: cdi-containerimage-server is not static (it runs inside FROM-scratch containerDisk images)" >&2; \
       readelf -d /out/cdi-containerimage-server >&2; exit 1; fi
 
-# ---- cloner (host-assisted clone source): the entry point CDI runs, which fails clearly for now
+# ---- cloner (host-assisted clone source): CDI's cloner_startup.sh, which runs cdi-cloner (a name
+# of cdi-import); bash, blockdev (util-linux), du (coreutils) and GNU tar (/usr/bin/tar, the wire
+# format of filesystem-clone) are in every Debian base.
 FROM ${BASE_IMAGE} AS cloner
+ENV DEBIAN_FRONTEND=noninteractive
+RUN apt-get update && apt-get install -y --no-install-recommends \
+      bash coreutils tar util-linux \
+      libcurl4 libssl3 libarchive13 liblzma5 zlib1g libzstd1 libisal2 libdeflate0 libcpp-httplib0.11 libsnappy1v5 \
+ && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /var/log/apt /var/log/dpkg.log \
+ && for t in bash blockdev du tar; do command -v $t >/dev/null || { echo "cloner: $t missing" >&2; exit 1; }; done
+COPY --from=build /out/cdi-import /usr/bin/cdi-import
+RUN ln -s cdi-import /usr/bin/cdi-cloner
 COPY --chmod=0755 scripts/cloner_startup.sh /usr/bin/cloner_startup.sh
 RUN mkdir -p /home/cdi-cloner && chown 1001:0 /home/cdi-cloner && chmod 0775 /home/cdi-cloner
+# progress metric (HTTPS)
+EXPOSE 8443
 USER 1001
 WORKDIR /home/cdi-cloner
 ENTRYPOINT ["/usr/bin/cloner_startup.sh"]

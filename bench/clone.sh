@@ -18,7 +18,7 @@
 # against the source (a run whose target differs is reported as WRONG). Page cache dropped before
 # each run. Prints a markdown table and the ratios ours / CDI (below 1.0: ours is smaller/faster).
 #   Environment: BENCH_SIZE_MIB (default 2048), BENCH_RUNS (default 3; median of interleaved runs,
-#   RSS the largest), BENCH_DIR (default bench/.work-clone), CDI_IMPORT_BIN (directory of our
+#   RSS the largest), BENCH_DIR (default bench/.work-clone-pods), CDI_IMPORT_BIN (directory of our
 #   links, default build/cmd/cdi-import), CDI_PEER_DIR (CDI's binaries, default /work/cdi-peer:
 #   without it only our side is measured, with a message), BENCH_CASES (subset, e.g.
 #   "block-block fs-file"), CLONE_KEEP=1 (keep each run's logs and targets in $BENCH_DIR/runs). Needs root (loop devices, namespaces). Not run by CI.
@@ -28,7 +28,7 @@ source "$ROOT/bench/lib.sh"
 source "$ROOT/bench/clone_lib.sh"
 MIBS=${BENCH_SIZE_MIB:-2048}
 RUNS=${BENCH_RUNS:-3}
-WORK=$(realpath -m "${BENCH_DIR:-$ROOT/bench/.work-clone}")
+WORK=$(realpath -m "${BENCH_DIR:-$ROOT/bench/.work-clone-pods}")
 OURS_BIN=$(realpath -m "${CDI_IMPORT_BIN:-$ROOT/build/cmd/cdi-import}")
 PEER_DIR=$(realpath -m "${CDI_PEER_DIR:-/work/cdi-peer}")
 CASES=${BENCH_CASES:-block-block block-file fs-file fs-block}

@@ -2,6 +2,7 @@
 // The thin executable: flags → ImportOptions, signals → CancelToken, progress rendering, and the
 // one place where an Error becomes a message and an exit code.
 #include <signal.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -20,6 +21,7 @@
 #include "lib/server/metrics_server.hpp"
 #include "lib/pipeline/checksum_list.hpp"
 #include "lib/pipeline/import.hpp"
+#include "lib/source/in_use.hpp"
 #include "lib/util/units.hpp"
 
 using namespace cdi;
@@ -40,8 +42,10 @@ void install_signal_handlers() {
   signal(SIGPIPE, SIG_IGN);
 }
 
+}  // namespace
+
 // Exit codes, one per error class (documented in README).
-int exit_code(Errc c) {
+int cmd::exit_code_for(Errc c) {
   switch (c) {
     case Errc::internal: return 1;
     case Errc::invalid_argument: return 2;
@@ -58,6 +62,10 @@ int exit_code(Errc c) {
   }
   return 1;
 }
+
+namespace {
+
+int exit_code(Errc c) { return cmd::exit_code_for(c); }
 
 int report_error(const Error& e) {
   std::fprintf(stderr, "cdi-import: error: %s\n", e.what().c_str());
@@ -190,11 +198,29 @@ int run_info(int argc, char** argv) {
   apply_common(common, o);
   apply_http(http, o);
   apply_registry(registry, o);
+  // A block-device source: say whether it is in use (mounted, held open exclusively) first; a
+  // busy device is then refused by inspect() unless --force-shared, like an import.
+  std::optional<std::string> in_use;
+  bool is_block = false;
+  if (struct stat st {}; url.find("://") == std::string::npos && ::stat(url.c_str(), &st) == 0 && S_ISBLK(st.st_mode)) {
+    is_block = true;
+    auto u = source::device_in_use(url);
+    if (!u) return report_error(u.error());
+    in_use = *u;
+    if (!json) std::cout << "in use: " << (in_use ? "yes (" + *in_use + ")" : std::string("no")) << std::endl;
+  }
   auto r = pipeline::inspect(o);
-  if (!r) return report_error(r.error());
+  if (!r) {
+    if (json && is_block) std::cout << nlohmann::json{{"url", url}, {"in_use", in_use.has_value()}}.dump() << "\n";
+    return report_error(r.error());
+  }
   if (json) {
     nlohmann::json j;
     j["url"] = url;
+    if (is_block) {
+      j["in_use"] = in_use.has_value();
+      if (in_use) j["in_use_reason"] = *in_use;
+    }
     j["chain"] = r->chain;
     j["chain_text"] = pipeline::chain_text(r->chain);
     j["format"] = r->format;
@@ -228,6 +254,7 @@ int run_import(int argc, char** argv) {
       "Subcommands:\n  cdi-import [import] --url URL --dest PATH [options]   import an image (default)\n"
       "  cdi-import info URL [--json]                          describe an image without writing\n"
       "  cdi-import upload-server --dest PATH [options]        receive one image over HTTP(S) (CDI upload routes)\n"
+      "  cdi-import clone --from SRC (--to DEST | --to-url URL) copy a VM disk locally or to an upload server\n"
       "Exit codes: 0 ok, 1 internal, 2 usage, 3 io, 4 corrupt input, 5 unsupported, 6 too large,\n"
       "  7 auth, 8 network, 9 not found, 10 scratch space required, 11 in use, 130 cancelled.");
   app.set_version_flag("--version", std::string("cdi-import ") + CDI_VERSION);
@@ -331,6 +358,9 @@ int main(int argc, char** argv) {
   install_signal_handlers();
   if (prog == "cdi-importer") return cmd::run_pod_importer(argc, argv, g_cancel);
   if (prog == "cdi-uploadserver") return cmd::run_pod_uploadserver(argc, argv, g_cancel);
+  if (prog == "cdi-cloner") return cmd::run_pod_cloner(argc, argv, g_cancel);
+  if (argc >= 2 && std::string_view(argv[1]) == "pod-cloner") return cmd::run_pod_cloner(argc - 1, argv + 1, g_cancel);
+  if (argc >= 2 && std::string_view(argv[1]) == "clone") return cmd::run_clone_cmd(argc - 1, argv + 1, g_cancel);
   if (argc >= 2 && std::string_view(argv[1]) == "pod-importer") return cmd::run_pod_importer(argc - 1, argv + 1, g_cancel);
   if (argc >= 2 && std::string_view(argv[1]) == "pod-uploadserver")
     return cmd::run_pod_uploadserver(argc - 1, argv + 1, g_cancel);

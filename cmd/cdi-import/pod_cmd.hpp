@@ -5,11 +5,19 @@
 #pragma once
 
 #include "lib/util/cancel.hpp"
+#include "lib/util/error.hpp"
 
 namespace cdi::cmd {
 
 // args: the klog flags (argv after the program / subcommand name).
 int run_pod_importer(int argc, char** argv, const util::CancelToken& cancel);
 int run_pod_uploadserver(int argc, char** argv, const util::CancelToken& cancel);
+// `cdi-cloner` / `cdi-import pod-cloner`: CDI's clone source (Go flags, env; cloner_cmd.cpp).
+int run_pod_cloner(int argc, char** argv, const util::CancelToken& cancel);
+// `cdi-import clone --from SRC (--to DEST | --to-url URL)` (cloner_cmd.cpp).
+int run_clone_cmd(int argc, char** argv, const util::CancelToken& cancel);
+
+// The exit code of an error class (README "Exit codes"; main.cpp).
+int exit_code_for(Errc c);
 
 }  // namespace cdi::cmd

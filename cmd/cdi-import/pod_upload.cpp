@@ -48,7 +48,7 @@ int run_pod_uploadserver(int argc, char** argv, const util::CancelToken& cancel)
   }
   std::string msg = r->deadline_passed ? pod::deadline_passed_message()
                     : pipeline::is_clone(r->report.content_type)
-                        ? pod::clone_complete_message(r->report.preallocation_applied)
+                        ? pod::clone_target_complete_message(r->report.preallocation_applied)
                         : pod::upload_complete_message(r->report.preallocation_applied);
   log.info(1, msg);
   if (auto w = pod::write_termination_log(paths.termination_log(), msg); !w) {

@@ -83,7 +83,7 @@ std::string upload_complete_message(bool preallocation_applied) {
   return termination_json(m).value();
 }
 
-std::string clone_complete_message(bool preallocation_applied) {
+std::string clone_target_complete_message(bool preallocation_applied) {
   TerminationMessage m;
   m.preallocation_applied = preallocation_applied;
   m.message = "Clone Complete";

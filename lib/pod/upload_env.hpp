@@ -27,7 +27,7 @@ Result<std::chrono::system_clock::time_point> parse_rfc3339(std::string_view tex
 // {"preallocationApplied":<b>,"message":"Upload Complete"} / {"deadlinePassed":true,"message":"Deadline Passed"}
 std::string upload_complete_message(bool preallocation_applied);
 // A host-assisted clone target (CDI's RunResult.CloneTarget): {"preallocationApplied":…,"message":"Clone Complete"}.
-std::string clone_complete_message(bool preallocation_applied);
+std::string clone_target_complete_message(bool preallocation_applied);
 std::string deadline_passed_message();
 
 }  // namespace cdi::pod

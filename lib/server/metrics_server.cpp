@@ -117,9 +117,10 @@ std::string MetricsServer::render() {
   const auto& p = *m_impl->opts.progress;
   std::string uid = "{ownerUID=\"" + label_value(m_impl->opts.owner_uid) + "\"}";
   std::string out;
-  out += "# HELP kubevirt_cdi_import_progress_total The import progress in percentage\n";
-  out += "# TYPE kubevirt_cdi_import_progress_total counter\n";
-  out += "kubevirt_cdi_import_progress_total" + uid + " " + format_percent(m_impl->percent.update(p)) + "\n";
+  const auto& name = m_impl->opts.metric;
+  out += "# HELP " + name + " " + m_impl->opts.help + "\n";
+  out += "# TYPE " + name + " counter\n";
+  out += name + uid + " " + format_percent(m_impl->percent.update(p)) + "\n";
   out += "# HELP cdi_import_read_bytes_total Bytes read from the source (before decompression)\n";
   out += "# TYPE cdi_import_read_bytes_total counter\n";
   out += "cdi_import_read_bytes_total" + uid + " " + std::to_string(p.bytes_read.load()) + "\n";

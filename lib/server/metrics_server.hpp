@@ -37,6 +37,9 @@ struct MetricsOptions {
   uint16_t port = 8443;               // 0 = kernel-chosen (see MetricsServer::port)
   std::string owner_uid;              // OWNER_UID
   const pipeline::ProgressState* progress = nullptr;  // required, must outlive the server
+  // The percentage metric's name and help (the cloner serves kubevirt_cdi_clone_progress_total).
+  std::string metric = "kubevirt_cdi_import_progress_total";
+  std::string help = "The import progress in percentage";
 };
 
 // ADDR:PORT ("0.0.0.0:8443", "127.0.0.1:0", "[::1]:9000", ":8443"). Errors: invalid_argument.

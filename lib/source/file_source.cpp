@@ -15,17 +15,12 @@
 #include <chrono>
 #include <thread>
 
+#include "lib/source/in_use.hpp"
 #include "lib/util/fd.hpp"
 
 namespace cdi::source {
 
 namespace {
-
-// qemu block/file-posix.c: a holder of permission bit i takes a shared lock on byte 100 + i and,
-// for each permission it does not share, on byte 200 + i. Bits: 0 consistent-read, 1 write,
-// 2 write-unchanged, 3 resize. We want consistent-read and do not share write or resize, exactly
-// as `qemu-img convert` without -U.
-constexpr std::array<off_t, 3> k_qemu_conflict_bytes = {100 + 1, 100 + 3, 200 + 0};
 
 class FdReader final : public io::Reader {
  public:
@@ -77,11 +72,6 @@ bool starts_with_nocase(std::string_view s, std::string_view prefix) {
   return true;
 }
 
-Error in_use_error(const std::string& path, std::string_view why) {
-  return Error(Errc::busy, "source " + path + " is in use" + std::string(why) +
-                               "; power off the VM that uses it (or pass --force-shared)");
-}
-
 Result<std::unique_ptr<io::Reader>> open_stdin(const util::CancelToken* cancel) {
   util::Fd fd(::fcntl(STDIN_FILENO, F_DUPFD_CLOEXEC, 0));
   if (!fd) return fail_sys("stdin");
@@ -94,32 +84,7 @@ Result<std::unique_ptr<io::Reader>> open_stdin(const util::CancelToken* cancel) 
   return std::make_unique<FdReader>(std::move(fd), std::move(info), "stdin", cancel);
 }
 
-// O_EXCL on a block device fails with EBUSY while it is mounted or claimed. A sibling importer
-// doing this very probe holds the claim for microseconds, so retry briefly before giving up.
-Result<void> check_device_free(const std::string& path) {
-  for (int attempt = 0;; ++attempt) {
-    util::Fd probe(::open(path.c_str(), O_RDONLY | O_EXCL | O_CLOEXEC | O_NOCTTY));
-    if (probe) return {};
-    if (errno != EBUSY) return fail_sys("opening " + path);
-    if (attempt == 4) return std::unexpected(in_use_error(path, " (mounted or held open exclusively)"));
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-}
-
 }  // namespace
-
-bool image_in_use(int fd) {
-  for (off_t byte : k_qemu_conflict_bytes) {
-    struct flock fl {};
-    fl.l_type = F_WRLCK;  // conflicts with any lock another open file description holds
-    fl.l_whence = SEEK_SET;
-    fl.l_start = byte;
-    fl.l_len = 1;
-    if (::fcntl(fd, F_OFD_GETLK, &fl) != 0) return false;  // no OFD locks here: cannot tell
-    if (fl.l_type != F_UNLCK) return true;
-  }
-  return false;
-}
 
 Result<std::filesystem::path> file_url_to_path(std::string_view url) {
   if (!starts_with_nocase(url, "file:")) return fail(Errc::invalid_argument, "not a file: URL: " + std::string(url));

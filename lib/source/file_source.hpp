@@ -10,6 +10,7 @@
 #include <string_view>
 
 #include "lib/io/reader.hpp"
+#include "lib/source/in_use.hpp"   // image_in_use, check_device_free
 #include "lib/util/cancel.hpp"
 
 namespace cdi::source {
@@ -37,11 +38,5 @@ Result<std::unique_ptr<io::Reader>> open_file_source(std::string_view location, 
 // "file:" URL -> path (percent-decoded). The host must be empty or "localhost", the path
 // absolute; query, fragment, "%00" and malformed escapes are invalid_argument.
 Result<std::filesystem::path> file_url_to_path(std::string_view url);
-
-// True when another process holds the image open in a way that forbids us to read it
-// consistently, by qemu's rules: someone holds the "write" or "resize" permission lock byte
-// (offsets 101, 103) or refuses to share "consistent read" (offset 200). Any lock covering those
-// bytes counts, so a plain whole-file write lock does too. A filesystem without OFD locks: false.
-bool image_in_use(int fd);
 
 }  // namespace cdi::source

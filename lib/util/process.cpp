@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -187,6 +188,87 @@ Result<ProcessResult> run_process(const std::vector<std::string>& argv, const Pr
   if (opts.on_stdout_line && !line_buf.empty()) opts.on_stdout_line(line_buf);
   res.exit_code = CDI_TRY(child.wait());
   return res;
+}
+
+Result<std::unique_ptr<ChildProcess>> ChildProcess::spawn(const std::vector<std::string>& argv, const std::string& cwd) {
+  if (argv.empty()) return fail(Errc::internal, "ChildProcess::spawn: empty argv");
+  auto prog = find_program(argv[0]);
+  if (!prog) return fail(Errc::not_found, argv[0] + ": command not found (is it installed?)");
+  int out_pipe[2];
+  if (::pipe2(out_pipe, O_CLOEXEC) != 0) return fail_sys("pipe");
+  Fd out_r(out_pipe[0]), out_w(out_pipe[1]);
+  Fd err(::memfd_create("child-stderr", MFD_CLOEXEC));
+  if (!err) return fail_sys("memfd_create");
+  Fd null_in(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+  if (!null_in) return fail_sys("opening /dev/null");
+  int exec_pipe[2];
+  if (::pipe2(exec_pipe, O_CLOEXEC) != 0) return fail_sys("pipe");
+  Fd exec_r(exec_pipe[0]), exec_w(exec_pipe[1]);
+  std::vector<char*> cargv;
+  for (const auto& a : argv) cargv.push_back(const_cast<char*>(a.c_str()));
+  cargv.push_back(nullptr);
+  const char* dir = cwd.empty() ? nullptr : cwd.c_str();
+  const pid_t parent = ::getpid();
+  pid_t pid = ::fork();
+  if (pid < 0) return fail_sys("spawning " + argv[0]);
+  if (pid == 0) {
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (::getppid() != parent) ::_exit(127);
+    if (::dup2(null_in.get(), 0) < 0 || ::dup2(out_w.get(), 1) < 0 || ::dup2(err.get(), 2) < 0) ::_exit(127);
+    int e = 0;
+    if (dir && ::chdir(dir) != 0) {
+      e = errno;
+    } else {
+      ::execve(prog->c_str(), cargv.data(), environ);
+      e = errno;
+    }
+    ssize_t ignored = ::write(exec_w.get(), &e, sizeof e);
+    (void)ignored;
+    ::_exit(127);
+  }
+  std::unique_ptr<ChildProcess> c(new ChildProcess());
+  c->m_pid = pid;
+  out_w.reset();
+  exec_w.reset();
+  int e = 0;
+  ssize_t n;
+  while ((n = ::read(exec_r.get(), &e, sizeof e)) < 0 && errno == EINTR) {
+  }
+  if (n == static_cast<ssize_t>(sizeof e)) {
+    if (e == ENOENT && !dir) return fail(Errc::not_found, argv[0] + ": command not found (is it installed?)");
+    return fail_sys((dir ? "spawning " + argv[0] + " in " + cwd : "spawning " + argv[0]), e);
+  }
+  c->m_out = out_r.release();
+  c->m_err = err.release();
+  return c;
+}
+
+ChildProcess::~ChildProcess() {
+  if (m_out >= 0) ::close(m_out);
+  if (m_pid > 0) ChildGuard guard(m_pid);   // kills and reaps
+  if (m_err >= 0) ::close(m_err);
+}
+
+Result<int> ChildProcess::wait() {
+  if (m_pid <= 0) return fail(Errc::internal, "ChildProcess::wait: already waited");
+  int st = 0;
+  while (::waitpid(m_pid, &st, 0) < 0) {
+    if (errno != EINTR) return fail_sys("waitpid");
+  }
+  m_pid = -1;
+  if (WIFEXITED(st)) return WEXITSTATUS(st);
+  if (WIFSIGNALED(st)) return 128 + WTERMSIG(st);
+  return -1;
+}
+
+std::string ChildProcess::stderr_tail(size_t max) const {
+  struct stat st {};
+  if (m_err < 0 || ::fstat(m_err, &st) != 0) return {};
+  off_t from = st.st_size > static_cast<off_t>(max) ? st.st_size - static_cast<off_t>(max) : 0;
+  std::string out(static_cast<size_t>(st.st_size - from), '\0');
+  ssize_t n = ::pread(m_err, out.data(), out.size(), from);
+  out.resize(n > 0 ? static_cast<size_t>(n) : 0);
+  return out;
 }
 
 }  // namespace cdi::util

@@ -7,6 +7,8 @@
 
 #include <chrono>
 #include <functional>
+#include <memory>
+#include <sys/types.h>
 #include <optional>
 #include <string>
 #include <vector>
@@ -33,5 +35,29 @@ struct ProcessOptions {
 // exist, cancelled, limit on timeout, io for pipe/spawn failures. A non-zero exit is NOT an error
 // here: callers read exit_code and err.
 Result<ProcessResult> run_process(const std::vector<std::string>& argv, const ProcessOptions& opts = {});
+
+// A child whose stdout the caller reads as a stream (a `tar c` feeding an upload): stdin is
+// /dev/null, stdout a pipe (stdout_fd), stderr an anonymous memory file (read after the exit, so
+// a chatty child never blocks on it). Same fork + execve + PR_SET_PDEATHSIG as run_process; the
+// child is killed and reaped when the object is destroyed before wait().
+class ChildProcess {
+ public:
+  // Errors: not_found (no such program), io (pipe/spawn failures).
+  static Result<std::unique_ptr<ChildProcess>> spawn(const std::vector<std::string>& argv, const std::string& cwd = {});
+  ~ChildProcess();
+  ChildProcess(const ChildProcess&) = delete;
+  ChildProcess& operator=(const ChildProcess&) = delete;
+  int stdout_fd() const { return m_out; }
+  // Waits for the exit; the exit status, or 128+signal.
+  Result<int> wait();
+  // The last `max` bytes the child wrote to stderr.
+  std::string stderr_tail(size_t max = 4096) const;
+
+ private:
+  ChildProcess() = default;
+  pid_t m_pid = -1;
+  int m_out = -1;
+  int m_err = -1;
+};
 
 }  // namespace cdi::util

@@ -377,13 +377,53 @@ t_source_update_poller() {
 }
 
 # --- 9. cloner ----------------------------------------------------------------------------------
-t_cloner_not_implemented() {
+# cloner_startup.sh → cdi-cloner over a filesystem volume, to a mutual-TLS receiver on the host
+# (tests/support/clone_receiver.py); the snappy body decoded with python-snappy, the tar extracted.
+t_cloner_filesystem() {
+  local c=$W/certs ec=(-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes) sup=$HERE/../support
+  mkdir -p "$c"
+  openssl req -x509 "${ec[@]}" -keyout "$c/ca.key" -out "$c/ca.crt" -days 30 -subj "/CN=ca" \
+    -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null
+  local n
+  for n in server client; do
+    openssl req -new "${ec[@]}" -keyout "$c/$n.key" -out "$c/$n.csr" -subj "/CN=$n" 2>/dev/null
+    printf 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=%s\n' "$([[ $n == server ]] && echo serverAuth || echo clientAuth)" > "$c/$n.ext"
+    openssl x509 -req -in "$c/$n.csr" -CA "$c/ca.crt" -CAkey "$c/ca.key" -CAcreateserial -out "$c/$n.crt" \
+      -days 30 -extfile "$c/$n.ext" 2>/dev/null
+  done
+  mkdir -p "$W/vol/lost+found"
+  truncate -s 32M "$W/vol/disk.img"
+  dd if=/dev/urandom of="$W/vol/disk.img" bs=64K count=8 conv=notrunc status=none
+  chmod -R a+rX "$W/vol"
+  /usr/bin/python3 "$sup/clone_receiver.py" --cert "$c/server.crt" --key "$c/server.key" --ca "$c/ca.crt" \
+    --out "$W/body" > "$W/_meta/recv.log" 2>&1 &
+  local recv=$! port=
+  for _ in $(seq 100); do
+    port=$(grep -oE 'listening on port [0-9]+' "$W/_meta/recv.log" | awk '{print $4}' || true)
+    [[ -n $port ]] && break
+    sleep 0.05
+  done
+  [[ -n $port ]] || { kill "$recv"; fail "receiver did not start"; }
   termination_file "$W/termination-log"
-  kube_run cloner "${KUBE_SC[@]}" --network none -e VOLUME_MODE=filesystem -e MOUNT_POINT=/var/run/cdi/clone/source \
-    -e PREALLOCATION=false -v "$W/termination-log:/dev/termination-log" -- "$CLONER"
-  local want="cdi-import cloner: host-assisted clone is not implemented yet (VOLUME_MODE=filesystem, MOUNT_POINT=/var/run/cdi/clone/source); use CDI's own cloner image"
-  expect_term 1 "$W/termination-log" "$want"
-  [[ $(cat "$W/_meta/cloner.err") == "$want" ]] || { show; fail "stderr is not the one clear line"; }
+  kube_run cloner "${KUBE_SC[@]}" --network host -e VOLUME_MODE=filesystem -e MOUNT_POINT=/var/run/cdi/clone/source \
+    -e PREALLOCATION=false -e OWNER_UID=uid-1 -e "CLIENT_KEY=$(cat "$c/client.key")" -e "CLIENT_CERT=$(cat "$c/client.crt")" \
+    -e "SERVER_CA_CERT=$(cat "$c/ca.crt")" -e "UPLOAD_URL=https://127.0.0.1:$port/v1beta1/upload" \
+    -e CDI_IMPORT_METRICS_LISTEN=127.0.0.1:0 \
+    -v "$W/vol:/var/run/cdi/clone/source:ro" -v "$W/termination-log:/dev/termination-log" -- "$CLONER"
+  kill "$recv" 2>/dev/null || true
+  expect_term 0 "$W/termination-log" "Clone Complete"
+  [[ $(cat "$W/body.type") == filesystem-clone ]] || { show; fail "content type"; }
+  /usr/bin/python3 "$sup/snappy_interop.py" decompress "$W/body" "$W/got.tar" || fail "body is not snappy"
+  mkdir -p "$W/x"
+  tar -xf "$W/got.tar" -C "$W/x" || fail "not a tar"
+  cmp "$W/vol/disk.img" "$W/x/disk.img" || fail "disk.img differs"
+  [[ ! -e $W/x/lost+found ]] || fail "lost+found was sent"
+  # missing env: CDI's words, no termination message
+  termination_file "$W/termination-log"
+  kube_run cloner2 "${KUBE_SC[@]}" --network none -e VOLUME_MODE=filesystem -e MOUNT_POINT=/var/run/cdi/clone/source \
+    -e PREALLOCATION=false -v "$W/vol:/var/run/cdi/clone/source:ro" -v "$W/termination-log:/dev/termination-log" -- "$CLONER"
+  expect_term 2 "$W/termination-log" ""
+  grep -q "Error getting env var OWNER_UID" "$W/_meta/cloner2.err" || { show; fail "missing env message"; }
 }
 
 # --- image configuration: entrypoints, user, workdir as CDI ships them --------------------------
@@ -402,6 +442,9 @@ t_image_config() {
   for n in cdi-importer cdi-image-size-detection cdi-source-update-poller; do
     grep -q "/usr/bin/$n -> cdi-import" "$W/_meta/ls.out" || { show; fail "no /usr/bin/$n symlink"; }
   done
+  kube_run lscloner --network none --entrypoint '["sh","-c","ls -l /usr/bin/cdi-cloner /usr/bin/tar; command -v blockdev du"]' -- "$CLONER"
+  ((LAST_RC == 0)) || { show; fail "cloner image: cdi-cloner, tar, blockdev or du missing"; }
+  grep -q "/usr/bin/cdi-cloner -> cdi-import" "$W/_meta/lscloner.out" || { show; fail "no /usr/bin/cdi-cloner symlink"; }
 }
 
 # The termination message of a refused backing-file qcow2 (the same binary's pod mode outside a
@@ -420,7 +463,7 @@ run_test registry_node_pull t_registry_node_pull
 run_test upload_server t_upload_server
 run_test image_size_detection t_image_size_detection
 run_test source_update_poller t_source_update_poller
-run_test cloner_not_implemented t_cloner_not_implemented
+run_test cloner_filesystem t_cloner_filesystem
 run_cleanup
 echo "measurements (also in $MEASURE):"
 sed 's/^/  /' "$MEASURE"

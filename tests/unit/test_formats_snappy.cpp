@@ -518,3 +518,26 @@ TEST_CASE("snappy interop: our streams decode byte-exact with python-snappy", "[
   CHECK(pr.exit_code == 1);
   CHECK(pr.err.find("python-snappy:") != std::string::npos);
 }
+
+TEST_CASE("snappy encoder: all-zero blocks take the precomputed chunk and decode back", "[snappy]") {
+  const size_t B = sn::k_max_block;
+  Bytes zeros(B);
+  // zero blocks, a data block, zero blocks, a block zero but for its last byte, a short zero tail
+  Bytes one_off(B);
+  one_off[B - 1] = std::byte{1};
+  Bytes raw = concat({zeros, zeros, random_bytes(B), zeros, one_off, Bytes(1000)});
+  for (size_t dst : {size_t(7), size_t(4096), size_t(1) << 20}) {
+    Bytes framed = encode(raw, 1 << 20, dst);
+    auto back = decode(framed);
+    REQUIRE(back);
+    CHECK(*back == raw);
+    // the fast path yields exactly the chunk libsnappy makes for a zero block (wire unchanged)
+    Bytes expected_zero_chunk = compressed_chunk(zeros);
+    Bytes first(framed.begin() + 10, framed.begin() + 10 + static_cast<long>(expected_zero_chunk.size()));
+    CHECK(first == expected_zero_chunk);
+    CHECK(expected_zero_chunk.size() < 4096);
+  }
+  // a stream of zeros encodes identically however it is read
+  Bytes many = concat({zeros, zeros, zeros, zeros});
+  CHECK(encode(many, 1 << 20, 1 << 20) == encode(many, 4096, 13));
+}

@@ -41,8 +41,8 @@ TEST_CASE("pod::termination_json keeps CDI's keys and order", "[pod][termination
 
   CHECK(pod::deadline_passed_message() == R"({"deadlinePassed":true,"message":"Deadline Passed"})");
   CHECK(pod::upload_complete_message(true) == R"({"preallocationApplied":true,"message":"Upload Complete"})");
-  CHECK(pod::clone_complete_message(false) == R"({"preallocationApplied":false,"message":"Clone Complete"})");
-  CHECK(pod::clone_complete_message(true) == R"({"preallocationApplied":true,"message":"Clone Complete"})");
+  CHECK(pod::clone_target_complete_message(false) == R"({"preallocationApplied":false,"message":"Clone Complete"})");
+  CHECK(pod::clone_target_complete_message(true) == R"({"preallocationApplied":true,"message":"Clone Complete"})");
 }
 
 TEST_CASE("pod::termination_json refuses more than 4096 bytes", "[pod][termination]") {
