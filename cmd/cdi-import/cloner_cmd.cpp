@@ -17,6 +17,7 @@
 
 #include "cmd/cdi-import/pod_cmd.hpp"
 #include "formats/snappy/snappy_encoder.hpp"
+#include "cmd/cdi-import/cli_util.hpp"
 #include "lib/clone/clone_stream.hpp"
 #include "lib/clone/local_copy.hpp"
 #include "lib/clone/upload_client.hpp"
@@ -34,13 +35,6 @@ namespace cdi::cmd {
 
 namespace {
 
-std::mutex g_log_mutex;
-
-void write_line(std::string_view line) {
-  std::lock_guard lock(g_log_mutex);
-  std::fprintf(stderr, "%.*s\n", static_cast<int>(line.size()), line.data());
-  std::fflush(stderr);
-}
 
 Result<std::string> read_text_file(const std::string& path, const char* what) {
   std::ifstream in(path, std::ios::binary);
@@ -59,7 +53,7 @@ int run_pod_cloner(int argc, char** argv, const util::CancelToken& cancel) {
     std::fprintf(stderr, "%s", pod::cloner_usage().c_str());
     return 0;
   }
-  pod::Logger log(parsed ? parsed->klog.verbosity : 0, write_line);
+  pod::Logger log(parsed ? parsed->klog.verbosity : 0, pod_log_line);
   if (!parsed) {
     log.error(parsed.error().what());
     return exit_code_for(parsed.error().code());
@@ -141,12 +135,7 @@ int run_clone_cmd(int argc, char** argv, const util::CancelToken& cancel) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    if (e.get_exit_code() == 0) return app.exit(e);
-    std::string msg = e.what();
-    for (auto& c : msg)
-      if (c == '\n') c = ' ';
-    std::fprintf(stderr, "cdi-import: error: %s (see --help)\n", msg.c_str());
-    return 2;
+    return cli_parse_failure(app, e);
   }
   auto report = [](const Error& e) {
     std::fprintf(stderr, "cdi-import: error: %s\n", e.what().c_str());

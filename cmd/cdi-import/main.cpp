@@ -18,6 +18,7 @@
 #include "cmd/cdi-import/pod_cmd.hpp"
 #include "cmd/cdi-import/progress_view.hpp"
 #include "cmd/cdi-import/tools_cmd.hpp"
+#include "cmd/cdi-import/cli_util.hpp"
 #include "lib/server/metrics_server.hpp"
 #include "lib/pipeline/checksum_list.hpp"
 #include "lib/pipeline/import.hpp"
@@ -84,11 +85,7 @@ std::optional<int> parse_cli(CLI::App& app, int argc, char** argv) {
   } catch (const CLI::CallForVersion& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
-    std::string msg = e.what();
-    for (auto& c : msg)
-      if (c == '\n') c = ' ';
-    std::fprintf(stderr, "cdi-import: error: %s (see --help)\n", msg.c_str());
-    return 2;
+    return cmd::cli_parse_failure(app, e);
   }
   return std::nullopt;
 }

@@ -21,14 +21,17 @@ extern char** environ;
 namespace cdi::cmd {
 
 namespace {
-
 std::mutex g_log_mutex;
+}  // namespace
 
-void write_line(std::string_view line) {
+void pod_log_line(std::string_view line) {
   std::lock_guard lock(g_log_mutex);
   std::fprintf(stderr, "%.*s\n", static_cast<int>(line.size()), line.data());
   std::fflush(stderr);
 }
+
+namespace {
+
 
 // Parses klog flags; on error prints one line and returns nullopt.
 std::optional<pod::KlogFlags> klog_flags(int argc, char** argv, const char* who) {
@@ -46,7 +49,7 @@ std::optional<pod::KlogFlags> klog_flags(int argc, char** argv, const char* who)
 int run_pod_importer(int argc, char** argv, const util::CancelToken& cancel) {
   auto flags = klog_flags(argc, argv, "cdi-importer");
   if (!flags) return 2;
-  pod::Logger log(flags->verbosity, write_line);
+  pod::Logger log(flags->verbosity, pod_log_line);
   pod::ImporterContext ctx;
   ctx.env = pod::environment_from(environ);
   ctx.paths = pod::paths_from(ctx.env);

@@ -4,6 +4,8 @@
 // flags only. Each returns the process exit code.
 #pragma once
 
+#include <string_view>
+
 #include "lib/util/cancel.hpp"
 #include "lib/util/error.hpp"
 
@@ -16,6 +18,9 @@ int run_pod_uploadserver(int argc, char** argv, const util::CancelToken& cancel)
 int run_pod_cloner(int argc, char** argv, const util::CancelToken& cancel);
 // `cdi-import clone --from SRC (--to DEST | --to-url URL)` (cloner_cmd.cpp).
 int run_clone_cmd(int argc, char** argv, const util::CancelToken& cancel);
+
+// One klog line to stderr, whole (a mutex keeps the threads' lines apart).
+void pod_log_line(std::string_view line);
 
 // The exit code of an error class (README "Exit codes"; main.cpp).
 int exit_code_for(Errc c);

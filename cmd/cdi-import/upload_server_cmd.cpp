@@ -11,6 +11,7 @@
 #include <tuple>
 
 #include "cmd/cdi-import/progress_view.hpp"
+#include "cmd/cdi-import/cli_util.hpp"
 #include "lib/server/metrics_server.hpp"
 #include "lib/server/upload_server.hpp"
 #include "lib/util/rfc3339.hpp"
@@ -57,12 +58,7 @@ int run_upload_server_cmd(int argc, char** argv, util::CancelToken& cancel) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    if (e.get_exit_code() == 0) return app.exit(e);
-    std::string msg = e.what();
-    for (auto& c : msg)
-      if (c == '\n') c = ' ';
-    std::fprintf(stderr, "cdi-import: error: %s (see --help)\n", msg.c_str());
-    return 2;
+    return cmd::cli_parse_failure(app, e);
   }
   auto usage = [](const std::string& m) {
     std::fprintf(stderr, "cdi-import: error: %s\n", m.c_str());

@@ -242,6 +242,14 @@ struct ServerState {
   void log(const std::string& s) const {
     if (opts.import.log) opts.import.log(s);
   }
+  // Refused and failed uploads: seen whatever the verbosity (CDI logs them as errors), the server
+  // keeps serving.
+  void warn(const std::string& s) const {
+    if (opts.on_warning)
+      opts.on_warning(s);
+    else
+      log(s);
+  }
   void set_outcome(Result<pipeline::ImportReport> r) {
     {
       std::lock_guard lock(mutex);
@@ -308,7 +316,7 @@ void handle_upload(ServerState& st, Route route, const httplib::Request& req, ht
   const auto& o = st.opts;
   std::string why;
   if (!client_authorized(req, o, &why)) {
-    st.log("upload refused (401): " + why);
+    st.warn("upload refused (401): " + why);
     drain(req, reader, st);
     answer(res, 401, "Unauthorized");
     return;
@@ -382,7 +390,7 @@ void handle_upload(ServerState& st, Route route, const httplib::Request& req, ht
     reset_progress(st.progress);   // quiet again until the next attempt
     st.gate.release(false);
     auto r = reply_for_error(e, job->client_fault());
-    st.log("upload failed (" + std::to_string(r.status) + "): " + e.what());
+    st.warn("upload failed (" + std::to_string(r.status) + "): " + e.what());
     answer(res, r.status, r.body);
   };
 

@@ -155,6 +155,32 @@ register_pid() {
   echo "kill $1" >> "$CLEANUP_LIST"
 }
 
+# --- certificates (openssl; EC P-256) ----------------------------------------------------------
+
+# cert_ca DIR NAME: a self-signed CA, DIR/NAME.crt and DIR/NAME.key (DIR created).
+cert_ca() {
+  mkdir -p "$1"
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout "$1/$2.key" -out "$1/$2.crt" \
+    -days 30 -subj "/CN=$2 (cdi-import test CA)" -addext "basicConstraints=critical,CA:TRUE" \
+    -addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null
+}
+
+# cert_leaf DIR NAME CN CA server|client: DIR/NAME.crt + .key for subject CN (may contain "/",
+# as CDI's clone CN does), signed by DIR/CA; server certificates are for localhost and 127.0.0.1.
+cert_leaf() {
+  local d=$1 name=$2 cn=$3 ca=$4 ext
+  case $5 in
+    server) ext=$'subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth' ;;
+    client) ext="extendedKeyUsage=clientAuth" ;;
+    *) fail "cert_leaf: kind $5" ;;
+  esac
+  openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout "$d/$name.key" \
+    -out "$d/$name.csr" -subj "/CN=${cn//\//\\/}" 2>/dev/null &&
+    printf '%s\n' "$ext" "basicConstraints=critical,CA:FALSE" "keyUsage=critical,digitalSignature" > "$d/$name.ext" &&
+    openssl x509 -req -in "$d/$name.csr" -CA "$d/$ca.crt" -CAkey "$d/$ca.key" -CAcreateserial -out "$d/$name.crt" \
+      -days 30 -extfile "$d/$name.ext" 2>/dev/null
+}
+
 # --- running cdi-import ----------------------------------------------------------------------
 
 # snapshot: records the listing of $W (without _meta/) and a time stamp, for

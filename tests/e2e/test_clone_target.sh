@@ -15,19 +15,10 @@ CN="srcns/srcpvc-tgtns/tgtpvc"
 # --- certificates ------------------------------------------------------------------------------
 CERTS=$T/certs
 make_certs() {
-  local d=$CERTS ec=(-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes)
-  mkdir -p "$d"
-  openssl req -x509 "${ec[@]}" -keyout "$d/ca.key" -out "$d/ca.crt" -days 30 -subj "/CN=clone test CA" \
-    -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null
-  leaf() {   # leaf NAME CN EXT ("/" in the CN escaped for -subj)
-    openssl req -new "${ec[@]}" -keyout "$d/$1.key" -out "$d/$1.csr" -subj "/CN=${2//\//\\/}" 2>/dev/null
-    printf '%s\n' "$3" "basicConstraints=critical,CA:FALSE" "keyUsage=critical,digitalSignature" > "$d/$1.ext"
-    openssl x509 -req -in "$d/$1.csr" -CA "$d/ca.crt" -CAkey "$d/ca.key" -CAcreateserial -out "$d/$1.crt" \
-      -days 30 -extfile "$d/$1.ext" 2>/dev/null
-  }
-  leaf server localhost $'subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth'
-  leaf client "$CN" "extendedKeyUsage=clientAuth"
-  leaf wrongcn "srcns/other-tgtns/tgtpvc" "extendedKeyUsage=clientAuth"
+  cert_ca "$CERTS" ca &&
+    cert_leaf "$CERTS" server localhost ca server &&
+    cert_leaf "$CERTS" client "$CN" ca client &&
+    cert_leaf "$CERTS" wrongcn srcns/other-tgtns/tgtpvc ca client
 }
 make_certs || { echo "making certificates failed" >&2; exit 1; }
 

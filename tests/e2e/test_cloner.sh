@@ -15,22 +15,10 @@ STARTUP=$E2E_DIR/../../scripts/cloner_startup.sh
 
 CERTS=$T/certs
 make_certs() {
-  local d=$CERTS
-  mkdir -p "$d"
-  local ec=(-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes)
-  for ca in ca other-ca; do
-    openssl req -x509 "${ec[@]}" -keyout "$d/$ca.key" -out "$d/$ca.crt" -days 3650 -subj "/CN=$ca" \
-      -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null
-  done
-  leaf() {
-    openssl req -new "${ec[@]}" -keyout "$d/$1.key" -out "$d/$1.csr" -subj "/CN=$2" 2>/dev/null
-    printf '%s\n' "$3" "basicConstraints=critical,CA:FALSE" "keyUsage=critical,digitalSignature" > "$d/$1.ext"
-    openssl x509 -req -in "$d/$1.csr" -CA "$d/ca.crt" -CAkey "$d/ca.key" -CAcreateserial -out "$d/$1.crt" \
-      -days 825 -extfile "$d/$1.ext" 2>/dev/null
-  }
-  leaf server localhost "subjectAltName=DNS:localhost,IP:127.0.0.1
-extendedKeyUsage=serverAuth"
-  leaf client 'src-ns\/src-pvc-tgt-ns\/tgt-pvc' "extendedKeyUsage=clientAuth"
+  cert_ca "$CERTS" ca &&
+    cert_ca "$CERTS" other-ca &&
+    cert_leaf "$CERTS" server localhost ca server &&
+    cert_leaf "$CERTS" client src-ns/src-pvc-tgt-ns/tgt-pvc ca client
 }
 make_certs || { echo "making certificates failed" >&2; exit 1; }
 

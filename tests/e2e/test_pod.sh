@@ -343,20 +343,10 @@ if [[ ! -x $UPSRV ]]; then ln -s "$CDI" "$T/cdi-uploadserver"; UPSRV=$T/cdi-uplo
 
 # upload_certs DIR: ca.crt, tls.crt/tls.key (127.0.0.1), client certs CN upload-proxy and intruder.
 upload_certs() {
-  local d=$1 ec=(-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes)
-  mkdir -p "$d"
-  openssl req -x509 "${ec[@]}" -keyout "$d/ca.key" -out "$d/ca.crt" -days 30 -subj "/CN=pod test CA" \
-    -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null
-  local name cn ext
-  for name in tls:localhost proxy:upload-proxy intruder:intruder; do
-    cn=${name#*:}; name=${name%%:*}
-    ext="extendedKeyUsage=clientAuth"
-    [[ $name == tls ]] && ext=$'subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth'
-    openssl req -new "${ec[@]}" -keyout "$d/$name.key" -out "$d/$name.csr" -subj "/CN=$cn" 2>/dev/null
-    printf '%s\n' "$ext" "basicConstraints=critical,CA:FALSE" "keyUsage=critical,digitalSignature" > "$d/$name.ext"
-    openssl x509 -req -in "$d/$name.csr" -CA "$d/ca.crt" -CAkey "$d/ca.key" -CAcreateserial -out "$d/$name.crt" \
-      -days 30 -extfile "$d/$name.ext" 2>/dev/null
-  done
+  cert_ca "$1" ca &&
+    cert_leaf "$1" tls localhost ca server &&
+    cert_leaf "$1" proxy upload-proxy ca client &&
+    cert_leaf "$1" intruder intruder ca client
 }
 
 # upsrv_start VAR=VALUE...: cdi-uploadserver in the background with CDI's environment; sets UP_PID, UP_PORT.

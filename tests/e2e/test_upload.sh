@@ -11,25 +11,12 @@ CLIENT="/usr/bin/python3 $(cd "$E2E_DIR/../support" && pwd)/upload_client.py"
 # --- certificates: a private CA, the server's cert, client certs (right CN, wrong CN, other CA) ---
 CERTS=$T/certs
 make_certs() {
-  local d=$CERTS
-  mkdir -p "$d"
-  local ec=(-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes)
-  openssl req -x509 "${ec[@]}" -keyout "$d/ca.key" -out "$d/ca.crt" -days 3650 -subj "/CN=upload test CA" \
-    -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null
-  openssl req -x509 "${ec[@]}" -keyout "$d/other-ca.key" -out "$d/other-ca.crt" -days 3650 -subj "/CN=other CA" \
-    -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null
-  # leaf NAME CN CA EXT
-  leaf() {
-    openssl req -new "${ec[@]}" -keyout "$d/$1.key" -out "$d/$1.csr" -subj "/CN=$2" 2>/dev/null
-    printf '%s\n' "$4" "basicConstraints=critical,CA:FALSE" "keyUsage=critical,digitalSignature" > "$d/$1.ext"
-    openssl x509 -req -in "$d/$1.csr" -CA "$d/$3.crt" -CAkey "$d/$3.key" -CAcreateserial -out "$d/$1.crt" \
-      -days 825 -extfile "$d/$1.ext" 2>/dev/null
-  }
-  leaf server localhost ca "subjectAltName=DNS:localhost,IP:127.0.0.1
-extendedKeyUsage=serverAuth"
-  leaf client client ca "extendedKeyUsage=clientAuth"
-  leaf wrongcn intruder ca "extendedKeyUsage=clientAuth"
-  leaf otherca client other-ca "extendedKeyUsage=clientAuth"
+  cert_ca "$CERTS" ca &&
+    cert_ca "$CERTS" other-ca &&
+    cert_leaf "$CERTS" server localhost ca server &&
+    cert_leaf "$CERTS" client client ca client &&
+    cert_leaf "$CERTS" wrongcn intruder ca client &&
+    cert_leaf "$CERTS" otherca client other-ca client
 }
 make_certs || { echo "making certificates failed" >&2; exit 1; }
 

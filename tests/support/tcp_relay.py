@@ -35,8 +35,11 @@ def write_counts(path):
 
 
 def abort(sock):
+    # shutdown first: close() alone does not release a socket another thread is blocked in
+    # recv() on, so nothing would reach the peer
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        sock.shutdown(socket.SHUT_RDWR)
     except OSError:
         pass
     sock.close()
