@@ -14,3 +14,20 @@ make_bench_raw() {
       | dd of="$file" bs=1M seek=$((off + 8)) conv=notrunc status=none
   done
 }
+
+# make_cloud_raw FILE MIBS: a MIBS MiB raw disk shaped like a cloud image (bench/clone.sh): the
+# first quarter densely used (per 16 MiB: 5 MiB incompressible bytes, 4 MiB text), then per
+# 128 MiB 1 MiB of each; the rest holes. ~15 % data (~310 MiB at 2 GiB). Deterministic.
+make_cloud_raw() {
+  local file=$1 mibs=$2 off
+  rm -f "$file"
+  truncate -s "${mibs}M" "$file"
+  _cloud_chunk() {   # _cloud_chunk OFF_MIB RANDOM_MIB TEXT_MIB
+    head -c $(($2 << 20)) /dev/zero | openssl enc -aes-128-ctr -nosalt -pass "pass:c$1" -pbkdf2 2> /dev/null \
+      | dd of="$file" bs=1M seek="$1" conv=notrunc status=none
+    (set +o pipefail; seq -f "Dec  1 23:59:%02.0f cloud-init[$1]: ci-info: +++ Net device info +++ eth0 True 10.0.2.15" 1 400000 \
+      | head -c $(($3 << 20))) | dd of="$file" bs=1M seek=$(($1 + $2 + 1)) conv=notrunc status=none
+  }
+  for ((off = 0; off < mibs / 4; off += 16)); do _cloud_chunk "$off" 5 4; done
+  for ((off = mibs / 4; off + 3 <= mibs; off += 128)); do _cloud_chunk "$off" 1 1; done
+}
