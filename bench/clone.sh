@@ -5,7 +5,7 @@
 # ours (cdi-cloner -> cdi-uploadserver) against CDI's own pair (v1.57 built from its vendored
 # sources, see ../shared/reference/cdi-peer.md) in the same run, on the same input, set up the
 # same way (bench/podns.sh: CDI's fixed paths bound per run; CDI's env; one private network
-# namespace; bench/count_relay.py counting the TLS bytes between the two). Cases:
+# namespace; tests/support/tcp_relay.py counting the TLS bytes between the two). Cases:
 #   blockdevice-clone, loop device -> loop device (/dev/cdi-block-volume on both sides)
 #   blockdevice-clone, loop device -> file target (/data/disk.img)
 #   filesystem-clone,  directory with a sparse disk.img -> file target

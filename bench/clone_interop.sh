@@ -8,7 +8,7 @@
 # random bytes), set up as CDI's controller sets up the two pods (bench/clone_lib.sh). A case
 # PASSes when both sides exit 0, both termination messages say "Clone Complete" and the target
 # holds the source byte for byte (a block target: its first <source size> bytes). Then, per pair,
-# a wrong client-certificate CN and a stream cut halfway (bench/count_relay.py --cut-after): PASS
+# a wrong client-certificate CN and a stream cut halfway (tests/support/tcp_relay.py --cut-after): PASS
 # when the clone fails visibly (cloner exit != 0, no "Clone Complete", no complete target). Prints
 # PASS/FAIL per case and exits 1 if any failed.
 #   Environment: CLONE_PAIRS (default "ours:cdi cdi:ours"; SOURCE:TARGET, e.g. "cdi:cdi" to check

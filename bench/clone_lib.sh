@@ -7,7 +7,7 @@
 # bound to per-run files), inside one private network namespace that has only `lo` (the scripts
 # re-execute themselves under `unshare -n`), so every listener — the upload server on
 # 127.0.0.1:8444, CDI's healthz on :8080, the cloner's metrics on :8443 — is reachable from
-# nothing but this run. The cloner's UPLOAD_URL points at bench/count_relay.py on 127.0.0.1:9443,
+# nothing but this run. The cloner's UPLOAD_URL points at tests/support/tcp_relay.py on 127.0.0.1:9443,
 # which counts the (TLS) bytes on the wire and forwards them to the server.
 #
 # The caller sets: ROOT (the checkout), WORK (a directory under /work: certificates, runs),
@@ -123,13 +123,16 @@ run_cloner() {
     > "$run/cloner.log" 2>&1 || CL_RC=$?
 }
 
-# start_relay RUN [CUT]: bench/count_relay.py 127.0.0.1:$RELAY_PORT -> :$SERVER_PORT; RELAY_PID.
+# start_relay RUN [CUT]: tests/support/tcp_relay.py 127.0.0.1:$RELAY_PORT -> :$SERVER_PORT, counting
+# into RUN/wire ("UP DOWN CONNECTIONS"), cutting after CUT client->server bytes; RELAY_PID.
 start_relay() {
   local run=$1
-  /usr/bin/python3 "$ROOT/bench/count_relay.py" $RELAY_PORT $SERVER_PORT "$run/wire" ${2:+--cut-after "$2"} > "$run/relay.out" &
+  rm -f "$run/relay.port"
+  /usr/bin/python3 "$ROOT/tests/support/tcp_relay.py" --listen $RELAY_PORT --to $SERVER_PORT --portfile "$run/relay.port" \
+    --count-file "$run/wire" ${2:+--cut-after "$2"} > "$run/relay.out" 2>&1 &
   RELAY_PID=$!
   local i
-  for ((i = 0; i < 100; i++)); do [[ -s $run/relay.out ]] && return 0; sleep 0.05; done
+  for ((i = 0; i < 100; i++)); do [[ -s $run/relay.port ]] && return 0; sleep 0.05; done
   clog "relay did not start"
   return 1
 }

@@ -4,14 +4,15 @@
 
 TLS passes through it untouched (it relays bytes, it does not terminate anything), so the two ends
 still authenticate each other. It can
-  * count the bytes each way (--count-file: "UP DOWN" written after every connection closes;
-    UP = client -> server, totals over all connections), which is how the bench measures bytes on
-    the wire;
+  * count the bytes each way (--count-file: "UP DOWN CONNECTIONS" written after every connection
+    closes; UP = client -> server, totals over all connections), which is how bench/clone.sh
+    measures bytes on the wire;
   * cut the client -> server direction after N bytes (--cut-after N): both sockets are then closed
     abruptly (RST), as a network failure or a killed pod would, in the middle of a request body.
 
-Usage: tcp_relay.py --to PORT --portfile FILE [--cut-after N] [--count-file FILE]
-The relay listens on a kernel-chosen port, writes it to --portfile, and runs until killed.
+Usage: tcp_relay.py --to PORT --portfile FILE [--listen PORT] [--cut-after N] [--count-file FILE]
+The relay listens on --listen (default: a kernel-chosen port), writes the port to --portfile, and
+runs until killed.
 """
 import argparse
 import os
@@ -20,14 +21,14 @@ import struct
 import threading
 
 lock = threading.Lock()
-totals = [0, 0]
+totals = [0, 0, 0]
 
 
 def write_counts(path):
     if not path:
         return
     with lock:
-        text = "%d %d\n" % (totals[0], totals[1])
+        text = "%d %d %d\n" % tuple(totals)
     tmp = path + ".tmp"
     with open(tmp, "w") as f:
         f.write(text)
@@ -93,6 +94,8 @@ def serve(client, args):
     down.join()
     client.close()
     server.close()
+    with lock:
+        totals[2] += 1
     write_counts(args.count_file)
 
 
@@ -100,12 +103,13 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--to", type=int, required=True)
     ap.add_argument("--portfile", required=True)
+    ap.add_argument("--listen", type=int, default=0)
     ap.add_argument("--cut-after", type=int)
     ap.add_argument("--count-file")
     args = ap.parse_args()
     lst = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     lst.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    lst.bind(("127.0.0.1", 0))
+    lst.bind(("127.0.0.1", args.listen))
     lst.listen(64)
     write_counts(args.count_file)
     tmp = args.portfile + ".tmp"
