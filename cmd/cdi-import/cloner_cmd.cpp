@@ -138,7 +138,7 @@ int run_clone_cmd(int argc, char** argv, const util::CancelToken& cancel) {
     return cli_parse_failure(app, e);
   }
   auto report = [](const Error& e) {
-    std::fprintf(stderr, "cdi-import: error: %s\n", e.what().c_str());
+    std::fprintf(stderr, "cdi-import: error: %s\n", e.what_with_hint().c_str());
     return exit_code_for(e.code());
   };
   if (to.empty() == to_url.empty()) {

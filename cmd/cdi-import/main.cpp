@@ -69,7 +69,7 @@ namespace {
 int exit_code(Errc c) { return cmd::exit_code_for(c); }
 
 int report_error(const Error& e) {
-  std::fprintf(stderr, "cdi-import: error: %s\n", e.what().c_str());
+  std::fprintf(stderr, "cdi-import: error: %s\n", e.what_with_hint().c_str());
   return exit_code(e.code());
 }
 

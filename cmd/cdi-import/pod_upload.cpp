@@ -32,7 +32,7 @@ int run_pod_uploadserver(int argc, char** argv, const util::CancelToken& cancel)
   if (!opts) {
     log.error(opts.error().what());
     // CDI: an unparsable DEADLINE is fatal with exit 255; a bad TLS config exits 1.
-    return opts.error().what().starts_with("Invalid DEADLINE") ? 255 : 1;
+    return pod::upload_env_exit_code(opts.error());
   }
   pipeline::ProgressState progress;
   opts->import.progress = &progress;

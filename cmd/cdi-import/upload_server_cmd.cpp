@@ -109,7 +109,7 @@ int run_upload_server_cmd(int argc, char** argv, util::CancelToken& cancel) {
   auto r = server::run_upload_server(o);
   view.stop();
   if (!r) {
-    std::fprintf(stderr, "cdi-import: error: %s\n", r.error().what().c_str());
+    std::fprintf(stderr, "cdi-import: error: %s\n", r.error().what_with_hint().c_str());
     return r.error().code() == Errc::cancelled ? 130 : 1;
   }
   if (r->deadline_passed) {

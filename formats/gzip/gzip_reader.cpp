@@ -80,7 +80,7 @@ class GzipReader final : public io::StageReader {
   uint64_t received() const { return m_in.received(); }
   uint8_t* in_at(size_t pos) { return reinterpret_cast<uint8_t*>(m_in.data()) + pos; }
   std::unexpected<Error> truncated() const {
-    return fail(Errc::corrupt_input, "unexpected end of stream after " + util::format_bytes(received()));
+    return fail(Errc::corrupt_input, Reason::truncated, "unexpected end of stream after " + util::format_bytes(received()));
   }
 
   std::unique_ptr<io::Reader> m_up;

@@ -42,6 +42,10 @@ using util::format_bytes;
 constexpr uint64_t k_sector = 512;
 
 std::unexpected<Error> corrupt(std::string msg) { return fail(Errc::corrupt_input, std::move(msg)); }
+// A short stream: the format says more bytes follow than arrived.
+std::unexpected<Error> truncated(std::string msg) {
+  return fail(Errc::corrupt_input, Reason::truncated, std::move(msg));
+}
 
 // True when all n bytes are zero (n >= 0). Compares the buffer with itself shifted by 16 bytes,
 // which glibc's vectorised memcmp does at memory speed.
@@ -237,7 +241,7 @@ Result<void> Decoder::read_header() {
   m_cs = m_h.cluster_size;
   m_stats.virtual_size = m_h.virtual_size;
   if (m_opts.max_virtual_size && m_h.virtual_size > *m_opts.max_virtual_size)
-    return fail(Errc::limit, fmt("virtual size {} is larger than the target ({})", m_h.virtual_size,
+    return fail(Errc::limit, Reason::too_small, fmt("virtual size {} is larger than the target ({})", m_h.virtual_size,
                                          *m_opts.max_virtual_size));
   // The first cluster: the header, its extensions and (never used here) the backing file name.
   CDI_TRY(add_claim(Claim{.start = 0, .end = m_cs, .kind = Kind::header, .required_end = std::min<uint64_t>(n, m_cs)}));
@@ -556,7 +560,7 @@ Result<void> Decoder::collect_compressed(bool wait) {
   for (auto& f : m_finished) {
     if (f.error) {
       if (auto it = m_cut.find(f.guest); it != m_cut.end())
-        return corrupt(fmt("truncated: compressed cluster at host offset {:#x} (guest {:#x}) is cut off by "
+        return truncated(fmt("truncated: compressed cluster at host offset {:#x} (guest {:#x}) is cut off by "
                                    "the end of the stream at {} ({})",
                                    f.host, f.guest, it->second, f.error->message()));
       return std::unexpected(std::move(*f.error));
@@ -582,7 +586,7 @@ Result<void> Decoder::hold(uint64_t x, std::span<const std::byte> bytes) {
       auto size = m_in.info().size;
       std::string need = size ? fmt("about {}", format_bytes(*size - x + m_held_mem))
                               : fmt("more than {}", format_bytes(m_opts.hold_limit));
-      return fail(Errc::scratch_required,
+      return fail(Errc::scratch_required, Reason::scratch_required,
                   fmt("qcow2 data clusters precede their L2 tables by more than {}; --scratch-dir needed ({})",
                               format_bytes(m_opts.hold_limit), need));
     }
@@ -659,10 +663,10 @@ Result<void> Decoder::finish_stream() {
     const Claim& c = *missing;
     if (c.kind == Kind::data) {
       uint64_t h = c.start + (eof > c.start ? (eof - c.start) / m_cs * m_cs : 0);
-      return corrupt(fmt("truncated: cluster at host offset {:#x} (guest {:#x}) missing; stream ended at {}",
+      return truncated(fmt("truncated: cluster at host offset {:#x} (guest {:#x}) missing; stream ended at {}",
                                  h, c.guest + (h - c.start), eof));
     }
-    return corrupt(fmt("truncated: {} missing; stream ended at {}", describe(c), eof));
+    return truncated(fmt("truncated: {} missing; stream ended at {}", describe(c), eof));
   }
   if (!m_metadata_complete) return fail(Errc::internal, "metadata incomplete without a missing claim");
   return m_emit.flush();

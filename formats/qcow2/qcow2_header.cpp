@@ -23,6 +23,10 @@ bool has_magic(std::span<const std::byte> head) {
 }
 
 std::unexpected<Error> corrupt(std::string msg) { return fail(Errc::corrupt_input, std::move(msg)); }
+// A short stream: the format says more bytes follow than arrived.
+std::unexpected<Error> truncated(std::string msg) {
+  return fail(Errc::corrupt_input, Reason::truncated, std::move(msg));
+}
 
 uint64_t ceil_div(uint64_t a, uint64_t b) { return a / b + (a % b != 0); }
 
@@ -62,7 +66,7 @@ size_t header_bytes_needed(std::span<const std::byte> head) {
 Result<Header> parse_header(std::span<const std::byte> first, std::optional<uint64_t> stream_size) {
   if (!has_magic(first)) return corrupt("not a qcow2 image (bad magic)");
   if (first.size() < k_v2_header_bytes)
-    return corrupt(fmt("truncated header: stream ended at {} bytes", first.size()));
+    return truncated(fmt("truncated header: stream ended at {} bytes", first.size()));
   const std::byte* p = first.data();
   Header h;
   h.version = load_be32(p + 4);
@@ -90,7 +94,7 @@ Result<Header> parse_header(std::span<const std::byte> first, std::optional<uint
 
   if (h.version >= 3) {
     if (first.size() < k_v3_header_bytes)
-      return corrupt(fmt("truncated v3 header: stream ended at {} bytes", first.size()));
+      return truncated(fmt("truncated v3 header: stream ended at {} bytes", first.size()));
     h.incompatible_features = load_be64(p + 72);
     h.compatible_features = load_be64(p + 80);
     h.autoclear_features = load_be64(p + 88);
@@ -99,7 +103,7 @@ Result<Header> parse_header(std::span<const std::byte> first, std::optional<uint
     if (h.header_length < k_v3_header_bytes || h.header_length % 8 != 0 || h.header_length > h.cluster_size)
       return corrupt(fmt("bad header_length {}", h.header_length));
     if (first.size() < h.header_length)
-      return corrupt(fmt("truncated header: stream ended at {} bytes", first.size()));
+      return truncated(fmt("truncated header: stream ended at {} bytes", first.size()));
     if (h.refcount_order > 6) return corrupt(fmt("refcount_order {} is larger than 6", h.refcount_order));
     if (h.header_length > 104) {
       uint8_t type = static_cast<uint8_t>(p[104]);
@@ -119,7 +123,7 @@ Result<Header> parse_header(std::span<const std::byte> first, std::optional<uint
     uint64_t off = h.header_length;
     for (;;) {
       if (off + 8 > end) {
-        if (end < h.cluster_size) return corrupt(fmt("truncated header extensions: stream ended at {} bytes", end));
+        if (end < h.cluster_size) return truncated(fmt("truncated header extensions: stream ended at {} bytes", end));
         break;  // no terminator before the cluster end: qemu stops there too
       }
       uint32_t type = load_be32(p + off);
@@ -185,7 +189,7 @@ Result<Header> parse_header(std::span<const std::byte> first, std::optional<uint
     if (offset == 0) return corrupt(fmt("{} overlaps the header", what));
     if (offset > k_offset_mask) return corrupt(fmt("{} offset {:#x} is out of range", what, offset));
     if (stream_size && offset + bytes > *stream_size)
-      return corrupt(fmt("truncated: {} at {:#x} ends beyond the end of the stream ({})", what, offset,
+      return truncated(fmt("truncated: {} at {:#x} ends beyond the end of the stream ({})", what, offset,
                                  *stream_size));
     return {};
   };

@@ -51,7 +51,7 @@ class SnappyReader final : public io::StageReader {
   uint64_t offset() const { return m_in.offset(); }
   Result<void> check_crc(std::span<const std::byte> data, const std::byte* stored, uint64_t at) const;
   std::unexpected<Error> truncated(uint64_t at, uint64_t declared, uint64_t present) const {
-    return fail(Errc::corrupt_input, "unexpected end of stream in the chunk at offset " + std::to_string(at) + " (" +
+    return fail(Errc::corrupt_input, Reason::truncated, "unexpected end of stream in the chunk at offset " + std::to_string(at) + " (" +
                                          std::to_string(declared) + " bytes declared, " + std::to_string(present) +
                                          " present)");
   }
@@ -106,7 +106,7 @@ Result<size_t> SnappyReader::fill(std::span<std::byte> dst) {
       if (produced > 0) return produced;   // deliver what we have rather than wait for input
       if (!CDI_TRY(ensure(k_chunk_header))) {
         if (buffered() == 0) return 0;     // the end, at a chunk boundary
-        return fail(Errc::corrupt_input, "unexpected end of stream in the chunk header at offset " +
+        return fail(Errc::corrupt_input, Reason::truncated, "unexpected end of stream in the chunk header at offset " +
                                              std::to_string(offset()) + " (" + std::to_string(buffered()) +
                                              " of 4 bytes present)");
       }

@@ -134,7 +134,7 @@ Error TarSource::archive_failure() const {
   // input and other words for damage; both are corrupt input, the message tells them apart.
   bool truncated = detail.find("runcated") != std::string::npos;
   std::string where = " at byte " + std::to_string(position());
-  return Error(Errc::corrupt_input,
+  return Error(Errc::corrupt_input, truncated ? Reason::truncated : Reason::none,
                (truncated ? "truncated archive" : "damaged archive") + where + " (" + detail + ")");
 }
 
@@ -196,7 +196,7 @@ Result<void> TarSource::check_end_of_archive() {
                                          std::to_string(m_entry_end) + ")");
   uint64_t tail = m_handed - m_entry_end;
   if (tail < k_end_marker)
-    return fail(Errc::corrupt_input, "truncated archive: end-of-archive marker incomplete (" +
+    return fail(Errc::corrupt_input, Reason::truncated, "truncated archive: end-of-archive marker incomplete (" +
                                          std::to_string(tail) + " of " + std::to_string(k_end_marker) +
                                          " zero bytes after the last entry at byte " +
                                          std::to_string(m_entry_end) + ")");

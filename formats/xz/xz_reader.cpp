@@ -84,7 +84,7 @@ class XzReader final : public io::StageReader {
   uint64_t offset_of(size_t pos) const { return m_in.offset_of(pos); }
   uint64_t received() const { return m_in.received(); }
   std::unexpected<Error> truncated() const {
-    return fail(Errc::corrupt_input, "unexpected end of stream after " + util::format_bytes(received()));
+    return fail(Errc::corrupt_input, Reason::truncated, "unexpected end of stream after " + util::format_bytes(received()));
   }
   // Bytes at `at` after `streams` complete streams are not another stream.
   static std::unexpected<Error> garbage(uint64_t streams, uint64_t at) {

@@ -129,7 +129,7 @@ Result<LocalCopyResult> local_copy(const std::filesystem::path& from_arg, const 
     uint64_t cap = 0;
     if (::ioctl(out.get(), BLKGETSIZE64, &cap) != 0) return fail_sys("BLKGETSIZE64 on " + dst);
     if (cap < res.size)
-      return fail(Errc::limit, "target " + dst + " (" + std::to_string(cap) + " bytes) is smaller than the source (" +
+      return fail(Errc::limit, Reason::too_small, "target " + dst + " (" + std::to_string(cap) + " bytes) is smaller than the source (" +
                                    std::to_string(res.size) + " bytes)");
   } else if (::ftruncate(out.get(), static_cast<off_t>(res.size)) != 0) {
     return fail_sys("sizing " + dst);

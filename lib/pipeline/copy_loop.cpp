@@ -171,7 +171,7 @@ Result<CopyResult> copy_raw(io::Reader& in, sink::Sink& out, const CopyOptions& 
     uint64_t offset = 0;
     auto over_limit = [&](uint64_t end) -> Result<void> {
       if (opts.max_size && end > *opts.max_size)
-        return fail(Errc::limit, "image is larger than " + opts.max_size_what + " (more than " +
+        return fail(Errc::limit, Reason::too_small, "image is larger than " + opts.max_size_what + " (more than " +
                                      std::to_string(*opts.max_size) + " bytes, " +
                                      util::format_bytes(*opts.max_size) + ")");
       return {};

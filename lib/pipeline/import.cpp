@@ -353,7 +353,7 @@ Result<void> import_clone(std::unique_ptr<io::Reader> wire, const ImportOptions&
   auto result = [&]() -> Result<void> {
     auto bound = image_bound(o, *target);
     if (auto known = top->info().size; known && bound.size && *known > *bound.size)
-      return fail(Errc::limit, "clone source is larger than " + bound.what + " (" + std::to_string(*known) + " > " +
+      return fail(Errc::limit, Reason::too_small, "clone source is larger than " + bound.what + " (" + std::to_string(*known) + " > " +
                                    std::to_string(*bound.size) + " bytes)");
     set_phase(o, Phase::transferring);
     CopyOptions co;
@@ -412,7 +412,7 @@ Result<void> import_qcow2_native(Detected& d, const ImportOptions& o, sink::Sink
   auto head = CDI_TRY(d.top->peek(formats::k_probe_bytes));
   auto info = CDI_TRY(formats::qcow2::inspect(head));
   if (bound.size && info.virtual_size > *bound.size)
-    return fail(Errc::limit, "virtual image size " + std::to_string(info.virtual_size) + " (" +
+    return fail(Errc::limit, Reason::too_small, "virtual image size " + std::to_string(info.virtual_size) + " (" +
                                  util::format_bytes(info.virtual_size) + ") is larger than " + bound.what + " (" +
                                  std::to_string(*bound.size) + ")");
   if (o.progress) o.progress->total_written.store(static_cast<int64_t>(info.virtual_size));
@@ -474,10 +474,11 @@ Result<void> import_with_qemu(Detected& d, const ImportOptions& o, sink::Sink& t
     src = *d.direct_path;
   } else {
     if (!o.scratch_dir)
-      return fail(Errc::scratch_required,
-                  "scratch space required: " + fmt + " from a stream (" + chain_text(d.chain) +
-                      ") needs random access; pass --scratch-dir DIR" +
-                      (why_not_in_place ? " (not read in place: " + *why_not_in_place + ")" : std::string()));
+      return std::unexpected(
+          Error(Errc::scratch_required, Reason::scratch_required,
+                "scratch space required: " + fmt + " from a stream (" + chain_text(d.chain) + ") needs random access" +
+                    (why_not_in_place ? " (not read in place: " + *why_not_in_place + ")" : std::string()))
+              .with_hint("; pass --scratch-dir DIR"));
     if (why_not_in_place) log(o, "not reading in place: " + *why_not_in_place);
     spool = CDI_TRY(ScratchFile::create(*o.scratch_dir));
     set_phase(o, Phase::spooling);
@@ -612,7 +613,7 @@ Result<ImportReport> run_import(const ImportOptions& o) {
   auto result = [&]() -> Result<void> {
     auto bound = image_bound(o, *target);
     if (o.image_size && target->info().capacity && *o.image_size > *target->info().capacity)
-      return fail(Errc::limit, "--image-size " + std::to_string(*o.image_size) + " is larger than the device " +
+      return fail(Errc::limit, Reason::too_small, "--image-size " + std::to_string(*o.image_size) + " is larger than the device " +
                                    o.dest + " (" + std::to_string(*target->info().capacity) + " bytes)");
     if (d.format == DiskFormat::qcow2 && !o.qcow2_via_qemu_img) {
       CDI_TRY_CTX(import_qcow2_native(d, o, *target, rep), o.url);
@@ -626,7 +627,7 @@ Result<ImportReport> run_import(const ImportOptions& o) {
       if (auto known = d.top->info().size; known && bound.size && *known > *bound.size) {
         uint64_t image = d.direct_path ? local_raw_image_size(*d.direct_path, *known) : *known;
         if (image > *bound.size)
-          return fail(Errc::limit, "image is larger than " + bound.what + " (" + std::to_string(image) + " > " +
+          return fail(Errc::limit, Reason::too_small, "image is larger than " + bound.what + " (" + std::to_string(image) + " > " +
                                        std::to_string(*bound.size) + " bytes)");
       }
       set_phase(o, Phase::transferring);

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <nlohmann/json.hpp>
+#include <cctype>
 #include <cstdlib>
 
 #include "lib/util/fd.hpp"
@@ -44,6 +45,14 @@ std::string escape_opt(const std::string& v) {
 }
 
 }  // namespace
+
+Reason qemu_message_reason(std::string_view msg) {
+  std::string lower(msg);
+  for (auto& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if (lower.find("no space left on device") != std::string::npos || lower.find("disk quota exceeded") != std::string::npos)
+    return Reason::no_space;
+  return Reason::none;
+}
 
 std::optional<double> parse_progress(std::string_view line) {
   // qemu-img -p draws "    (45.34/100%)".
@@ -104,7 +113,7 @@ Result<void> validate_image(const QemuImageInfo& info, std::optional<uint64_t> m
     return fail(Errc::unsupported, "image uses an external data file (" + info.data_file + ")");
   if (info.encrypted) return fail(Errc::unsupported, "image is encrypted; encrypted images are not supported");
   if (max_size && info.virtual_size > *max_size)
-    return fail(Errc::limit, "virtual image size " + std::to_string(info.virtual_size) + " (" +
+    return fail(Errc::limit, Reason::too_small, "virtual image size " + std::to_string(info.virtual_size) + " (" +
                                  util::format_bytes(info.virtual_size) + ") is larger than " + max_size_what +
                                  " (" + std::to_string(*max_size) + ")");
   return {};
@@ -145,7 +154,7 @@ Result<void> qemu_convert(const std::string& fmt, const std::string& src, uint64
       Errc code = Errc::io;
       if (msg.find("Could not open") != std::string::npos || msg.find("error while reading") != std::string::npos)
         code = Errc::corrupt_input;
-      return fail(code, "qemu-img convert failed: " + msg);
+      return fail(code, qemu_message_reason(msg), "qemu-img convert failed: " + msg);
     }
     return {};
   };

@@ -56,6 +56,11 @@ Result<void> qemu_convert(const std::string& fmt, const std::string& src, uint64
                           const ConvertTarget& target, const QemuRunOptions& opts,
                           const std::function<void(double)>& on_percent);
 
+// qemu-img reports a full target only as strerror text in its stderr ("No space left on device",
+// "Disk quota exceeded"): the typed fact read from it, where it is known (Reason::no_space), so
+// that no caller matches the text.
+Reason qemu_message_reason(std::string_view msg);
+
 // The percentage in a qemu-img -p line ("    (45.34/100%)"), nullopt for other lines.
 std::optional<double> parse_progress(std::string_view line);
 

@@ -70,7 +70,7 @@ Result<ImporterConfig> parse_importer_env(const Environment& env) {
   ImporterConfig c;
   auto prealloc = env_get(env, "PREALLOCATION");
   auto pb = parse_go_bool(prealloc);
-  if (!pb) return fail(Errc::invalid_argument, preallocation_error_text(prealloc));
+  if (!pb) return fail(Errc::invalid_argument, Reason::bad_preallocation, preallocation_error_text(prealloc));
   c.preallocation = *pb;
   c.source = env_get(env, "IMPORTER_SOURCE");
   c.kind = source_kind(c.source);
@@ -92,7 +92,7 @@ Result<ImporterConfig> parse_importer_env(const Environment& env) {
   c.done_file = env_get(env, "IMPORTER_DONE_FILE");
   if (auto sum = env_get(env, "IMPORTER_CHECKSUM"); !sum.empty()) {
     auto cs = util::parse_checksum(sum);
-    if (!cs) return std::unexpected(std::move(cs).error().context("invalid checksum"));
+    if (!cs) return std::unexpected(std::move(cs).error().context("invalid checksum").with_reason(Reason::bad_checksum));
     c.checksum = *cs;
   }
   c.architecture = env_get(env, "IMPORTER_REGISTRY_IMAGE_ARCHITECTURE");

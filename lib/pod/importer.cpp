@@ -157,15 +157,10 @@ class Run {
     m_log.info(1, "Starting importer");
     auto cfg = parse_importer_env(m_ctx.env);
     if (!cfg) {
-      const Error& e = cfg.error();
-      if (e.message().starts_with("the PREALLOCATION")) return fatal_log_only(e.what());
-      if (!e.contexts().empty() && e.contexts().front() == "invalid checksum") {
-        std::string src = env_get(m_ctx.env, "IMPORTER_SOURCE");
-        return terminate(1, "Unable to connect to " + (src.empty() ? std::string("http") : src) +
-                                " data source: " + e.what());
-      }
-      m_log.error(e.what());
-      return terminate(1, e.what());
+      auto f = env_failure(cfg.error(), env_get(m_ctx.env, "IMPORTER_SOURCE"));
+      if (f.log_only) return fatal_log_only(f.text);
+      m_log.error(f.text);
+      return terminate(1, f.text);
     }
     m_cfg = std::move(*cfg);
     m_log.info(1, "begin import process");
@@ -349,7 +344,8 @@ class Run {
     watcher.reset();
     if (!rep) {
       const Error& e = rep.error();
-      if (e.code() == Errc::scratch_required) {
+      auto f = import_failure(e, m_archive);
+      if (f.kind == ImportFailure::Kind::scratch_required) {
         m_log.info(1, "scratch space required and none found: " + e.what());
         auto labels = node_pull_labels();
         done_file();
@@ -360,20 +356,15 @@ class Run {
         m.message = "Import Complete";
         return terminate_json(0, m);
       }
-      if (e.message().starts_with("checksum mismatch")) {
-        // CDI's wording (spec §5): the controller fails the DataVolume for good on "checksum mismatch".
-        std::string text = std::string("Unable to process data: Unable to transfer source data to ") +
-                           (m_archive ? "target directory" : "scratch space") +
-                           ": checksum validation failed: " + e.message();
-        m_log.error(text);
+      if (f.kind == ImportFailure::Kind::checksum_mismatch) {
+        m_log.error(f.text);
         remove_written();
         TerminationMessage m;
-        m.message = text;
-        return terminate_json(0, m);
+        m.message = f.text;
+        return terminate_json(f.exit_code, m);
       }
-      std::string text = process_error_text(e);
-      m_log.error(text);
-      return terminate(1, text);
+      m_log.error(f.text);
+      return terminate(f.exit_code, f.text);
     }
     if (!m_block && !m_archive) ::chmod(m_ctx.paths.data_file().c_str(), 0660);
     m_ctx.progress->phase.store(pipeline::Phase::done);
@@ -460,11 +451,32 @@ class Run {
 
 std::string process_error_text(const Error& e) {
   std::string text = "Unable to process data: " + e.what();
-  if (e.code() == Errc::limit && text.find("is larger than the reported available") == std::string::npos)
+  // What a CDI user can act on, from the typed facts (never the text; never the CLI hint).
+  if (e.code() == Errc::limit || e.reason() == Reason::too_small)
     text += " (the image is larger than the reported available storage: a larger PVC is required)";
-  if (e.sys_errno() == ENOSPC && text.find("no space left on device") == std::string::npos)
-    text += " (no space left on device)";
+  if (e.reason() == Reason::no_space) text += " (no space left on device)";
   return text;
+}
+
+EnvFailure env_failure(const Error& e, std::string_view source) {
+  switch (e.reason()) {
+    case Reason::bad_preallocation: return {true, e.what()};
+    case Reason::bad_checksum:
+      return {false, "Unable to connect to " + (source.empty() ? std::string("http") : std::string(source)) +
+                         " data source: " + e.what()};
+    default: return {false, e.what()};
+  }
+}
+
+ImportFailure import_failure(const Error& e, bool archive) {
+  if (e.code() == Errc::scratch_required || e.reason() == Reason::scratch_required)
+    return {ImportFailure::Kind::scratch_required, 0, {}};
+  if (e.reason() == Reason::checksum_mismatch)
+    // CDI's wording (spec §5): the controller fails the DataVolume for good on "checksum mismatch".
+    return {ImportFailure::Kind::checksum_mismatch, 0,
+            std::string("Unable to process data: Unable to transfer source data to ") +
+                (archive ? "target directory" : "scratch space") + ": checksum validation failed: " + e.message()};
+  return {ImportFailure::Kind::failed, 1, process_error_text(e)};
 }
 
 ImporterOutcome run_importer(const ImporterContext& ctx) {

@@ -41,4 +41,27 @@ ImporterOutcome run_importer(const ImporterContext& ctx);
 // "DataVolume too small" mapping still matches.
 std::string process_error_text(const Error& e);
 
+// How the importer ends when its environment does not parse: from the Error's reason, never its
+// text. A bad PREALLOCATION is only logged (exit 1, no termination message, as CDI's klog.Fatal);
+// a bad IMPORTER_CHECKSUM reads as CDI's "Unable to connect to <source> data source"; the rest
+// is written as it is. `source` is IMPORTER_SOURCE.
+struct EnvFailure {
+  bool log_only = false;
+  std::string text;
+};
+EnvFailure env_failure(const Error& e, std::string_view source);
+
+// How the importer ends when the import failed: from the Error's code and reason, never its text.
+//   scratch_required  -> exit 0, {"scratchSpaceRequired":true,…,"message":"Import Complete"}
+//   checksum_mismatch -> exit 0, {"message":"Unable to process data: … checksum validation failed: …"}
+//                        (the controller fails the DataVolume for good); what was written is removed
+//   anything else     -> exit 1, process_error_text(e) as plain text
+struct ImportFailure {
+  enum class Kind { scratch_required, checksum_mismatch, failed };
+  Kind kind = Kind::failed;
+  int exit_code = 1;
+  std::string text;   // the termination message's text (empty for scratch_required)
+};
+ImportFailure import_failure(const Error& e, bool archive);
+
 }  // namespace cdi::pod

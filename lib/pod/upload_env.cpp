@@ -31,7 +31,7 @@ bool parse_int(std::string_view s, T& out) {
 
 Result<std::chrono::system_clock::time_point> parse_rfc3339(std::string_view t) {
   auto r = util::parse_rfc3339(t);
-  if (!r) return fail(Errc::invalid_argument, "Invalid DEADLINE \"" + std::string(t) + "\": not an RFC 3339 time");
+  if (!r) return fail(Errc::invalid_argument, Reason::bad_deadline, "Invalid DEADLINE \"" + std::string(t) + "\": not an RFC 3339 time");
   return r;
 }
 
@@ -89,6 +89,8 @@ std::string clone_target_complete_message(bool preallocation_applied) {
   m.message = "Clone Complete";
   return termination_json(m).value();
 }
+
+int upload_env_exit_code(const Error& e) { return e.reason() == Reason::bad_deadline ? 255 : 1; }
 
 std::string deadline_passed_message() {
   TerminationMessage m;

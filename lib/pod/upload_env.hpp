@@ -21,6 +21,10 @@ namespace cdi::pod {
 // cannot be measured.
 Result<server::UploadServerOptions> upload_options_from_env(const Environment& env, const PodPaths& paths);
 
+// The upload pod's exit code when its environment does not parse: 255 for a bad DEADLINE (CDI's
+// klog.Fatalf), 1 otherwise — from the reason, never the text.
+int upload_env_exit_code(const Error& e);
+
 // RFC 3339 ("2026-11-25T18:00:00Z", "…+02:00", fractional seconds allowed). Errors: invalid_argument.
 Result<std::chrono::system_clock::time_point> parse_rfc3339(std::string_view text);
 

@@ -73,15 +73,12 @@ int admission_status(UploadGate::Admission a) {
 }
 
 Reply reply_for_error(const Error& e, bool client_fault) {
-  int err = e.sys_errno();
-  // qemu-img reports ENOSPC only as text; CDI's controller matches these texts too.
-  std::string text = e.what();
-  for (auto& c : text) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  bool no_space = text.find("no space left on device") != std::string::npos ||
-                  text.find("disk quota exceeded") != std::string::npos;
-  if (e.code() == Errc::limit || err == ENOSPC || err == EDQUOT || no_space)
+  // A full target (ENOSPC / EDQUOT, or qemu-img saying so: Reason::no_space, set where it is
+  // known) and an image larger than the target are CDI's "larger than the reported available
+  // storage" 400; the controller matches that wording.
+  if (e.code() == Errc::limit || e.reason() == Reason::no_space || e.reason() == Reason::too_small)
     return {400, "Saving stream failed: effective image size is larger than the reported available storage: " + e.what()};
-  if (client_fault) return {400, "Saving stream failed: " + e.what()};
+  if (client_fault || e.reason() == Reason::checksum_mismatch) return {400, "Saving stream failed: " + e.what()};
   return {500, "Saving stream failed: " + e.what()};
 }
 

@@ -402,7 +402,7 @@ void handle_upload(ServerState& st, Route route, const httplib::Request& req, ht
       auto r = job->wait();
       if (r && job->checksum_failed()) {
         withdraw_target(job->import_options().dest, r->target_kind);
-        r = fail(Errc::corrupt_input, "checksum mismatch detected after the target was written");
+        r = fail(Errc::corrupt_input, Reason::checksum_mismatch, "checksum mismatch detected after the target was written");
       }
       if (r && !job->checksum_ok().empty()) r->checksum_verified = job->checksum_ok();
       // Success → 409 from now on. A failure after the reply ends the server (exit 1, as CDI):
@@ -419,7 +419,7 @@ void handle_upload(ServerState& st, Route route, const httplib::Request& req, ht
   if (job->checksum_failed()) {
     // The stages stopped reading before the end and committed: take the target back.
     withdraw_target(job->import_options().dest, r->target_kind);
-    return finish_failed(Error(Errc::corrupt_input, "checksum mismatch for the uploaded bytes (" +
+    return finish_failed(Error(Errc::corrupt_input, Reason::checksum_mismatch, "checksum mismatch for the uploaded bytes (" +
                                                         job->import_options().url + ")"));
   }
   auto report = *r;

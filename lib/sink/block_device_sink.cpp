@@ -61,7 +61,7 @@ Error BlockDeviceSink::too_large(uint64_t needed) const {
     a = std::to_string(needed) + " bytes";
     b = std::to_string(m_capacity) + " bytes";
   }
-  return Error(Errc::limit, "image is larger than the device " + m_path.string() + " (" + a + " > " + b + ")");
+  return Error(Errc::limit, Reason::too_small, "image is larger than the device " + m_path.string() + " (" + a + " > " + b + ")");
 }
 
 Result<void> BlockDeviceSink::check_fits(uint64_t image_size) const {

@@ -574,9 +574,15 @@ Result<void> HttpSource::transfer() {
           const auto& proxy = http::proxy_for(m_proxy, url.rfind("https:", 0) == 0 ? "https" : "http");
           if (!proxy.empty() && (st == 401 || st == 407))
             msg += " (through proxy " + http::redact_url(proxy) + "; proxy credentials go in its URL: http://user:password@host:port)";
-          else if (st == 401 && m_opts.username.empty() && !m_opts.auth_header) msg += " (no credentials given: --username/--password-file)";
-          else if (st == 416) msg += " (cannot resume at byte " + std::to_string(m_delivered) + ")";
-          return fail(code, msg);
+          std::string hint;   // names CLI flags: Error::hint, rendered by cmd/ only
+          if (!proxy.empty() && (st == 401 || st == 407)) {
+          } else if (st == 401 && m_opts.username.empty() && !m_opts.auth_header) {
+            msg += " (no credentials given)";
+            hint = " (pass --username/--password-file)";
+          } else if (st == 416) {
+            msg += " (cannot resume at byte " + std::to_string(m_delivered) + ")";
+          }
+          return std::unexpected(Error(code, msg).with_hint(hint));
         }
         reason = msg;
         if (auto ra = req.headers.get("Retry-After")) retry_after = http::parse_retry_after(*ra, std::chrono::system_clock::now());
@@ -597,8 +603,8 @@ Result<void> HttpSource::transfer() {
       if (const auto& proxy = http::proxy_for(m_proxy, url.rfind("https:", 0) == 0 ? "https" : "http"); !proxy.empty())
         detail += " (through proxy " + http::redact_url(proxy) + ")";
       if (tls_failure(rc))
-        return fail(Errc::network, "TLS: " + detail + where +
-                                       (m_opts.insecure_tls ? "" : " (trust its CA with --cert-dir, or --insecure-tls)"));
+        return std::unexpected(Error(Errc::network, "TLS: " + detail + where)
+                                   .with_hint(m_opts.insecure_tls ? "" : " (trust its CA with --cert-dir, or --insecure-tls)"));
       if (rc == CURLE_UNSUPPORTED_PROTOCOL || rc == CURLE_URL_MALFORMAT || rc == CURLE_SSL_ENGINE_NOTFOUND ||
           rc == CURLE_SSL_CERTPROBLEM)
         return fail(Errc::invalid_argument, detail + where);

@@ -50,7 +50,7 @@ std::string unescape_mount(const std::string& s) {
 }  // namespace
 
 Error in_use_error(const std::string& path, const std::string& why) {
-  return Error(Errc::busy, "source " + path + " is in use" + why +
+  return Error(Errc::busy, Reason::in_use, "source " + path + " is in use" + why +
                                "; power off the VM that uses it (or pass --force-shared)");
 }
 

@@ -98,9 +98,10 @@ class RegistryClient final : public ImageStore {
     return m_creds ? "as user " + m_creds->username : std::string("anonymously");
   }
   Error refused(long status) const {
-    std::string hint = m_creds ? "" : " (no credentials given: --username/--password-file or --registry-auth-file)";
+    // The CLI flags go in the hint (cmd/ renders it); the message says only the fact.
     return Error(Errc::auth, "registry " + m_ref.host + " refused access to " + m_ref.repository + " " + who() +
-                                 " (HTTP " + std::to_string(status) + ")" + hint);
+                                 " (HTTP " + std::to_string(status) + ")" + (m_creds ? "" : " (no credentials given)"))
+        .with_hint(m_creds ? "" : " (pass --username/--password-file or --registry-auth-file)");
   }
 
   ImageReference m_ref;
@@ -120,6 +121,7 @@ Result<Response> RegistryClient::get(const std::string& url, const std::vector<s
                                      bool auth) {
   std::string authz = auth ? authorization() : std::string();
   std::string last_error;
+  std::string cert_hint;   // names a CLI flag: Error::hint, rendered by cmd/ only
   for (int attempt = 0; attempt < 4; ++attempt) {
     if (attempt > 0) {
       if (m_ctx.cancel) CDI_TRY(m_ctx.cancel->check());
@@ -152,10 +154,10 @@ Result<Response> RegistryClient::get(const std::string& url, const std::vector<s
       last_error = why.message + " for " + http::redact_url(url);
       if (url.starts_with("https:") && !m_client_pair && why.kind == http::TransportFailure::Kind::send_recv)
         // TLS 1.3 servers refuse a missing client certificate only after the handshake.
-        last_error += " (if the registry requires a TLS client certificate: a *.cert + *.key pair in --cert-dir)";
+        cert_hint = " (if the registry requires a TLS client certificate: a *.cert + *.key pair in --cert-dir)";
       if (why.kind == http::TransportFailure::Kind::tls)
-        return fail(Errc::network, "TLS: " + last_error +
-                                       (m_opts.http.insecure_tls ? "" : " (trust its CA with --cert-dir, or --insecure-tls)"));
+        return std::unexpected(Error(Errc::network, "TLS: " + last_error)
+                                   .with_hint(m_opts.http.insecure_tls ? "" : " (trust its CA with --cert-dir, or --insecure-tls)"));
       continue;
     }
     Response r{got->status, std::move(got->headers), std::move(got->body)};
@@ -165,7 +167,7 @@ Result<Response> RegistryClient::get(const std::string& url, const std::vector<s
     }
     return r;
   }
-  return fail(Errc::network, last_error + " (gave up after 4 attempts)");
+  return std::unexpected(Error(Errc::network, last_error + " (gave up after 4 attempts)").with_hint(cert_hint));
 }
 
 std::string RegistryClient::authorization() {

@@ -118,7 +118,7 @@ Result<Checksum> parse_checksum(std::string_view text) {
 
 Result<void> verify_checksum(const Checksum& expected, std::string_view calculated_hex) {
   if (expected.hex == calculated_hex) return {};
-  return fail(Errc::corrupt_input, "checksum mismatch: expected " + expected.text() + ", calculated " +
+  return fail(Errc::corrupt_input, Reason::checksum_mismatch, "checksum mismatch: expected " + expected.text() + ", calculated " +
                                        std::string(digest_name(expected.algo)) + ":" + std::string(calculated_hex));
 }
 

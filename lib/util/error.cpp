@@ -23,6 +23,22 @@ std::string_view errc_name(Errc code) {
   return "internal";
 }
 
+std::string_view reason_name(Reason r) {
+  switch (r) {
+    case Reason::none: return "none";
+    case Reason::checksum_mismatch: return "checksum_mismatch";
+    case Reason::no_space: return "no_space";
+    case Reason::too_small: return "too_small";
+    case Reason::bad_preallocation: return "bad_preallocation";
+    case Reason::bad_deadline: return "bad_deadline";
+    case Reason::bad_checksum: return "bad_checksum";
+    case Reason::scratch_required: return "scratch_required";
+    case Reason::in_use: return "in_use";
+    case Reason::truncated: return "truncated";
+  }
+  return "none";
+}
+
 std::string Error::what() const {
   std::string out;
   for (const auto& c : m_context) {

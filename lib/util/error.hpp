@@ -33,12 +33,54 @@ enum class Errc {
 
 std::string_view errc_name(Errc code);
 
+// A finer, typed fact about an error, set where the fact is known (the checksum verifier, the
+// ENOSPC write, the size check, the env parser). Contracts (pod exit codes, CDI termination
+// messages, HTTP statuses) switch on it, never on message text. It survives context(...).
+enum class Reason {
+  none,
+  checksum_mismatch,   // the data's digest is not the expected one
+  no_space,            // the target ran out of space (ENOSPC / EDQUOT, also as qemu-img reports it)
+  too_small,           // the image is larger than the target / the available storage
+  bad_preallocation,   // the PREALLOCATION environment variable is not a Go bool
+  bad_deadline,        // the DEADLINE environment variable is not an RFC 3339 time
+  bad_checksum,        // the IMPORTER_CHECKSUM environment variable is not a usable checksum
+  scratch_required,    // a stage needs scratch space and none was configured
+  in_use,              // the source is in use by a running VM (qemu's lock)
+  truncated,           // the input ends before its format says it does
+};
+
+std::string_view reason_name(Reason r);
+
 class [[nodiscard]] Error {
  public:
+  // A full file system (ENOSPC / EDQUOT) is Reason::no_space unless told otherwise.
   Error(Errc code, std::string message, int sys_errno = 0)
-      : m_code(code), m_message(std::move(message)), m_errno(sys_errno) {}
+      : m_code(code), m_reason(errno_reason(sys_errno)), m_message(std::move(message)), m_errno(sys_errno) {}
+  Error(Errc code, Reason reason, std::string message, int sys_errno = 0)
+      : m_code(code), m_reason(reason == Reason::none ? errno_reason(sys_errno) : reason),
+        m_message(std::move(message)), m_errno(sys_errno) {}
 
   Errc code() const { return m_code; }
+  Reason reason() const { return m_reason; }
+  Error& with_reason(Reason r) & {
+    m_reason = r;
+    return *this;
+  }
+  Error&& with_reason(Reason r) && {
+    m_reason = r;
+    return std::move(*this);
+  }
+  // A hint for the command line ("pass --scratch-dir DIR"): only cmd/ renders it, after what();
+  // the library's messages never name CLI flags, and pod messages never show it.
+  const std::string& hint() const { return m_hint; }
+  Error& with_hint(std::string h) & {
+    m_hint = std::move(h);
+    return *this;
+  }
+  Error&& with_hint(std::string h) && {
+    m_hint = std::move(h);
+    return std::move(*this);
+  }
   // The innermost message, without context.
   const std::string& message() const { return m_message; }
   // errno that caused it, 0 when not a system error.
@@ -56,12 +98,18 @@ class [[nodiscard]] Error {
     return std::move(*this);
   }
 
-  // One line: "outer: inner: message". Newlines in any part are folded to spaces.
+  // One line: "outer: inner: message". Newlines in any part are folded to spaces. No hint.
   std::string what() const;
+  // what() followed by the hint, as the CLI prints it (cmd/ only).
+  std::string what_with_hint() const { return m_hint.empty() ? what() : what() + m_hint; }
 
  private:
+  static Reason errno_reason(int err) { return err == ENOSPC || err == EDQUOT ? Reason::no_space : Reason::none; }
+
   Errc m_code;
+  Reason m_reason = Reason::none;
   std::string m_message;
+  std::string m_hint;
   std::vector<std::string> m_context;
   int m_errno;
 };
@@ -72,9 +120,12 @@ using Result = std::expected<T, Error>;
 inline std::unexpected<Error> fail(Errc code, std::string message) {
   return std::unexpected<Error>(Error(code, std::move(message)));
 }
+inline std::unexpected<Error> fail(Errc code, Reason reason, std::string message) {
+  return std::unexpected<Error>(Error(code, reason, std::move(message)));
+}
 
 // An error from a failed system call: "<what>: <strerror(err)>". ENOSPC/EDQUOT/EIO map to io,
-// ENOENT to not_found, EACCES/EPERM to io, EBUSY to busy.
+// ENOENT to not_found, EACCES/EPERM to io, EBUSY to busy. ENOSPC/EDQUOT carry Reason::no_space.
 Error sys_error(std::string what, int err = errno);
 inline std::unexpected<Error> fail_sys(std::string what, int err = errno) {
   return std::unexpected<Error>(sys_error(std::move(what), err));

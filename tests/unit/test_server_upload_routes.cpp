@@ -7,6 +7,7 @@
 #include <thread>
 #include <vector>
 
+#include "lib/pipeline/qemu_img.hpp"
 #include "lib/server/upload_routes.hpp"
 
 using namespace cdi;
@@ -94,10 +95,11 @@ TEST_CASE("reply_for_error maps errors to CDI's statuses and texts", "[server][r
     CHECK(reply_for_error(sys_error("writing /data/disk.img", EDQUOT), false).status == 400);
     CHECK(reply_for_error(sys_error("writing", ENOSPC), false).body.find("reported available storage") !=
           std::string::npos);
-    // qemu-img's errors carry it only as text
-    CHECK(reply_for_error(Error(Errc::io, "qemu-img convert failed: error while writing at byte 17498112: No space "
-                                          "left on device"), false).status == 400);
-    CHECK(reply_for_error(Error(Errc::io, "write: Disk quota exceeded"), false).status == 400);
+    // qemu-img's errors carry it only as text: lib/pipeline/qemu_img reads it into Reason::no_space
+    auto qemu = [](std::string msg) { return Error(Errc::io, pipeline::qemu_message_reason(msg), msg); };
+    CHECK(reply_for_error(qemu("qemu-img convert failed: error while writing at byte 17498112: No space "
+                               "left on device"), false).status == 400);
+    CHECK(reply_for_error(qemu("write: Disk quota exceeded"), false).status == 400);
   }
   SECTION("client faults are 400 without the size wording") {
     auto r = reply_for_error(Error(Errc::corrupt_input, "checksum mismatch: expected sha256:aa, calculated sha256:bb"), true);
