@@ -75,33 +75,14 @@ int run_pod_cloner(int argc, char** argv, const util::CancelToken& cancel) {
   if (auto t = pod::env_get(env, "CDI_IMPORT_TAR"); !t.empty()) ctx.tar = t;
 
   // CDI's StartPrometheusEndpoint: HTTPS, self-signed, :8443. A failure is logged, the clone goes on.
-  std::unique_ptr<server::MetricsServer> metrics;
-  std::string listen = pod::env_get(env, "CDI_IMPORT_METRICS_LISTEN");
-  if (listen.empty()) listen = "0.0.0.0:8443";
-  if (listen != "off") {
-    auto addr = server::parse_listen(listen);
-    if (!addr) {
-      log.error("metrics disabled: " + addr.error().what());
-    } else {
-      server::MetricsOptions mo;
-      mo.address = addr->first;
-      mo.port = addr->second;
-      mo.owner_uid = ctx.config.owner_uid;
-      mo.progress = &progress;
-      mo.metric = "kubevirt_cdi_clone_progress_total";
-      mo.help = "The clone progress in percentage";
-      auto m = server::MetricsServer::start(mo);
-      if (m) {
-        metrics = std::move(*m);
-        log.info(1, "metrics listening on https://" + mo.address + ":" + std::to_string(metrics->port()));
-      } else {
-        log.error("metrics disabled: " + m.error().what());
-      }
-    }
-  }
+  server::MetricsOptions mo;
+  mo.owner_uid = ctx.config.owner_uid;
+  mo.progress = &progress;
+  mo.metric = "kubevirt_cdi_clone_progress_total";
+  mo.help = "The clone progress in percentage";
+  auto metrics = start_pod_metrics(env, std::move(mo), log);
   auto r = pod::run_cloner(ctx);
-  if (auto linger = pod::env_get(env, "CDI_IMPORT_METRICS_LINGER"); metrics && !linger.empty())
-    std::this_thread::sleep_for(std::chrono::seconds(std::stoul(linger)));
+  linger_pod_metrics(env, metrics.get());
   if (!r) {
     log.error(r.error().what());
     return exit_code_for(r.error().code());

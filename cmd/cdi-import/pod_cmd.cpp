@@ -20,6 +20,32 @@ extern char** environ;
 
 namespace cdi::cmd {
 
+std::unique_ptr<server::MetricsServer> start_pod_metrics(const pod::Environment& env, server::MetricsOptions mo,
+                                                         pod::Logger& log) {
+  std::string listen = pod::env_get(env, "CDI_IMPORT_METRICS_LISTEN");
+  if (listen.empty()) listen = "0.0.0.0:8443";
+  if (listen == "off") return nullptr;
+  auto addr = server::parse_listen(listen);
+  if (!addr) {
+    log.error("metrics disabled: " + addr.error().what());
+    return nullptr;
+  }
+  mo.address = addr->first;
+  mo.port = addr->second;
+  auto m = server::MetricsServer::start(mo);
+  if (!m) {
+    log.error("metrics disabled: " + m.error().what());
+    return nullptr;
+  }
+  log.info(1, "metrics listening on https://" + mo.address + ":" + std::to_string((*m)->port()));
+  return std::move(*m);
+}
+
+void linger_pod_metrics(const pod::Environment& env, const server::MetricsServer* metrics) {
+  if (auto linger = pod::env_get(env, "CDI_IMPORT_METRICS_LINGER"); metrics && !linger.empty())
+    std::this_thread::sleep_for(std::chrono::seconds(std::stoul(linger)));
+}
+
 namespace {
 std::mutex g_log_mutex;
 }  // namespace
@@ -60,32 +86,12 @@ int run_pod_importer(int argc, char** argv, const util::CancelToken& cancel) {
   if (auto t = pod::env_get(ctx.env, "CDI_IMPORT_READY_TRIES"); !t.empty()) ctx.ready_tries = std::stoul(t);
 
   // Metrics first (CDI's start-up order); a failure is logged and the import goes on.
-  std::unique_ptr<server::MetricsServer> metrics;
-  std::string listen = pod::env_get(ctx.env, "CDI_IMPORT_METRICS_LISTEN");
-  if (listen.empty()) listen = "0.0.0.0:8443";
-  if (listen != "off") {
-    auto addr = server::parse_listen(listen);
-    if (!addr) {
-      log.error("metrics disabled: " + addr.error().what());
-    } else {
-      server::MetricsOptions mo;
-      mo.address = addr->first;
-      mo.port = addr->second;
-      mo.owner_uid = pod::env_get(ctx.env, "OWNER_UID");
-      mo.progress = &progress;
-      auto m = server::MetricsServer::start(mo);
-      if (m) {
-        metrics = std::move(*m);
-        log.info(1, "metrics listening on https://" + mo.address + ":" + std::to_string(metrics->port()));
-      } else {
-        log.error("metrics disabled: " + m.error().what());
-      }
-    }
-  }
+  server::MetricsOptions mo;
+  mo.owner_uid = pod::env_get(ctx.env, "OWNER_UID");
+  mo.progress = &progress;
+  auto metrics = start_pod_metrics(ctx.env, std::move(mo), log);
   auto outcome = pod::run_importer(ctx);
-  // CDI_IMPORT_METRICS_LINGER=N: keep serving the final value N seconds (tests, debugging).
-  if (auto linger = pod::env_get(ctx.env, "CDI_IMPORT_METRICS_LINGER"); metrics && !linger.empty())
-    std::this_thread::sleep_for(std::chrono::seconds(std::stoul(linger)));
+  linger_pod_metrics(ctx.env, metrics.get());
   return outcome.exit_code;
 }
 

@@ -51,15 +51,6 @@ std::vector<GoFlag> cloner_flags(FlagTargets& t) {
   };
 }
 
-std::string go_quote(std::string_view s) {
-  std::string out = "\"";
-  for (char c : s) {
-    if (c == '"' || c == '\\') out += '\\';
-    out += c;
-  }
-  return out + "\"";
-}
-
 }  // namespace
 
 std::string cloner_usage() {

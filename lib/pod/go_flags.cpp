@@ -30,6 +30,9 @@ bool parse_go_bool_text(std::string_view t, bool& out) {
   return false;
 }
 
+
+}  // namespace
+
 std::string go_quote(std::string_view s) {
   std::string out = "\"";
   for (char c : s) {
@@ -38,8 +41,6 @@ std::string go_quote(std::string_view s) {
   }
   return out + "\"";
 }
-
-}  // namespace
 
 bool parse_go_int(std::string_view s, int64_t& out, bool* range) {
   if (range) *range = false;

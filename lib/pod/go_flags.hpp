@@ -41,6 +41,9 @@ std::string go_flags_usage(std::string_view prog, const std::vector<GoFlag>& fla
 
 // strconv.ParseInt(s, 0, 64): optional sign, 0x/0o/0b/0 prefixes, '_' between digits with a prefix.
 // false on a syntax error or overflow (`range` tells which).
+// A string quoted as Go's %q does for printable ASCII (\" and \\ escaped).
+std::string go_quote(std::string_view s);
+
 bool parse_go_int(std::string_view s, int64_t& out, bool* range = nullptr);
 
 }  // namespace cdi::pod
