@@ -25,11 +25,10 @@ COPY cmake cmake
 COPY lib lib
 COPY formats formats
 COPY cmd cmd
-COPY bench/codecs bench/codecs
 # The ccache directory is a build cache mount (BuildKit / buildah): reruns after a source change
 # recompile only what changed; it never ends up in an image.
 RUN --mount=type=cache,target=/root/.ccache \
-    cmake -S . -B /build -G Ninja -DCMAKE_BUILD_TYPE=Release -DCDI_BUILD_TESTS=OFF \
+    cmake -S . -B /build -G Ninja -DCMAKE_BUILD_TYPE=Release -DCDI_BUILD_TESTS=OFF -DCDI_BUILD_BENCH=OFF \
           -DCMAKE_CXX_COMPILER_LAUNCHER=ccache -DCMAKE_C_COMPILER_LAUNCHER=ccache \
  && cmake --build /build -j"${JOBS}" \
  && mkdir -p /out \
