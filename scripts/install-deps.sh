@@ -25,7 +25,8 @@ PACKAGES=(
   # peers in bench/ (nbdkit-curl + qemu-img; qemu-img's own http driver)
   nbdkit qemu-block-extra
   # tests/image: build and run the images with podman (runc), on a debootstrap-made Debian 12 base
-  podman runc debootstrap uidmap iproute2
+  # (catatonit: the pause process of `podman pod create`; only a Recommends of podman)
+  podman runc catatonit debootstrap uidmap iproute2
 )
 
 export DEBIAN_FRONTEND=noninteractive
