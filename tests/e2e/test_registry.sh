@@ -197,7 +197,7 @@ run_test blob_redirect t_redirect
 registry_start "$SRV/tls" tls || { echo "TLS registry did not start" >&2; exit 1; }
 TLS=127.0.0.1:$REGISTRY_PORT
 TLS_CERTS=$SRV/tls/certs
-registry_push "$L" qcow2 cd/img:v1
+registry_push "$L" qcow2 cd/img:v1 || { echo "push to the TLS registry failed" >&2; exit 1; }
 t_tls_cert_dir() {
   mkdir -p "$W/_meta/certs.d"
   cp "$TLS_CERTS/ca.crt" "$W/_meta/certs.d/ca.crt"
@@ -242,7 +242,7 @@ run_test tls_insecure t_tls_insecure
 # --- htpasswd Basic ----------------------------------------------------------------------------------
 registry_start "$SRV/basic" auth || { echo "htpasswd registry did not start" >&2; exit 1; }
 BASIC=127.0.0.1:$REGISTRY_PORT
-registry_push "$L" raw cd/img:v1
+registry_push "$L" raw cd/img:v1 || { echo "push to the htpasswd registry failed" >&2; exit 1; }
 pwfile() { printf '%s\n' "$1" > "$W/_meta/pw"; echo "$W/_meta/pw"; }
 authfile() {   # a Kubernetes dockerconfigjson with base64 "auth"
   local b64
@@ -307,7 +307,7 @@ run_test token_anonymous_refused t_token_anonymous_refused
 # them good for at most a second. The proxy drops the first blob transfer halfway; the resume
 # comes after the 1 s backoff with an expired token, gets 401, and must renew it and go on.
 TOKEN_ARGS="--expires -59" registry_start "$SRV/token-plain" token || { echo "token registry did not start" >&2; exit 1; }
-registry_push "$L" plain-raw cd/img:v1
+registry_push "$L" plain-raw cd/img:v1 || { echo "push to the short-token registry failed" >&2; exit 1; }
 proxy_start "$SRV/cut" cut || { echo "cutting proxy did not start" >&2; exit 1; }
 CUT=127.0.0.1:$PROXY_PORT
 CUT_LOG=$PROXY_LOG

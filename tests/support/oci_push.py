@@ -38,7 +38,11 @@ def bearer(chal, scope_hint):
 
 
 def call(method, url, data=None, headers=None, ok=(200, 201, 202, 204)):
-    for attempt in range(2):
+    # A 401 fetches a new token and tries again: a few times, because a test registry may hand
+    # out tokens good for under a second (test_registry.sh's renewal case), which a loaded machine
+    # can let expire between the token request and the next call.
+    tries = 5
+    for attempt in range(tries):
         req = urllib.request.Request(url if url.startswith("http") else a.registry + url,
                                      data=data, method=method, headers=dict(headers or {}))
         if AUTH["hdr"]:
@@ -47,7 +51,7 @@ def call(method, url, data=None, headers=None, ok=(200, 201, 202, 204)):
             with urllib.request.urlopen(req, context=ctx) as r:
                 return r.status, dict(r.headers), r.read()
         except urllib.error.HTTPError as e:
-            if e.code == 401 and attempt == 0:
+            if e.code == 401 and attempt < tries - 1:
                 chal = e.headers.get("WWW-Authenticate", "")
                 if chal.startswith("Bearer "):
                     AUTH["hdr"] = bearer(chal, repo)
