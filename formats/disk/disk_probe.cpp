@@ -105,4 +105,11 @@ std::optional<uint64_t> fixed_vhd_footer_size(std::span<const std::byte, 512> ta
   return load_be64(tail.data() + 48);
 }
 
+bool is_dmg_trailer(std::span<const std::byte, 512> tail) {
+  // UDIFResourceFile (big-endian): signature "koly" @0, version u32 @4 (4), header size u32 @8
+  // (512), flags, data/resource fork offsets and lengths, XML plist offset/length @0xd8, ...
+  return std::memcmp(tail.data(), "koly", 4) == 0 && load_be32(tail.data() + 4) == 4 &&
+         load_be32(tail.data() + 8) == 512;
+}
+
 }  // namespace cdi::formats::disk

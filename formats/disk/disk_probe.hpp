@@ -9,6 +9,9 @@
 //   vhdx   "vhdxfile" at 0                                                 MS-VHDX §2.2.1
 //   vdi    0xbeda107f (LE) at 0x40                                           VirtualBox VDI header
 //   iso    "CD001" at 0x8001 (ISO 9660 primary descriptor): imported as raw
+//   dmg    a UDIF "koly" trailer in the LAST 512 bytes (see is_dmg_trailer): refused. qemu's dmg
+//          driver is picked only by a ".dmg" file name (its probe never looks at bytes), so
+//          without this an Apple disk image would be copied as raw, trailer and all
 //   refused containers that qemu-img would probe and CDI would reject: qed, qcow v1, luks, parallels, bochs, cloop, dmg-less
 // Anything else is raw, as in CDI.
 #pragma once
@@ -66,5 +69,10 @@ bool refused(DiskFormat f);
 // footer when `tail` is a valid fixed-disk footer ("conectix", checksum ok, type 2 = fixed), and
 // nullopt otherwise. The caller must also check that the data before the footer has that size.
 std::optional<uint64_t> fixed_vhd_footer_size(std::span<const std::byte, 512> tail);
+
+// An Apple disk image (UDIF, "DMG") ends with a 512-byte trailer: "koly", then big-endian version
+// 4 and header size 512 (what every UDIF writer puts there; qemu's dmg driver finds the trailer
+// by "koly" alone). True when `tail`, the last 512 bytes of a stream, is such a trailer.
+bool is_dmg_trailer(std::span<const std::byte, 512> tail);
 
 }  // namespace cdi::formats::disk

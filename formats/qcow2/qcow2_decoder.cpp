@@ -224,6 +224,7 @@ class Decoder {
   std::unique_ptr<DecompressPool> m_pool;
   std::vector<FinishedJob> m_finished;
   std::unordered_map<uint64_t, uint64_t> m_cut;  // guest -> stream end, for compressed clusters cut by the end
+  SnapshotTableScanner m_snapshots;               // checks the snapshot table as the stream passes it
 };
 
 Result<void> Decoder::read_header() {
@@ -239,6 +240,8 @@ Result<void> Decoder::read_header() {
   m_stats.bytes_in = n;
   m_h = CDI_TRY(parse_header(first, m_in.info().size));
   m_cs = m_h.cluster_size;
+  m_snapshots = SnapshotTableScanner(m_h.snapshots_offset, m_h.nb_snapshots);
+  CDI_TRY(m_snapshots.feed(0, first));
   m_stats.virtual_size = m_h.virtual_size;
   if (m_opts.max_virtual_size && m_h.virtual_size > *m_opts.max_virtual_size)
     return fail(Errc::limit, Reason::too_small, fmt("virtual size {} is larger than the target ({})", m_h.virtual_size,
@@ -477,6 +480,13 @@ Result<void> Decoder::parse_l2(Claim& c) {
       continue;
     }
     uint64_t off = e & k_offset_mask;
+    // Version 2 has no zero clusters: qemu fails the read of such a cluster ("Zero cluster entry
+    // found in pre-v3 image"), which qemu-img convert always reaches (it maps every guest cluster).
+    // As in qemu: checked for entries inside the virtual size, before the offset's alignment.
+    if (m_h.version < 3 && (e & k_oflag_zero))
+      return corrupt(fmt("{}, index {}: zero flag (bit 0) set in a version 2 (compat=0.10) image, "
+                         "which has no zero clusters ({})",
+                         where(), j, off ? fmt("host cluster {:#x}", off) : std::string("unallocated")));
     if (!m_h.extended_l2 && (e & k_oflag_zero)) {
       CDI_TRY(m_emit.zero(g, glen));
       if (off) {
@@ -645,6 +655,7 @@ Result<void> Decoder::process_buffer(uint64_t base, std::span<const std::byte> b
 
 Result<void> Decoder::finish_stream() {
   const uint64_t eof = m_pos;
+  CDI_TRY(m_snapshots.finish(eof));  // qemu reads zeros past the end of the file
   // Compressed clusters whose nominal range runs past the end: qemu reads zeros there, and the
   // data may well be complete (the size is known only to the sector; qemu-io leaves the file
   // unaligned after a compressed write). Accept them only when the compressed stream reaches its
@@ -682,6 +693,7 @@ Result<DecodeStats> Decoder::run() {
     size_t n = CDI_TRY(io::read_full(m_in, buf));
     m_stats.bytes_in += n;
     if (n == 0) break;
+    if (!m_snapshots.done()) CDI_TRY(m_snapshots.feed(m_pos, buf.first(n)));
     CDI_TRY(process_buffer(m_pos, buf.first(n)));
     CDI_TRY(m_emit.flush());  // stable extents point into buf
     if (m_pool) CDI_TRY(collect_compressed(false));

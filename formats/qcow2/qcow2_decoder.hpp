@@ -13,8 +13,11 @@
 //     once: two guest clusters mapping the same host cluster, clusters inside the header, L1,
 //     L2 or refcount metadata are corrupt_input. Compressed clusters may share their last
 //     512-byte sector (the spec allows it), nothing else may overlap. Snapshot tables are not
-//     read: snapshots share clusters with the active layer and only the active layer is imported;
+//     claimed: snapshots share clusters with the active layer and only the active layer is imported;
 //   - offsets are cluster aligned; extended L2 subclusters are not both allocated and zero;
+//     a version 2 image has no zero flag (bit 0) in its L2 entries (qemu fails reading them);
+//   - the snapshot table is walked as the stream passes it, to refuse what qemu refuses at open
+//     (SnapshotTableScanner in qcow2_header.hpp); its snapshots are not imported;
 //   - truncation is detected: every referenced cluster (metadata, data, compressed bytes) must
 //     arrive before the end of the stream. The exceptions follow qemu, which reads zeros past the
 //     end of the file: the part of a data cluster beyond the virtual size or in unallocated

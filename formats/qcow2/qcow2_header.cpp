@@ -1,6 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "formats/qcow2/qcow2_header.hpp"
 
+#include <algorithm>
+#include <climits>
+#include <cstring>
 #include <string_view>
 #include <vector>
 
@@ -182,10 +185,11 @@ Result<Header> parse_header(std::span<const std::byte> first, std::optional<uint
     return corrupt(fmt("L1 table of {} entries is too small for a virtual size of {} ({} needed)", h.l1_size,
                                h.virtual_size, h.l1_needed));
 
+  // Alignment is checked even for an empty table, as qemu does (qcow2_validate_table).
   auto check_table = [&](std::string_view what, uint64_t offset, uint64_t bytes) -> Result<void> {
-    if (bytes == 0) return {};
     if (offset % h.cluster_size != 0)
       return corrupt(fmt("{} offset {:#x} is not cluster aligned", what, offset));
+    if (bytes == 0) return {};
     if (offset == 0) return corrupt(fmt("{} overlaps the header", what));
     if (offset > k_offset_mask) return corrupt(fmt("{} offset {:#x} is out of range", what, offset));
     if (stream_size && offset + bytes > *stream_size)
@@ -194,15 +198,73 @@ Result<Header> parse_header(std::span<const std::byte> first, std::optional<uint
     return {};
   };
   CDI_TRY(check_table("L1 table", h.l1_table_offset, uint64_t{h.l1_size} * 8));
+  // qemu refuses to open an image without a refcount table ("Image does not contain a reference
+  // count table"), although reading needs none; qemu-img check opens it only to report errors.
+  if (h.refcount_table_clusters == 0)
+    return corrupt("no refcount table: refcount_table_clusters (header offset 56) is 0");
   uint64_t reftable_bytes = uint64_t{h.refcount_table_clusters} * h.cluster_size;
   if (reftable_bytes > k_max_refcount_table_bytes)
     return fail(Errc::limit, fmt("refcount table of {} clusters is larger than 8 MiB", h.refcount_table_clusters));
   CDI_TRY(check_table("refcount table", h.refcount_table_offset, reftable_bytes));
   if (h.nb_snapshots > k_max_snapshots)
     return corrupt(fmt("{} snapshots is more than qemu allows ({})", h.nb_snapshots, k_max_snapshots));
-  if (h.nb_snapshots && h.snapshots_offset % h.cluster_size != 0)
+  if (h.snapshots_offset % h.cluster_size != 0)
     return corrupt(fmt("snapshot table offset {:#x} is not cluster aligned", h.snapshots_offset));
+  // qemu: the table's minimum size (40 bytes an entry) must end below 2^63.
+  if (h.snapshots_offset > uint64_t{INT64_MAX} - uint64_t{h.nb_snapshots} * k_snapshot_header_bytes)
+    return corrupt(fmt("snapshot table offset {:#x} is out of range", h.snapshots_offset));
   return h;
+}
+
+SnapshotTableScanner::SnapshotTableScanner(uint64_t table_offset, uint32_t entries)
+    : m_table(table_offset), m_entries(entries), m_entry(table_offset) {}
+
+Result<void> SnapshotTableScanner::feed(uint64_t at, std::span<const std::byte> bytes) {
+  const uint64_t end = at + bytes.size();
+  while (!done()) {
+    uint64_t want = next();
+    if (want >= end) return {};
+    if (want < at)
+      return fail(Errc::internal, fmt("snapshot table scan: bytes from {:#x} were skipped (fed from {:#x})", want, at));
+    size_t n = static_cast<size_t>(std::min<uint64_t>(k_snapshot_header_bytes - m_have, end - want));
+    std::memcpy(m_fixed + m_have, bytes.data() + (want - at), n);
+    m_have += n;
+    if (m_have < k_snapshot_header_bytes) return {};
+    CDI_TRY(entry_complete());
+  }
+  return {};
+}
+
+Result<void> SnapshotTableScanner::finish(uint64_t eof) {
+  while (!done()) {
+    if (next() < eof)
+      return fail(Errc::internal, fmt("snapshot table scan: bytes from {:#x} were not fed (stream end {:#x})", next(), eof));
+    std::memset(m_fixed + m_have, 0, k_snapshot_header_bytes - m_have);
+    m_have = k_snapshot_header_bytes;
+    CDI_TRY(entry_complete());
+  }
+  return {};
+}
+
+// The fixed part (big-endian): l1_table_offset u64 @0, l1_size u32 @8, id_str_size u16 @12,
+// name_size u16 @14, date u32+u32 @16, vm_clock_nsec u64 @24, vm_state_size u32 @32,
+// extra_data_size u32 @36; then extra data, id, name.
+Result<void> SnapshotTableScanner::entry_complete() {
+  const uint32_t extra = load_be32(m_fixed + 36);
+  const uint32_t sizes = load_be32(m_fixed + 12);  // id_str_size, name_size (u16 each)
+  const uint32_t id_size = sizes >> 16, name_size = sizes & 0xffff;
+  if (extra > k_max_snapshot_extra_data)
+    return corrupt(fmt("snapshot table entry {} at {:#x}: {} bytes of extra data, more than qemu allows ({})", m_index,
+                       m_entry, extra, k_max_snapshot_extra_data));
+  const uint64_t end = m_entry + k_snapshot_header_bytes + extra + id_size + name_size;
+  if (end - m_table > k_max_snapshot_table_bytes)
+    return corrupt(fmt("snapshot table at {:#x} is larger than qemu allows (64 MiB): entry {} at {:#x} ends {} bytes "
+                       "into it",
+                       m_table, m_index, m_entry, end - m_table));
+  ++m_index;
+  m_entry = (end + 7) & ~uint64_t{7};
+  m_have = 0;
+  return {};
 }
 
 }  // namespace cdi::formats::qcow2

@@ -9,8 +9,11 @@
 //     feature bit, corrupt bit clear; the dirty bit is accepted (see parse_header);
 //   - compression type 0 (zlib) or 1 (zstd), consistent with incompatible bit 3;
 //   - L1 table: cluster aligned, big enough for the virtual size, at most 32 MiB (qemu's limit);
-//   - refcount table: cluster aligned, at most 8 MiB (qemu's limit); snapshot table aligned;
+//   - refcount table: present (refcount_table_clusters > 0: qemu refuses to open an image without
+//     one), cluster aligned, at most 8 MiB (qemu's limit); snapshot table aligned;
 //   - header extensions well formed and inside the first cluster.
+// SnapshotTableScanner checks the snapshot table itself as qemu reads it at open (extra data per
+// entry at most 1024 bytes, the whole table at most 64 MiB).
 #pragma once
 
 #include <cstdint>
@@ -28,6 +31,9 @@ inline constexpr uint32_t k_max_cluster_bits = 21;
 inline constexpr uint64_t k_max_l1_bytes = 32ull << 20;        // qemu QCOW_MAX_L1_SIZE
 inline constexpr uint64_t k_max_refcount_table_bytes = 8ull << 20;  // qemu QCOW_MAX_REFTABLE_SIZE
 inline constexpr uint32_t k_max_snapshots = 65536;              // qemu QCOW_MAX_SNAPSHOTS
+inline constexpr uint32_t k_max_snapshot_extra_data = 1024;     // qemu QCOW_MAX_SNAPSHOT_EXTRA_DATA
+inline constexpr uint64_t k_max_snapshot_table_bytes = 1024ull * k_max_snapshots;  // QCOW_MAX_SNAPSHOTS_SIZE
+inline constexpr size_t k_snapshot_header_bytes = 40;           // fixed part of a snapshot table entry
 inline constexpr size_t k_v2_header_bytes = 72;
 inline constexpr size_t k_v3_header_bytes = 104;
 
@@ -87,6 +93,40 @@ int probe_header(std::span<const std::byte> head);
 // backing file, encryption, external data file, unknown incompatible features, zstd/zlib unknown
 // type), limit (L1 or refcount table larger than qemu accepts).
 Result<Header> parse_header(std::span<const std::byte> first, std::optional<uint64_t> stream_size = std::nullopt);
+
+// Walks the snapshot table the way qemu's qcow2_read_snapshots does when it opens an image, and
+// refuses what qemu refuses there: an entry with more than 1024 bytes of extra data ("Too much
+// extra metadata in snapshot table entry N"), or a table longer than 64 MiB ("Snapshot table is
+// too big"). Snapshots are not imported, so nothing else in the table matters: only each entry's
+// 40-byte fixed part is looked at (entry i+1 starts at the 8-aligned end of entry i: fixed part,
+// extra data, id, name), and only the current one is kept (40 bytes of memory).
+// Stream bytes are fed in order (as the decoder reads them, or by random access from next());
+// bytes before next() are ignored. Bytes past the end of the stream read as zeros, as in qemu
+// (a table cut by the end of the file is not refused by qemu, so not here either).
+// Errors: corrupt_input, naming the entry and its offset.
+class SnapshotTableScanner {
+ public:
+  SnapshotTableScanner() = default;  // no snapshots: done() at once
+  SnapshotTableScanner(uint64_t table_offset, uint32_t entries);
+
+  // Bytes [at, at + bytes.size()) of the stream.
+  Result<void> feed(uint64_t at, std::span<const std::byte> bytes);
+  // The stream ended at `eof`: the rest of the table reads as zeros.
+  Result<void> finish(uint64_t eof);
+  bool done() const { return m_index == m_entries; }
+  // Stream offset of the next byte the scan needs (meaningful while !done()).
+  uint64_t next() const { return m_entry + m_have; }
+
+ private:
+  Result<void> entry_complete();
+
+  uint64_t m_table = 0;
+  uint32_t m_entries = 0;
+  uint32_t m_index = 0;   // entry being read
+  uint64_t m_entry = 0;   // its offset
+  size_t m_have = 0;      // bytes of its fixed part collected
+  std::byte m_fixed[k_snapshot_header_bytes] = {};
+};
 
 // Bytes of the stream that parse_header needs: the first cluster, computed from the first 24
 // bytes (cluster_bits). Returns 0 when `head` is too short to know, or the cluster_bits field is

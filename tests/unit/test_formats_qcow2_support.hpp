@@ -86,7 +86,8 @@ class CheckingSink final : public sink::Sink {
 };
 
 // Builds a qcow2 image byte by byte. Offsets are host offsets; nothing is laid out implicitly
-// except the header (and its extensions) at offset 0.
+// except the header (and its extensions) at offset 0 and, unless one is set, an empty refcount
+// table after the last byte (see auto_refcount_table).
 class Builder {
  public:
   Builder(uint32_t cluster_bits, uint64_t virtual_size, uint32_t version = 3)
@@ -103,6 +104,9 @@ class Builder {
   uint64_t l1_offset = 0;
   uint64_t refcount_table_offset = 0;
   uint32_t refcount_table_clusters = 0;
+  // qemu refuses an image without a refcount table: when refcount_table_clusters is left 0,
+  // build() appends an empty one (one zeroed cluster, after everything else) unless this is false.
+  bool auto_refcount_table = true;
   uint32_t nb_snapshots = 0;
   uint64_t snapshots_offset = 0;
   uint64_t incompatible = 0;
@@ -183,7 +187,13 @@ class Builder {
     }
     be32(ext, 0);
     be32(ext + 4, 0);
-    return m_file;
+    if (refcount_table_clusters != 0 || !auto_refcount_table) return m_file;
+    Bytes out = m_file;
+    uint64_t rt = (out.size() + cs - 1) / cs * cs;
+    out.resize(rt + cs);
+    for (int i = 0; i < 8; ++i) out[48 + i] = std::byte{static_cast<uint8_t>(rt >> (56 - 8 * i))};
+    out[59] = std::byte{1};  // refcount_table_clusters (be32 at 56) = 1
+    return out;
   }
 
  private:
