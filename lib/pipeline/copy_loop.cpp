@@ -15,7 +15,7 @@ namespace cdi::pipeline {
 namespace {
 
 constexpr size_t k_chunk = 1u << 20;      // bytes per block handed to the writer
-constexpr size_t k_tail = 512;            // held back to recognise a fixed-VHD footer
+constexpr size_t k_tail = 512;            // held back to recognise a fixed-VHD footer or a DMG trailer
 constexpr size_t k_zero_unit = 4096;      // zero-detection granularity (as qemu-img -S 4k)
 constexpr size_t k_queue_depth = 4;       // blocks in flight: memory = depth+2 MiB
 
@@ -197,6 +197,13 @@ Result<CopyResult> copy_raw(io::Reader& in, sink::Sink& out, const CopyOptions& 
                      b.buf.begin() + static_cast<std::ptrdiff_t>(total));
       } else if (opts.detect_fixed_vhd && total >= k_tail) {
         std::span<const std::byte, 512> tail(b.buf.data() + total - k_tail, k_tail);
+        if (formats::disk::is_dmg_trailer(tail)) {
+          queue.release(std::move(b));
+          return fail(Errc::unsupported,
+                      "image format dmg (Apple disk image: \"koly\" trailer at offset " +
+                          std::to_string(offset + total - k_tail) +
+                          ") is not supported (supported: raw, qcow2, vmdk, vhd, vhdx, vdi)");
+        }
         auto sz = formats::disk::fixed_vhd_footer_size(tail);
         if (sz && *sz == offset + total - k_tail) {
           emit = total - k_tail;

@@ -19,7 +19,10 @@ namespace cdi::pipeline {
 struct CopyOptions {
   std::optional<uint64_t> max_size;   // the stream may not be longer (target capacity, --image-size)
   std::string max_size_what;          // names the bound in the error: "the device", "--image-size"
-  bool detect_fixed_vhd = true;       // drop a trailing fixed-VHD footer (raw data + 512-byte footer)
+  // The stream is a raw image: look at its last 512 bytes. A fixed-VHD footer (raw data + a
+  // 512-byte footer) is dropped; a DMG trailer ("koly") fails the copy as unsupported. Off for
+  // verbatim copies (clones, spooling).
+  bool detect_fixed_vhd = true;
   ProgressState* progress = nullptr;
   const util::CancelToken* cancel = nullptr;
 };
@@ -32,7 +35,9 @@ struct CopyResult {
 };
 
 // Copies `in` to `out` from guest offset 0. Does not call out.finish(). Errors: whatever the
-// reader or the sink return; limit when the stream exceeds max_size; cancelled.
+// reader or the sink return; limit when the stream exceeds max_size; unsupported when it ends
+// with a DMG trailer (detect_fixed_vhd; found at the end, after the rest was written: the caller
+// aborts the target); cancelled.
 Result<CopyResult> copy_raw(io::Reader& in, sink::Sink& out, const CopyOptions& opts);
 
 }  // namespace cdi::pipeline
