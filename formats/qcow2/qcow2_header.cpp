@@ -257,6 +257,9 @@ Result<void> SnapshotTableScanner::entry_complete() {
     return corrupt(fmt("snapshot table entry {} at {:#x}: {} bytes of extra data, more than qemu allows ({})", m_index,
                        m_entry, extra, k_max_snapshot_extra_data));
   const uint64_t end = m_entry + k_snapshot_header_bytes + extra + id_size + name_size;
+  if (end > k_max_read_end)  // no overflow: parse_header keeps the table's start below 2^63
+    return corrupt(fmt("snapshot table entry {} at {:#x} ends beyond {:#x}, the largest offset qemu reads", m_index,
+                       m_entry, k_max_read_end));
   if (end - m_table > k_max_snapshot_table_bytes)
     return corrupt(fmt("snapshot table at {:#x} is larger than qemu allows (64 MiB): entry {} at {:#x} ends {} bytes "
                        "into it",

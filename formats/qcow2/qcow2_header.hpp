@@ -34,6 +34,7 @@ inline constexpr uint32_t k_max_snapshots = 65536;              // qemu QCOW_MAX
 inline constexpr uint32_t k_max_snapshot_extra_data = 1024;     // qemu QCOW_MAX_SNAPSHOT_EXTRA_DATA
 inline constexpr uint64_t k_max_snapshot_table_bytes = 1024ull * k_max_snapshots;  // QCOW_MAX_SNAPSHOTS_SIZE
 inline constexpr size_t k_snapshot_header_bytes = 40;           // fixed part of a snapshot table entry
+inline constexpr uint64_t k_max_read_end = 0x7fffffffc0000000ull;  // qemu BDRV_MAX_LENGTH: reads beyond fail
 inline constexpr size_t k_v2_header_bytes = 72;
 inline constexpr size_t k_v3_header_bytes = 104;
 
@@ -97,7 +98,7 @@ Result<Header> parse_header(std::span<const std::byte> first, std::optional<uint
 // Walks the snapshot table the way qemu's qcow2_read_snapshots does when it opens an image, and
 // refuses what qemu refuses there: an entry with more than 1024 bytes of extra data ("Too much
 // extra metadata in snapshot table entry N"), or a table longer than 64 MiB ("Snapshot table is
-// too big"). Snapshots are not imported, so nothing else in the table matters: only each entry's
+// too big"), or an entry ending beyond 2^63 - 1 GiB (qemu's reads there fail). Snapshots are not imported, so nothing else in the table matters: only each entry's
 // 40-byte fixed part is looked at (entry i+1 starts at the 8-aligned end of entry i: fixed part,
 // extra data, id, name), and only the current one is kept (40 bytes of memory).
 // Stream bytes are fed in order (as the decoder reads them, or by random access from next());

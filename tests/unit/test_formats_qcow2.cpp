@@ -511,3 +511,199 @@ TEST_CASE("qcow2 mapping refusals", "[qcow2]") {
     refuse(b, "truncated: the L2 table at 0x5000");
   }
 }
+
+namespace {
+
+// A snapshot table entry: the 40-byte fixed part (only the sizes matter here), then extra data,
+// id and name (zeros); returns the offset after it, 8-aligned (where the next entry starts).
+uint64_t put_snapshot(Builder& b, uint64_t at, uint32_t extra, uint16_t id_size, uint16_t name_size) {
+  b.fill(at, 40 + extra + id_size + name_size, 0);
+  b.be32(at + 8, 1);                                  // l1_size
+  b.be32(at + 12, uint32_t{id_size} << 16 | name_size);
+  b.be32(at + 36, extra);
+  return (at + 40 + extra + id_size + name_size + 7) / 8 * 8;
+}
+
+}  // namespace
+
+// The refusals qemu makes (checked against qemu-img in test_formats_qcow2_corpus.cpp), and their
+// boundaries, which qemu accepts.
+TEST_CASE("qcow2 refuses what qemu refuses: v2 zero flag", "[qcow2]") {
+  auto v2 = [] {
+    Builder b(9, k_vs, 2);
+    b.header_length = 72;
+    b.l1_offset = k_cs;
+    b.l1(0, 2 * k_cs);
+    b.l2(2 * k_cs, 0, Builder::normal(3 * k_cs));
+    b.put(3 * k_cs, pattern(k_cs, 9));
+    b.put(4 * k_cs, pattern(k_cs, 10));
+    return b;
+  };
+  SECTION("allocated cluster") {
+    Builder b = v2();
+    b.l2(2 * k_cs, 3, Builder::normal(4 * k_cs) | 1);
+    std::string e = require_error(b.build(), Errc::corrupt_input);
+    CHECK(e == "qcow2: L2 entry for guest 0x600 (table at 0x400), index 3: zero flag (bit 0) set in a version 2 "
+               "(compat=0.10) image, which has no zero clusters (host cluster 0x800)");
+  }
+  SECTION("unallocated entry") {
+    Builder b = v2();
+    b.l2(2 * k_cs, 5, 1);
+    std::string e = require_error(b.build(), Errc::corrupt_input);
+    CHECK(e.find("index 5: zero flag (bit 0) set in a version 2") != std::string::npos);
+    CHECK(e.find("(unallocated)") != std::string::npos);
+  }
+  SECTION("found before an unaligned offset, as in qemu") {
+    Builder b = v2();
+    b.l2(2 * k_cs, 3, (4 * k_cs + 0x200 * 0) | 0x100 | 1);  // bits 1-8 are ignored; the flag is seen first
+    CHECK(require_error(b.build(), Errc::corrupt_input).find("zero flag") != std::string::npos);
+  }
+  SECTION("entries beyond the virtual size are never read (qemu accepts them)") {
+    Builder b = v2();
+    b.l2(2 * k_cs, 20, 1);
+    b.l2(2 * k_cs, 21, Builder::normal(4 * k_cs) | 1);
+    Image img{b.build(), Bytes(k_vs, std::byte{0})};
+    Bytes d = pattern(k_cs, 9);
+    std::copy(d.begin(), d.end(), img.expected.begin());
+    for (size_t chunk : {size_t{7}, size_t{1} << 20}) require_golden(img, chunk);
+  }
+  SECTION("a v2 compressed cluster at an odd byte offset (bit 0 is part of its offset)") {
+    Builder b = v2();
+    Bytes plain(k_cs, std::byte{'q'});
+    b.l2(2 * k_cs, 1, b.compressed(5 * k_cs + 1, deflate_raw(plain)));
+    Image img{b.build(), Bytes(k_vs, std::byte{0})};
+    Bytes d = pattern(k_cs, 9);
+    std::copy(d.begin(), d.end(), img.expected.begin());
+    std::copy(plain.begin(), plain.end(), img.expected.begin() + k_cs);
+    require_golden(img, 7);
+  }
+  SECTION("version 3 keeps its zero clusters") { require_golden(small_image(false, 3), 7); }
+}
+
+TEST_CASE("qcow2 refuses what qemu refuses: no refcount table", "[qcow2]") {
+  Builder b = base_builder();
+  b.auto_refcount_table = false;
+  Bytes file = b.build();
+  std::string e = require_error(file, Errc::corrupt_input);
+  CHECK(e == "qcow2: no refcount table: refcount_table_clusters (header offset 56) is 0");
+  // `info` (inspect) refuses it too, as qemu-img info does.
+  auto info = q::inspect(file);
+  REQUIRE_FALSE(info);
+  CHECK(info.error().code() == Errc::corrupt_input);
+  // An empty refcount table (no blocks) is fine, as in qemu.
+  CHECK(decode(base_builder().build())->result);
+}
+
+TEST_CASE("qcow2 refuses what qemu refuses: table offsets unaligned even when empty", "[qcow2]") {
+  {
+    Builder b = base_builder();
+    b.snapshots_offset = 5 * k_cs + 8;  // nb_snapshots 0
+    std::string e = require_error(b.build(), Errc::corrupt_input);
+    CHECK(e.find("snapshot table offset 0xa08 is not cluster aligned") != std::string::npos);
+  }
+  {
+    Builder b(9, 0);  // a 0-byte disk needs no L1 entry
+    b.l1_size = 0;
+    b.l1_offset = 3 * k_cs + 100;
+    std::string e = require_error(b.build(), Errc::corrupt_input);
+    CHECK(e.find("L1 table offset 0x664 is not cluster aligned") != std::string::npos);
+    b.l1_offset = 3 * k_cs;
+    auto o = decode(b.build());
+    REQUIRE(o->result);
+    CHECK(o->result->virtual_size == 0);
+  }
+  {
+    Builder b = base_builder();
+    b.nb_snapshots = 2, b.snapshots_offset = uint64_t{1} << 63;  // must end below 2^63 (qemu)
+    std::string e = require_error(b.build(), Errc::corrupt_input);
+    INFO(e);
+    CHECK(e.find("snapshot table offset 0x8000000000000000 is out of range") != std::string::npos);
+  }
+}
+
+TEST_CASE("qcow2 refuses what qemu refuses: snapshot table", "[qcow2]") {
+  const uint64_t table = 5 * k_cs;
+  auto with_snapshots = [&](std::vector<std::array<uint32_t, 3>> entries) {
+    Builder b = base_builder();
+    b.nb_snapshots = static_cast<uint32_t>(entries.size());
+    b.snapshots_offset = table;
+    uint64_t at = table;
+    for (auto [extra, id, name] : entries)
+      at = put_snapshot(b, at, extra, static_cast<uint16_t>(id), static_cast<uint16_t>(name));
+    Bytes d = pattern(k_cs, 9);
+    Image img{b.build(), Bytes(k_vs, std::byte{0})};
+    std::copy(d.begin(), d.end(), img.expected.begin());
+    return img;
+  };
+  SECTION("1024 bytes of extra data are allowed, 1025 are not") {
+    for (size_t chunk : {size_t{1}, size_t{7}, size_t{1} << 20}) {
+      INFO("chunk " << chunk);
+      require_golden(with_snapshots({{16, 1, 2}, {1024, 3, 5}}), chunk);
+      Image bad = with_snapshots({{16, 1, 2}, {1025, 3, 5}});
+      auto o = decode(bad.file, chunk);
+      REQUIRE_FALSE(o->result);
+      CHECK(o->result.error().code() == Errc::corrupt_input);
+      // entry 1 starts at 0xa00 + 40 + 16 + 1 + 2 = 0xa3b, aligned to 0xa40
+      CHECK(o->result.error().what() ==
+            "qcow2: snapshot table entry 1 at 0xa40: 1025 bytes of extra data, more than qemu allows (1024)");
+    }
+  }
+  SECTION("the table before the data it follows, and inside the header cluster") {
+    Builder b = base_builder();
+    b.nb_snapshots = 1;
+    b.snapshots_offset = 0;  // aligned, so qemu reads the header as an entry: extra = l1_size = 1
+    Bytes d = pattern(k_cs, 9);
+    Image img{b.build(), Bytes(k_vs, std::byte{0})};
+    std::copy(d.begin(), d.end(), img.expected.begin());
+    require_golden(img, 7);
+    b.l1_size = 2000;  // extra_data_size (header offset 36) = 2000
+    b.fill(b.l1_offset + 8, 2000 * 8 - 8, 0);
+    std::string e = require_error(b.build(), Errc::corrupt_input);
+    INFO(e);
+    CHECK(e.find("entry 0 at 0: 2000 bytes of extra data") != std::string::npos);
+  }
+  SECTION("a table cut by the end of the stream reads as zeros (qemu accepts it)") {
+    Builder b = base_builder();
+    b.refcount_table_offset = 4 * k_cs, b.refcount_table_clusters = 1;
+    b.fill(4 * k_cs, k_cs, 0);
+    b.nb_snapshots = 2, b.snapshots_offset = table;
+    put_snapshot(b, table, 16, 1, 2);
+    Bytes d = pattern(k_cs, 9);
+    Image img{b.build(), Bytes(k_vs, std::byte{0})};
+    std::copy(d.begin(), d.end(), img.expected.begin());
+    for (uint64_t end : {table + 20, table + 38, table + 60}) {  // in the first fixed part, its sizes, its extra data
+      INFO("stream ends at " << end);
+      Image cut = img;
+      cut.file.resize(end);
+      require_golden(cut, 7);
+    }
+    // ... but an extra_data_size cut after its first byte is that byte followed by zeros.
+    Image cut = img;
+    cut.file[table + 36] = std::byte{0x01};  // 0x01000000 bytes once the rest reads as zero
+    cut.file.resize(table + 37);
+    CHECK(require_error(cut.file, Errc::corrupt_input).find("16777216 bytes of extra data") != std::string::npos);
+  }
+  SECTION("beyond the end of the file qemu reads zeros, up to its largest offset") {
+    Builder b = base_builder();
+    b.nb_snapshots = 2, b.snapshots_offset = 0x7fffffff80000000;  // qemu: zeros past EOF
+    CHECK(decode(b.build())->result);
+    // 40-byte (zero) entries from 512 bytes below qemu's BDRV_MAX_LENGTH: the 13th crosses it, and
+    // qemu's read of it fails (checked with qemu-img 7.2: 64 KiB below it, 1638 entries open, 1639 do not).
+    b.snapshots_offset = 0x7fffffffc0000000 - 512, b.nb_snapshots = 12;
+    CHECK(decode(b.build())->result);
+    b.nb_snapshots = 13;
+    std::string e = require_error(b.build(), Errc::corrupt_input);
+    CHECK(e == "qcow2: snapshot table entry 12 at 0x7fffffffbfffffe0 ends beyond 0x7fffffffc0000000, the largest "
+               "offset qemu reads");
+  }
+  SECTION("at most 64 MiB in all, as qemu") {
+    // 1007 entries of 66592 bytes (extra 1024, name 65528) and one of 50720: exactly 64 MiB.
+    std::vector<std::array<uint32_t, 3>> entries(1007, {1024, 0, 65528});
+    entries.push_back({1024, 0, 50720 - 1064});
+    require_golden(with_snapshots(entries));
+    entries.back()[2] += 1;
+    std::string e = require_error(with_snapshots(entries).file, Errc::corrupt_input);
+    CHECK(e == "qcow2: snapshot table at 0xa00 is larger than qemu allows (64 MiB): entry 1007 at 0x3ff43e0 "
+               "ends 67108865 bytes into it");
+  }
+}
