@@ -171,3 +171,64 @@ TEST_CASE("qcow2 corpus: compressed cluster cut by one byte", "[qcow2][qemu]") {
     CHECK(st.error().what().find("truncated") != std::string::npos);
   }
 }
+
+// Images qemu refuses, made from valid qemu-img/qemu-io images by patching one field
+// (tests/support/qcow2_patch.py): qemu-img convert fails on each and so does the decoder, with
+// corrupt_input and a message naming the field; the nearest images qemu accepts decode byte for
+// byte as qemu-img convert does.
+TEST_CASE("qcow2 corpus: what qemu-img refuses is refused", "[qcow2][qemu]") {
+  REQUIRE(sh("qemu-img --version"));
+  const std::string patch = "python3 " + std::string(CDI_TEST_SOURCE_DIR) + "/tests/support/qcow2_patch.py img.qcow2 ";
+  const std::string v2 = "qemu-img create -f qcow2 -o compat=0.10 img.qcow2 1M && qemu-io -f qcow2"
+                         " -c 'write -P 0xaa 0 128k' img.qcow2 && ";
+  const std::string v3 = "qemu-img create -f qcow2 img.qcow2 1M && qemu-io -f qcow2 -c 'write -P 0xaa 0 128k' img.qcow2 && ";
+  const std::string snap = v3 + "qemu-img snapshot -c s1 img.qcow2 && qemu-img snapshot -c s2 img.qcow2 && ";
+  struct Refused {
+    const char* name;
+    std::string script;
+    const char* words;  // in our message
+  };
+  const std::vector<Refused> refused = {
+      {"v2 zero flag, allocated", v2 + patch + "l2-or 0x10000 1", "index 1: zero flag (bit 0) set in a version 2"},
+      {"v2 zero flag, unallocated", v2 + patch + "l2-or 0x50000 1", "(unallocated)"},
+      {"no refcount table", v3 + patch + "header refcount_table_clusters 0", "no refcount table"},
+      {"snapshot extra data 1025", snap + patch + "snapshot-extra 1 1025", "entry 1 at 0x"},
+      {"snapshot table offset unaligned, no snapshots", v3 + patch + "header snapshots_offset 0x10200",
+       "snapshot table offset 0x10200 is not cluster aligned"},
+  };
+  for (const auto& c : refused) {
+    SECTION(c.name) {
+      TempDir dir;
+      REQUIRE(sh("cd " + dir.path().string() + " && " + c.script));
+      CHECK_FALSE(sh("qemu-img convert -f qcow2 -O raw " + (dir / "img.qcow2") + " " + (dir / "ref.raw")));
+      Bytes file = read_file(dir / "img.qcow2");
+      for (size_t chunk : {size_t{4096}, size_t{1} << 20}) {
+        test::MemoryReader r(file, chunk);
+        CheckingSink sink;
+        auto st = q::decode(r, sink, {});
+        REQUIRE_FALSE(st);
+        INFO(st.error().what());
+        CHECK(st.error().code() == Errc::corrupt_input);
+        CHECK(st.error().what().find(c.words) != std::string::npos);
+      }
+    }
+  }
+  const std::vector<Case> accepted = {
+      {"v2 zero flag beyond the virtual size", v2 + patch + "l2-or 0x140000 1"},
+      {"snapshot extra data 1024", snap + patch + "snapshot-extra 1 1024"},
+      // the table is the last thing in the file; entry 1 starts 64 or 72 bytes into it (qemu writes
+      // 16 or 24 bytes of extra data): the file ends inside entry 1's 40-byte fixed part
+      {"snapshot table cut inside an entry",
+       snap + "truncate -s $(( $(python3 -c \"import struct; print(struct.unpack('>Q', open('img.qcow2', 'rb')"
+              ".read()[64:72])[0])\") + 92 )) img.qcow2"},
+      {"snapshot table beyond the end of the file", v3 + patch + "header nb_snapshots 3 && " + patch +
+           "header snapshots_offset 0x7fffffff80000000"},
+  };
+  for (const auto& c : accepted) {
+    SECTION(c.name) {
+      TempDir dir;
+      REQUIRE(sh("cd " + dir.path().string() + " && " + c.script));
+      check_against_qemu(dir, c.name, {7, 1 << 20});
+    }
+  }
+}

@@ -111,6 +111,65 @@ TEST_CASE("pipeline::copy_raw drops a fixed VHD footer", "[copy]") {
   }
 }
 
+// The last 512 bytes of an Apple disk image (UDIF): "koly", version 4, header size 512, ...
+std::array<std::byte, 512> koly_trailer() {
+  std::array<std::byte, 512> t{};
+  std::memcpy(t.data(), "koly", 4);
+  put_be32(t.data() + 4, 4);
+  put_be32(t.data() + 8, 512);
+  put_be32(t.data() + 12, 1);
+  put_be64(t.data() + 0x1ec, 2048);  // sector count
+  return t;
+}
+
+TEST_CASE("pipeline::copy_raw refuses a DMG (koly trailer) as unsupported", "[copy]") {
+  auto data = pattern(3 * 1024 * 1024 + 100, 4);
+  auto t = koly_trailer();
+  data.insert(data.end(), t.begin(), t.end());
+  for (size_t chunk : {size_t(1) << 20, size_t(4096), size_t(7)}) {
+    INFO("chunk " << chunk);
+    test::MemoryReader in(data, chunk);
+    test::MemorySink out;
+    auto r = pipeline::copy_raw(in, out, {});
+    REQUIRE_FALSE(r);
+    CHECK(r.error().code() == Errc::unsupported);
+    CHECK(r.error().what() ==
+          "image format dmg (Apple disk image: \"koly\" trailer at offset 3145828) is not supported (supported: raw, "
+          "qcow2, vmdk, vhd, vhdx, vdi)");
+  }
+  SECTION("a stream of just the trailer") {
+    test::MemoryReader in(std::vector<std::byte>(t.begin(), t.end()));
+    test::MemorySink out;
+    auto r = pipeline::copy_raw(in, out, {});
+    REQUIRE_FALSE(r);
+    CHECK(r.error().code() == Errc::unsupported);
+  }
+  SECTION("verbatim copies (clones, spooling) do not look") {
+    test::MemoryReader in(data);
+    test::MemorySink out;
+    pipeline::CopyOptions o;
+    o.detect_fixed_vhd = false;
+    auto r = pipeline::copy_raw(in, out, o);
+    REQUIRE(r);
+    REQUIRE(out.finish(r->image_size));
+    CHECK(out.data() == data);
+  }
+  SECTION("\"koly\" elsewhere, or with another version or header size, is data") {
+    for (int variant = 0; variant < 3; ++variant) {
+      auto d = data;
+      if (variant == 0) d.resize(d.size() + 1);  // not in the last 512 bytes
+      if (variant == 1) put_be32(d.data() + d.size() - 512 + 4, 3);
+      if (variant == 2) put_be32(d.data() + d.size() - 512 + 8, 1024);
+      INFO("variant " << variant);
+      test::MemoryReader in(d);
+      test::MemorySink out;
+      auto r = pipeline::copy_raw(in, out, {});
+      REQUIRE(r);
+      CHECK(r->image_size == d.size());
+    }
+  }
+}
+
 TEST_CASE("pipeline::copy_raw enforces the size bound", "[copy]") {
   auto data = sample();
   test::MemoryReader in(data);
@@ -182,6 +241,8 @@ TEST_CASE("formats::disk::probe recognises disk formats by magic", "[disk]") {
   CHECK(formats::disk::fixed_vhd_footer_size(f) == (1u << 20));
   f[100] = std::byte{1};   // checksum no longer matches
   CHECK_FALSE(formats::disk::fixed_vhd_footer_size(f));
+  CHECK_FALSE(formats::disk::is_dmg_trailer(f));
+  CHECK(formats::disk::is_dmg_trailer(koly_trailer()));
 }
 
 #include "lib/pipeline/qemu_img.hpp"
