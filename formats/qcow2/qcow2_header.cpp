@@ -2,7 +2,6 @@
 #include "formats/qcow2/qcow2_header.hpp"
 
 #include <algorithm>
-#include <climits>
 #include <cstring>
 #include <string_view>
 #include <vector>
