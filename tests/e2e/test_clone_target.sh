@@ -219,15 +219,16 @@ t_block_to_directory() {
   assert_sparse_copy "$W/dest/disk.img" "$SRC/src.raw"
 }
 
-t_block_to_block() {
+# t_to_block KIND MIB FILE: a clone into a MIB MiB device: its first source-size bytes are the
+# source's; past them the device keeps what it held (CDI's StreamDataToFile writes the stream only).
+t_to_block() {
   require_root
-  device tgt $((24 * MIB))
+  device tgt $(($2 * MIB))
   srv_start "$DEV"
-  clone blockdevice-clone "$SRC/block.sz"
+  clone "$1" "$SRC/$3"
   expect_code 200
   srv_wait 0
-  cmp -n "$SRC_SIZE" "$DEV" "$SRC/src.raw" >&2 || fail "device differs from the source"
-  # past the source's end the device keeps what it held (CDI's StreamDataToFile writes the stream only)
+  cmp -n "$SRC_SIZE" "$DEV" "$SRC/src.raw" >&2 || fail "device differs from the source ($1)"
   cmp -i "$SRC_SIZE" "$DEV" "$W/_meta/tgt.orig" >&2 || fail "the device tail past the source was changed"
 }
 
@@ -247,17 +248,6 @@ t_fs_to_file() {
   n=$(find "$W/dest" -mindepth 1 | wc -l)
   ((n == 6)) || { find "$W/dest" >&2; fail "expected 6 entries in the target, found $n"; }
   grep -q "upload > snappy > tar" "$W/_meta/srv.err" || fail "summary does not show the clone chain"
-}
-
-t_fs_to_block() {
-  require_root
-  device tgt $((20 * MIB))
-  srv_start "$DEV"
-  clone filesystem-clone "$SRC/fs.sz"
-  expect_code 200
-  srv_wait 0
-  cmp -n "$SRC_SIZE" "$DEV" "$SRC/src.raw" >&2 || fail "device differs from the tar's disk.img"
-  cmp -i "$SRC_SIZE" "$DEV" "$W/_meta/tgt.orig" >&2 || fail "the device tail past disk.img was changed"
 }
 
 t_upload_form_route() {
@@ -471,9 +461,9 @@ t_pod_fs_clone() {
 
 run_test block_to_file t_block_to_file
 run_test block_to_directory t_block_to_directory
-run_test block_to_block t_block_to_block
+run_test block_to_block t_to_block blockdevice-clone 24 block.sz
 run_test fs_to_file t_fs_to_file
-run_test fs_to_block t_fs_to_block
+run_test fs_to_block t_to_block filesystem-clone 20 fs.sz
 run_test archive_route t_upload_form_route
 run_test wrong_cn t_wrong_cn
 run_test async_refused t_async_refused
