@@ -258,7 +258,9 @@ int run_import(int argc, char** argv) {
   std::string url, dest, scratch, image_size, progress = "auto";
   int verbose = 0;
   CommonFlags common;
-  app.add_option("--url,-u", url, "image location: path, file:// URL or - for stdin")->required();
+  app.add_option("--url,-u", url, "image location: a path (file or block device), file:// URL, - for stdin, http(s):// URL, "
+                                  "or a container image: docker://[host/]repo[:tag|@digest], oci:DIR[:tag], oci-archive:TAR[:tag]")
+      ->required();
   app.add_option("--dest,-d", dest, "target: file, block device, or directory (--content-type archive)")->required();
   app.add_option("--scratch-dir", scratch, "where a stage that needs random access may spool (vmdk/vhd/vhdx/vdi streams)");
   app.add_option("--image-size", image_size, "requested size (Kubernetes quantity: 10Gi, 500M, 1073741824): "
