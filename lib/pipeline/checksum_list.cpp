@@ -144,7 +144,7 @@ Result<util::Checksum> fetch_checksum(const ImportOptions& o, std::string_view l
     source::HttpContext ctx;
     ctx.cancel = o.cancel;
     ctx.log = o.log;
-    auto opts = o.http;
+    auto opts = o.source.http;
     opts.reject_html = true;
     r = CDI_TRY_CTX(source::open_http_source(list_url, opts, ctx), std::string(list_url));
   } else {
