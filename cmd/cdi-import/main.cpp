@@ -228,6 +228,11 @@ int run_info(int argc, char** argv) {
   CommonFlags common;
   app.add_option("url", url, "image location: path, file:// URL or - for stdin")->required();
   app.add_flag("--json", json, "print JSON");
+  // The options an import would decide with, so the printed plan is the import's.
+  std::string scratch, hold_limit, checksum;
+  app.add_option("--scratch-dir", scratch, "plan as an import with this scratch directory would (nothing is written)");
+  app.add_option("--qcow2-hold-limit", hold_limit, "plan with this qcow2 hold limit (quantity, default 64Mi)");
+  app.add_option("--checksum", checksum, "plan as an import verifying this digest would (nothing is verified)");
   add_common(app, common);
   HttpFlags http;
   add_http(app, http);
@@ -236,6 +241,17 @@ int run_info(int argc, char** argv) {
   if (auto rc = parse_cli(app, argc, argv)) return *rc;
   pipeline::ImportOptions o;
   o.url = url;
+  if (!scratch.empty()) o.scratch_dir = scratch;
+  if (!hold_limit.empty()) {
+    auto q = util::parse_quantity(hold_limit);
+    if (!q) return report_error(q.error().context("--qcow2-hold-limit"));
+    o.hold_limit = *q;
+  }
+  if (!checksum.empty()) {
+    auto c = util::parse_checksum(checksum);
+    if (!c) return report_error(c.error().context("--checksum: invalid checksum"));
+    o.checksum = *c;
+  }
   apply_common(common, o);
   apply_http(http, o);
   apply_registry(registry, o);

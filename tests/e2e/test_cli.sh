@@ -179,6 +179,27 @@ t_sigterm_while_spooling_to_scratch() {
   cancel_during_import TERM "$IMG/stream.vmdk" $((2 * MIB)) --scratch-dir "$W/scratch"
 }
 
+t_info_plan() {
+  # info prints the plan an import with the same options executes (lib/pipeline/plan.hpp)
+  mkdir -p "$W/scratch"
+  cdi info "$IMG/stream.vmdk.gz"
+  check_success
+  grep -q '^plan:$' "$W/_meta/out" || { show_output; fail "info prints no plan"; }
+  grep -q '^  converter: qemu-img from a scratch spool$' "$W/_meta/out" || { show_output; fail "info: no spool in the plan"; }
+  grep -q '^  why: vmdk from a stream needs random access and no scratch is offered' "$W/_meta/out" \
+    || { show_output; fail "info: the plan does not say why scratch is needed"; }
+  assert_wrote_nothing
+  cdi info "$IMG/stream.vmdk.gz" --scratch-dir "$W/scratch" --json
+  check_success
+  jq -e '.plan.converter == "qemu-img" and .plan.access == "random access on a scratch spool" and .plan.needs.scratch == true
+         and (.plan.reasons | any(test("spooled to scratch")))' "$W/_meta/out" > /dev/null \
+    || { show_output; fail "info --json: not the spool plan"; }
+  # the import executes that plan and logs its reasons
+  run_import --url "$IMG/stream.vmdk.gz" --dest "$W/dest/plan.raw" --scratch-dir "$W/scratch" -v
+  grep -q 'plan: vmdk from a stream needs random access: the stream is spooled to scratch, then converted' "$W/_meta/err" \
+    || { show_output; fail "the import did not log the plan info printed"; }
+}
+
 run_test help_and_version t_help_and_version
 run_test usage_errors t_usage_errors
 run_test missing_source t_missing_source
@@ -189,6 +210,7 @@ run_test summary_rate_is_image_rate t_summary_rate_is_image_rate
 run_test progress_json t_progress_json
 run_test progress_bar_not_a_tty t_progress_bar_not_a_tty
 run_test info_json t_info_json
+run_test info_plan t_info_plan
 run_test sigterm_streaming_raw t_sigterm_streaming_raw
 run_test sigint_streaming_qcow2 t_sigint_streaming_qcow2
 run_test sigterm_while_spooling_to_scratch t_sigterm_while_spooling_to_scratch
