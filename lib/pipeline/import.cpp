@@ -14,7 +14,6 @@
 #include "formats/qcow2/qcow2_decoder.hpp"
 #include "formats/registry.hpp"
 #include "formats/tar/extract.hpp"
-#include "formats/tar/tar_reader.hpp"
 #include "lib/io/counting_reader.hpp"
 #include "lib/io/hashing_reader.hpp"
 #include "lib/io/peek_reader.hpp"

@@ -14,6 +14,7 @@
 #include "lib/pipeline/plan.hpp"
 #include "lib/util/file_io.hpp"
 #include "lib/util/process.hpp"
+#include "tests/support/memory_reader.hpp"
 #include "tests/unit/test_formats_tar_support.hpp"
 
 using namespace cdi;
@@ -454,4 +455,47 @@ TEST_CASE("inspect and run_import return the same plan", "[plan][inspect]") {
   CHECK(i->format == "vhd");
   CHECK(i->chain == std::vector<std::string>{"file", "vhd(fixed)"});
   CHECK(i->virtual_size == (3u << 20));
+}
+
+TEST_CASE("a streamed vmdk: inspect and run_import agree on the spool and on needing scratch", "[plan][inspect]") {
+  cdi::test::tar::TempDir dir;
+  const fs::path raw = dir.path() / "disk.raw", vmdk = dir.path() / "disk.vmdk";
+  put(raw, cdi::test::tar::pattern(2u << 20, 7));
+  run({"qemu-img", "convert", "-f", "raw", "-O", "vmdk", "-o", "subformat=streamOptimized", raw.string(), vmdk.string()});
+  std::vector<std::byte> bytes(fs::file_size(vmdk));
+  {
+    std::ifstream f(vmdk, std::ios::binary);
+    f.read(reinterpret_cast<char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+  }
+  fs::create_directory(dir.path() / "scratch");
+  ImportOptions o;
+  o.url = "stream";
+  o.dest = (dir.path() / "out.img").string();
+  o.source_factory = [&]() -> Result<std::unique_ptr<io::Reader>> {
+    return std::make_unique<cdi::test::MemoryReader>(bytes, 100000, "stdin");
+  };
+
+  auto without = inspect(o);
+  REQUIRE(without);
+  CHECK(without->plan.converter == Converter::qemu_img_spool);
+  CHECK(without->scratch_required);
+  CHECK(without->scratch_reason == "vmdk from a stream needs random access");
+  REQUIRE(without->plan.refusal);
+  auto failed = run_import(o);
+  REQUIRE_FALSE(failed);
+  CHECK(failed.error().reason() == Reason::scratch_required);
+  CHECK(failed.error().what() == "stream: " + without->plan.refusal->what());
+  CHECK_FALSE(fs::exists(o.dest));
+
+  o.scratch_dir = dir.path() / "scratch";
+  auto with = inspect(o);
+  REQUIRE(with);
+  auto r = run_import(o);
+  REQUIRE(r);
+  CHECK(with->plan.converter == Converter::qemu_img_spool);
+  CHECK_FALSE(with->plan.refusal);
+  check_same_plan(with->plan, r->plan);
+  CHECK(r->converter == "qemu-img");
+  CHECK(r->image_size == (2u << 20));
+  CHECK(r->scratch_bytes > 0);
 }
