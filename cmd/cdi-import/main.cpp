@@ -226,7 +226,7 @@ int run_info(int argc, char** argv) {
   std::string url;
   bool json = false;
   CommonFlags common;
-  app.add_option("url", url, "image location: path, file:// URL or - for stdin")->required();
+  app.add_option("url", url, "image location: a path (file or block device), file:// URL, - (stdin), http(s)://, docker://, oci:, oci-archive:")->required();
   app.add_flag("--json", json, "print JSON");
   // The options an import would decide with, so the printed plan is the import's.
   std::string scratch, hold_limit, checksum;
@@ -371,6 +371,7 @@ int run_import(int argc, char** argv) {
     auto q = util::parse_quantity(image_size);
     if (!q) return report_error(q.error().context("--image-size"));
     o.image_size = *q;
+    o.image_size_what = "--image-size";
   }
   if (!hold_limit.empty()) {
     auto q = util::parse_quantity(hold_limit);

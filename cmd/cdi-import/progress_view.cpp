@@ -95,7 +95,7 @@ void ProgressView::tick(bool final) {
 
 std::string summary_line(const cdi::pipeline::ImportReport& r, const std::string& dest) {
   std::string s = "cdi-import: imported " + cdi::pipeline::chain_text(r.chain) + " -> " + dest + " (" + r.target_kind + ")";
-  if (r.converter == "extract" || r.target_kind == "directory") {   // archive, or a filesystem-clone extraction
+  if (r.plan.converter == cdi::pipeline::Converter::extract || r.plan.target == cdi::pipeline::TargetKind::directory) {   // archive, or a filesystem-clone extraction
     s += ": " + std::to_string(r.files_extracted) + " files, " + format_bytes(r.bytes_written);
   } else {
     s += ": " + format_bytes(r.image_size) + " image, " + format_bytes(r.bytes_read) + " read, " +

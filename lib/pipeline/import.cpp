@@ -234,7 +234,7 @@ Bound image_bound(const ImportOptions& o, const sink::Sink& s) {
   }
   if (o.image_size && (!b.size || *o.image_size < *b.size)) {
     b.size = o.image_size;
-    b.what = "--image-size";
+    b.what = o.image_size_what;
   }
   return b;
 }
@@ -510,7 +510,7 @@ Result<ImportReport> run_import(const ImportOptions& o) {
   report_plan(rep);
   CDI_TRY(x.write_and_commit(*target, o.dest, [&]() -> Result<void> {
     if (o.image_size && target->info().capacity && *o.image_size > *target->info().capacity)
-      return fail(Errc::limit, Reason::too_small, "--image-size " + std::to_string(*o.image_size) + " is larger than the device " +
+      return fail(Errc::limit, Reason::too_small, o.image_size_what + " " + std::to_string(*o.image_size) + " is larger than the device " +
                                    o.dest + " (" + std::to_string(*target->info().capacity) + " bytes)");
     switch (rep.plan.converter) {
       case Converter::qcow2_native:

@@ -32,6 +32,9 @@ struct ImportOptions {
   source::SourceOptions source;
   std::optional<std::filesystem::path> scratch_dir;  // where a stage that needs random access may spool
   std::optional<uint64_t> image_size;                // --image-size: grow file targets; bound the image
+  // How messages name the image_size bound: the caller's word for it (cmd/: "--image-size"; pod
+  // mode: the PVC's available space). The library names no CLI flag itself.
+  std::string image_size_what = "the requested image size";
   std::optional<std::string> tar_entry;              // which file of a tar holds the disk
   unsigned threads = 0;                              // decompression threads, 0 = automatic
   uint64_t hold_limit = 64ull << 20;                 // qcow2 out-of-order buffer

@@ -306,6 +306,7 @@ class Run {
     if (scratch_usable(m_ctx.paths.scratch_dir())) o.scratch_dir = m_ctx.paths.scratch_dir();
     if (!m_block) {
       o.image_size = m_available;
+      o.image_size_what = "the available space";
       // image_size is only the bound here; without a request nothing is grown (resize_to 0).
       auto target = resize_target(m_cfg.image_size, m_available, m_cfg.filesystem_overhead);
       if (target) m_log.info(1, "Resize target " + std::to_string(*target) + ".");
