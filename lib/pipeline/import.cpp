@@ -334,7 +334,10 @@ Result<void> import_qcow2_native(Detected& d, const ImportOptions& o, sink::Sink
 
 // Runs qemu-img as the plan says: on the local file, over nbdkit-curl, or from a scratch spool.
 // nbdkit-curl not installed: the plan is made again without it, and the fallback is recorded.
-Result<void> import_with_qemu(Detected& d, const ImportOptions& o, sink::Sink& target, ImportReport& rep) {
+// `verify_spool` runs once a stream has been spooled, before qemu-img sees it: a checksum is
+// verified then (the spool drained the whole stream), so a bad image is never converted.
+Result<void> import_with_qemu(Detected& d, const ImportOptions& o, sink::Sink& target, ImportReport& rep,
+                              const std::function<Result<void>()>& verify_spool) {
   auto& plan = rep.plan;
   const std::string fmt(plan.qemu_driver());
   QemuRunOptions qo;
@@ -379,6 +382,7 @@ Result<void> import_with_qemu(Detected& d, const ImportOptions& o, sink::Sink& t
     rep.scratch_bytes = spool->allocated_bytes();
     src = spool->child_path();
     qo.keep_fds.push_back(spool->fd());
+    CDI_TRY(verify_spool());
   }
   set_phase(o, Phase::validating);
   auto info_r = qemu_info(fmt, src, qo);
@@ -519,11 +523,11 @@ Result<ImportReport> run_import(const ImportOptions& o) {
       case Converter::qemu_img_local:
         // qemu-img reads a local file by path: verify it first, so a bad image is never converted.
         CDI_TRY_CTX(x.verify_checksum(), o.url);
-        CDI_TRY_CTX(import_with_qemu(d, o, *target, rep), o.url);
+        CDI_TRY_CTX(import_with_qemu(d, o, *target, rep, [] { return Result<void>{}; }), o.url);
         break;
       case Converter::qemu_img_nbdkit:
       case Converter::qemu_img_spool:
-        CDI_TRY_CTX(import_with_qemu(d, o, *target, rep), o.url);
+        CDI_TRY_CTX(import_with_qemu(d, o, *target, rep, [&] { return x.verify_checksum(); }), o.url);
         break;
       case Converter::stream:
         CDI_TRY(import_stream(d, o, *target, rep));

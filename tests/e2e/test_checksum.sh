@@ -51,6 +51,18 @@ t_vmdk_mismatch_is_never_converted() {
   ! grep -q "converting vmdk" "$W/_meta/err" || fail "qemu-img ran before the checksum was verified"
   assert_failed_cleanly "$W/dest/disk.raw"
 }
+t_spooled_vmdk_mismatch_is_never_converted() {
+  # a vmdk from stdin is spooled to scratch: the digest is checked once the spool holds the whole
+  # stream, before qemu-img sees it
+  mkdir -p "$W/scratch"
+  cdi_stdin "$IMG/sparse.vmdk" -v --progress none --checksum "$WRONG" --url - --dest "$W/dest/disk.raw" --scratch-dir "$W/scratch"
+  ((LAST_RC == 4)) || { show_output; fail "exit $LAST_RC, expected 4"; }
+  assert_error_matches "^cdi-import: error: .*checksum mismatch"
+  grep -q "spooling" "$W/_meta/err" || { show_output; fail "the vmdk was not spooled"; }
+  ! grep -q "converting vmdk" "$W/_meta/err" || fail "qemu-img ran before the checksum was verified"
+  assert_failed_cleanly "$W/dest/disk.raw"
+  [[ -z $(ls -A "$W/scratch") ]] || fail "scratch not empty"
+}
 t_vmdk_ok() {
   run_import --progress none --checksum "sha512:$(sum_of sha512 "$IMG/sparse.vmdk")" --url "$IMG/sparse.vmdk" --dest "$W/dest/disk.raw"
   assert_same_as_qemu "$IMG/sparse.vmdk" "$W/dest/disk.raw"
@@ -104,6 +116,7 @@ run_test http_sha1_ok t_http_sha1_ok
 run_test http_mismatch t_http_mismatch
 run_test qcow2_mismatch t_qcow2_mismatch
 run_test vmdk_mismatch_is_never_converted t_vmdk_mismatch_is_never_converted
+run_test spooled_vmdk_mismatch_is_never_converted t_spooled_vmdk_mismatch_is_never_converted
 run_test vmdk_ok t_vmdk_ok
 run_test stdin_ok t_stdin_ok
 run_test archive_digest_covers_the_whole_file t_archive_digest_covers_the_whole_file
