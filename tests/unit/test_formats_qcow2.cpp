@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 // qcow2 decoder on hand-built images: golden output, odd read sizes, the hold/spill path,
-// compressed and extended-L2 clusters, and every refusal.
+// compressed and extended-L2 clusters, and every refusal. Every image decoded by the streaming
+// decoder (decode() below) is also decoded by the random-access decoder at the same read size,
+// which must agree: the same bytes, or the same error class and reason (see cross_check).
 #include <catch2/catch.hpp>
 
 #include "formats/qcow2/qcow2_decoder.hpp"
@@ -35,11 +37,51 @@ class UnsizedReader final : public io::Reader {
   test::MemoryReader m_inner;
 };
 
+// The random-access decoder, reading at most `chunk` bytes a pread.
+std::unique_ptr<Outcome> decode_ra(const Bytes& file, size_t chunk = 1 << 20, q::DecodeOptions opts = {}) {
+  auto o = std::make_unique<Outcome>();
+  MemoryRandomAccess in(file, chunk);
+  o->result = q::decode_random_access(in, o->sink, opts);
+  if (o->result) {
+    REQUIRE(o->sink.finish(o->result->virtual_size));
+    CHECK(o->result->bytes_in == in.bytes);
+  }
+  return o;
+}
+
+// Random access agrees with the stream: where the stream succeeds, the same guest bytes, each
+// once, with nothing held; where it needs scratch (held data beyond hold_limit), random access
+// needs none and covers the image; where it fails otherwise, the same error class and reason.
+void cross_check(const Outcome& stream, const Outcome& ra) {
+  if (stream.result || stream.result.error().code() == Errc::scratch_required) {
+    if (!ra.result) FAIL("random access: " << ra.result.error().what());
+    CHECK(ra.result->held_peak == 0);
+    CHECK(ra.result->spilled_bytes == 0);
+    CHECK(ra.sink.covered(ra.result->virtual_size));
+    CHECK(ra.result->data_bytes + ra.result->zero_bytes == ra.result->virtual_size);
+    if (stream.result) {
+      CHECK(ra.result->virtual_size == stream.result->virtual_size);
+      CHECK(ra.result->compressed_clusters == stream.result->compressed_clusters);
+      CHECK(ra.sink.data() == stream.sink.data());
+    }
+    return;
+  }
+  INFO("stream: " << stream.result.error().what());
+  if (ra.result) FAIL("random access succeeded where the stream failed");
+  INFO("random access: " << ra.result.error().what());
+  CHECK(ra.result.error().code() == stream.result.error().code());
+  CHECK(ra.result.error().reason() == stream.result.error().reason());
+  REQUIRE_FALSE(ra.result.error().contexts().empty());
+  CHECK(ra.result.error().contexts().front() == "qcow2");
+}
+
+// The streaming decoder (cross-checked with random access at the same read size).
 std::unique_ptr<Outcome> decode(const Bytes& file, size_t chunk = 1 << 20, q::DecodeOptions opts = {}) {
   auto o = std::make_unique<Outcome>();
   UnsizedReader r(file, chunk);
   o->result = q::decode(r, o->sink, opts);
   if (o->result) REQUIRE(o->sink.finish(o->result->virtual_size));
+  cross_check(*o, *decode_ra(file, chunk, opts));
   return o;
 }
 
@@ -169,6 +211,18 @@ TEST_CASE("qcow2 data before its L2 table is held, then spilled, else scratch_re
     opts.hold_limit = k_cs;
     std::string e = require_error(img.file, Errc::scratch_required, opts);
     CHECK(e.find("--scratch-dir needed (more than 512 B)") != std::string::npos);
+  }
+  SECTION("random access holds nothing, needs no scratch") {
+    q::DecodeOptions opts;
+    opts.hold_limit = 0;
+    for (size_t chunk : {size_t{1}, size_t{7}, size_t{1} << 20}) {
+      auto o = decode_ra(img.file, chunk, opts);
+      if (!o->result) FAIL(o->result.error().what());
+      CHECK(o->sink.covered(img.expected.size()));
+      CHECK(o->sink.data() == img.expected);
+      CHECK(o->result->held_peak == 0);
+      CHECK(o->result->spilled_bytes == 0);
+    }
   }
 }
 
