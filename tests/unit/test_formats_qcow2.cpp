@@ -346,6 +346,87 @@ TEST_CASE("qcow2 truncation and upstream errors", "[qcow2]") {
   require_error(img.file, Errc::cancelled, opts);
 }
 
+TEST_CASE("qcow2 random access: truncation, a shrunk input, upstream errors, a file", "[qcow2]") {
+  Image img = small_image(false);
+  // Sized: the refcount table beyond the end is refused from the header, before any write.
+  {
+    MemoryRandomAccess in(Bytes(img.file.begin(), img.file.begin() + 5 * k_cs), 7);
+    CheckingSink sink;
+    auto res = q::decode_random_access(in, sink, {});
+    REQUIRE_FALSE(res);
+    CHECK(res.error().what() == "qcow2: truncated: refcount table at 0xe00 ends beyond the end of the stream (2560)");
+    CHECK(sink.extents() == 0);
+  }
+  // A data cluster cut by the end: refused before any data cluster is read (same words as the stream).
+  Image late = small_image(true);  // data at 1..4, L1 5, L2 6, refcount table 7, block 8
+  for (size_t chunk : {size_t{1}, size_t{7}, size_t{1} << 20}) {
+    INFO("chunk " << chunk);
+    Bytes cut = late.file;
+    // The stream ends inside the refcount block (cluster 8): only the block is missing.
+    cut.resize(8 * k_cs + 100);
+    auto o = decode_ra(cut, chunk);
+    REQUIRE_FALSE(o->result);
+    CHECK(o->result.error().code() == Errc::corrupt_input);
+    CHECK(o->result.error().reason() == Reason::truncated);
+    CHECK(o->result.error().what() == "qcow2: truncated: a refcount block at 0x1000 missing; stream ended at 4196");
+    CHECK(o->sink.extents() <= 1);  // at most the zeros the L2 table maps, no data
+  }
+  // The input is shorter than its size said (it shrank): a short read is truncation.
+  for (uint64_t keep : {uint64_t{5 * k_cs + 100}, uint64_t{2 * k_cs}, uint64_t{300}}) {
+    INFO("keep " << keep);
+    MemoryRandomAccess in(Bytes(img.file.begin(), img.file.begin() + static_cast<long>(keep)), 7, img.file.size());
+    CheckingSink sink;
+    auto res = q::decode_random_access(in, sink, {});
+    REQUIRE_FALSE(res);
+    INFO(res.error().what());
+    CHECK(res.error().code() == Errc::corrupt_input);
+    CHECK(res.error().reason() == Reason::truncated);
+  }
+  // Upstream errors pass through in their class, with the qcow2 context, wherever they happen.
+  for (size_t after : {size_t{0}, size_t{1}, size_t{2}, size_t{3}, size_t{5}, size_t{20}}) {
+    MemoryRandomAccess in(img.file, 7);
+    in.fail_after = after;
+    CheckingSink sink;
+    auto res = q::decode_random_access(in, sink, {});
+    REQUIRE_FALSE(res);
+    CHECK(res.error().code() == Errc::network);
+    CHECK(res.error().what() == "qcow2: connection reset");
+  }
+  // No size: the plan must not pick random access for such an input.
+  {
+    class Unsized final : public io::RandomAccess {
+     public:
+      Result<size_t> pread(uint64_t, std::span<std::byte>) override { return size_t{0}; }
+      std::optional<uint64_t> size() const override { return std::nullopt; }
+      std::string name() const override { return "unsized"; }
+    } in;
+    CheckingSink sink;
+    auto res = q::decode_random_access(in, sink, {});
+    REQUIRE_FALSE(res);
+    CHECK(res.error().code() == Errc::internal);
+  }
+  // A local file through FileRandomAccess, with trailing bytes and a late L2 table.
+  {
+    TempDir dir;
+    Image trailing = small_image(true);
+    trailing.file.resize(trailing.file.size() + 3000, std::byte{0x5a});
+    write_file(dir / "img.qcow2", trailing.file);
+    auto in = io::FileRandomAccess::open(dir / "img.qcow2");
+    REQUIRE(in);
+    CHECK((*in)->size() == trailing.file.size());
+    CheckingSink sink;
+    auto res = q::decode_random_access(**in, sink, {});
+    if (!res) FAIL(res.error().what());
+    REQUIRE(sink.finish(res->virtual_size));
+    CHECK(sink.covered(trailing.expected.size()));
+    CHECK(sink.data() == trailing.expected);
+    CHECK(res->bytes_in < trailing.file.size());  // the trailing bytes are not read
+    auto missing = io::FileRandomAccess::open(dir / "nope.qcow2");
+    REQUIRE_FALSE(missing);
+    CHECK(missing.error().code() == Errc::not_found);
+  }
+}
+
 TEST_CASE("qcow2 header refusals", "[qcow2]") {
   auto refuse = [](Builder b, Errc code, const char* words) {
     std::string e = require_error(b.build(), code);
