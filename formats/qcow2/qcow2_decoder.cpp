@@ -604,6 +604,8 @@ Result<void> Decoder::collect_compressed(bool wait) {
 }
 
 Result<void> Decoder::hold(uint64_t x, std::span<const std::byte> bytes) {
+  // Random access knows every claim before it reads data: nothing is ever held.
+  if (!m_in) return fail(Errc::internal, "random access decode tried to hold a cluster");
   Held h;
   h.len = static_cast<uint32_t>(bytes.size());
   if (is_zero(bytes.data(), bytes.size())) {
@@ -613,7 +615,6 @@ Result<void> Decoder::hold(uint64_t x, std::span<const std::byte> bytes) {
     std::memcpy(h.mem.get(), bytes.data(), bytes.size());
     m_held_mem += bytes.size();
   } else {
-    if (!m_in) return fail(Errc::internal, "random access decode tried to hold a cluster");
     if (!m_opts.scratch_dir) {
       auto size = m_in->info().size;
       std::string need = size ? fmt("about {}", format_bytes(*size - x + m_held_mem))
@@ -741,7 +742,7 @@ Result<DecodeStats> Decoder::run() {
 // metadata already parsed).
 
 constexpr size_t k_ra_buffer = 4 << 20;             // the one I/O buffer (at least 2 clusters)
-constexpr uint64_t k_ra_readahead = 16ull << 20;     // data hinted ahead of the reads
+constexpr uint64_t k_ra_readahead = 64ull << 20;     // data hinted ahead of the reads
 constexpr size_t k_ra_snapshot_read = 64 << 10;     // snapshot table reads (only 40 bytes an entry matter)
 
 Result<size_t> Decoder::ra_read(uint64_t at, std::span<std::byte> dst) {

@@ -36,7 +36,7 @@
 // coalesce_gap() read through, readahead hinted with will_need). Unreferenced bytes (refcount
 // blocks, preallocation, snapshot-only clusters) are not read. Truncation follows the rules
 // above with the end of the input at its size(); truncated metadata or data is reported before
-// any data cluster is read. Memory: one 4 MiB I/O buffer, the L1 and the L2 table being parsed,
+// any data cluster is read. Memory: one 4 MiB I/O buffer, the L1 table and the L2 tables of one read,
 // the claims (one per compressed cluster or per run of adjacent data clusters) and the
 // decompression workers' jobs (at most 32 MiB), whatever the image size.
 #pragma once
