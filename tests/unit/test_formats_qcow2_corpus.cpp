@@ -291,6 +291,13 @@ TEST_CASE("qcow2 corpus: convert -c with data before its L2 tables, by random ac
         MemoryRandomAccess in(file, chunk);
         check_random_access(in, ref, opts);
         CHECK(in.hinted > 0);  // readahead was hinted
+        // Few large reads, in file order: header, L1 and refcount table, the L2 tables (coalesced),
+        // then the data; each phase may start below the previous one's end, nothing else goes back.
+        std::string at;
+        for (uint64_t o : in.offsets) at.append(1, ' ').append(std::to_string(o));
+        INFO("reads " << in.reads << " at " << in.offsets.size() << " offsets:" << at);
+        CHECK(in.backward_seeks() <= 3);
+        if (chunk == (1 << 20)) CHECK(in.offsets.size() <= file.size() / (4 << 20) + 16);
       }
       for (unsigned threads : {1u, 2u}) {
         auto in = io::FileRandomAccess::open(dir / "img.qcow2");

@@ -99,10 +99,12 @@ class MemoryRandomAccess final : public io::RandomAccess {
   Result<size_t> pread(uint64_t off, std::span<std::byte> dst) override {
     if (fail_after && reads >= *fail_after) return std::unexpected(Error(Errc::network, "connection reset"));
     ++reads;
+    if (offsets.empty() || off != m_last_end) offsets.push_back(off);  // a continued read is not a new one
     if (off >= m_data.size()) return size_t{0};
     size_t n = std::min<uint64_t>({dst.size(), m_chunk, m_data.size() - off});
     std::memcpy(dst.data(), m_data.data() + off, n);
     bytes += n;
+    m_last_end = off + n;
     return n;
   }
   std::optional<uint64_t> size() const override { return m_size; }
@@ -113,11 +115,20 @@ class MemoryRandomAccess final : public io::RandomAccess {
   size_t reads = 0;
   uint64_t bytes = 0;
   size_t hinted = 0;
+  std::vector<uint64_t> offsets;  // where each pread_full started (and its continuations)
+
+  // Reads that went backwards: seeks back to an earlier offset.
+  size_t backward_seeks() const {
+    size_t n = 0;
+    for (size_t i = 1; i < offsets.size(); ++i) n += offsets[i] < offsets[i - 1];
+    return n;
+  }
 
  private:
   Bytes m_data;
   size_t m_chunk;
   std::optional<uint64_t> m_size;
+  uint64_t m_last_end = 0;
 };
 
 // Builds a qcow2 image byte by byte. Offsets are host offsets; nothing is laid out implicitly
