@@ -86,7 +86,8 @@ struct DecodeOptions {
 
 struct DecodeStats {
   uint64_t virtual_size = 0;
-  uint64_t bytes_in = 0;             // stream bytes consumed (all of it: decode drains to the end)
+  uint64_t bytes_in = 0;             // stream bytes consumed (all of it: decode drains to the end);
+                                     // random access: bytes read (see decode_random_access)
   uint64_t data_bytes = 0;           // bytes sent with write_at
   uint64_t zero_bytes = 0;           // bytes sent with zero_range (unallocated, zero, all-zero data)
   uint64_t held_peak = 0;            // most bytes held at once (memory + scratch), all-zero clusters excluded

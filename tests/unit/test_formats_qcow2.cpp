@@ -421,6 +421,15 @@ TEST_CASE("qcow2 random access: truncation, a shrunk input, upstream errors, a f
     CHECK(sink.covered(trailing.expected.size()));
     CHECK(sink.data() == trailing.expected);
     CHECK(res->bytes_in < trailing.file.size());  // the trailing bytes are not read
+    // Positioned reads: short only at the end, 0 past it.
+    Bytes two(2);
+    auto n = io::pread_full(**in, trailing.file.size() - 1, two);
+    REQUIRE(n);
+    CHECK(*n == 1);
+    CHECK(two[0] == std::byte{0x5a});
+    n = (*in)->pread(trailing.file.size() + 10, two);
+    REQUIRE(n);
+    CHECK(*n == 0);
     auto missing = io::FileRandomAccess::open(dir / "nope.qcow2");
     REQUIRE_FALSE(missing);
     CHECK(missing.error().code() == Errc::not_found);
