@@ -47,40 +47,7 @@ if peer_available; then IMPLS+=(cdi); else
 fi
 ((${#IMPLS[@]})) || { echo "bench: nothing to measure" >&2; exit 1; }
 
-mkdir -p "$WORK"
-IMG=$WORK/img-${MIBS}m
-SRC_IMG=$IMG/source.raw
-SRC_DIR=$IMG/fs
-if [[ ! -f $IMG/.done ]]; then
-  clog "making a $MIBS MiB cloud-like image (random + text, the rest holes)"
-  mkdir -p "$SRC_DIR"
-  make_cloud_raw "$SRC_IMG" "$MIBS"
-  cp --sparse=always "$SRC_IMG" "$SRC_DIR/disk.img"
-  touch "$IMG/.done"
-fi
-SRC_SIZE=$(stat -c %s "$SRC_IMG")
-IMAGE_SIZE=$SRC_SIZE
-make_clone_certs
-
-SRC_DEV='' TGT_DEV='' TGT_FILE=$WORK/target-block.raw
-cleanup() {
-  clone_stop_all
-  sleep 0.2
-  [[ -n $SRC_DEV ]] && losetup -d "$SRC_DEV" 2> /dev/null
-  [[ -n $TGT_DEV ]] && losetup -d "$TGT_DEV" 2> /dev/null
-  rm -f "$TGT_FILE"
-  [[ ${CLONE_KEEP:-0} == 1 ]] || rm -rf "$WORK/runs"
-}
-trap cleanup EXIT
-SRC_DEV=$(losetup --find --show --read-only "$SRC_IMG")
-
-# fresh_block_target: a new, empty (sparse) backing file of the source's size on a new loop device
-fresh_block_target() {
-  [[ -n $TGT_DEV ]] && losetup -d "$TGT_DEV"
-  rm -f "$TGT_FILE"
-  truncate -s "$SRC_SIZE" "$TGT_FILE"
-  TGT_DEV=$(losetup --find --show "$TGT_FILE")
-}
+clone_setup "$MIBS" sparse
 
 drop_caches() { sync; echo 3 > /proc/sys/vm/drop_caches 2> /dev/null || true; }
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }

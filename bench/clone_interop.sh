@@ -45,38 +45,7 @@ for pair in $PAIRS; do
 done
 clone_enter_netns "$@"
 
-mkdir -p "$WORK"
-IMG=$WORK/img-${MIBS}m
-SRC_IMG=$IMG/source.raw
-SRC_DIR=$IMG/fs
-if [[ ! -f $IMG/.done ]]; then
-  mkdir -p "$SRC_DIR"
-  make_cloud_raw "$SRC_IMG" "$MIBS"
-  cp --sparse=always "$SRC_IMG" "$SRC_DIR/disk.img"
-  touch "$IMG/.done"
-fi
-SRC_SIZE=$(stat -c %s "$SRC_IMG")
-IMAGE_SIZE=$SRC_SIZE
-make_clone_certs
-
-SRC_DEV='' TGT_DEV='' TGT_FILE=$WORK/target-block.raw
-cleanup() {
-  clone_stop_all
-  sleep 0.2
-  [[ -n $SRC_DEV ]] && losetup -d "$SRC_DEV" 2> /dev/null
-  [[ -n $TGT_DEV ]] && losetup -d "$TGT_DEV" 2> /dev/null
-  rm -f "$TGT_FILE"
-  [[ ${CLONE_KEEP:-0} == 1 ]] || rm -rf "$WORK/runs"
-}
-trap cleanup EXIT
-SRC_DEV=$(losetup --find --show --read-only "$SRC_IMG")
-
-# fresh_block_target: 16 MiB more than the source, random bytes throughout, on a new loop device
-fresh_block_target() {
-  [[ -n $TGT_DEV ]] && losetup -d "$TGT_DEV"
-  head -c $((SRC_SIZE + (16 << 20))) /dev/zero | openssl enc -aes-128-ctr -nosalt -pass pass:prefill -pbkdf2 2> /dev/null > "$TGT_FILE"
-  TGT_DEV=$(losetup --find --show "$TGT_FILE")
-}
+clone_setup "$MIBS" random
 
 name() { [[ $1 == cdi ]] && echo "CDI" || echo "our"; }
 fails=0 results=()

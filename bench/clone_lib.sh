@@ -1,6 +1,7 @@
 # shellcheck shell=bash disable=SC2034  # C_* and SRV_PID are results for the caller
 # SPDX-License-Identifier: Apache-2.0
-# Sourced by bench/clone.sh and bench/clone_interop.sh: one host-assisted clone, cloner pod ->
+# Sourced by bench/clone.sh and bench/clone_interop.sh (bench/clone_source.sh: the certificates):
+# their common set-up (clone_setup) and one host-assisted clone, cloner pod ->
 # upload-server pod, as CDI's controller sets them up, with either implementation on either side.
 #
 # Both sides run as pods would, through bench/podns.sh (private mount namespace, CDI's fixed paths
@@ -59,6 +60,56 @@ make_clone_certs() {
     openssl x509 -req -in wrong.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out wrong.crt -days 30 -extfile client.ext 2> /dev/null
     touch .done
   )
+}
+
+# clone_setup MIBS PREFILL: what both scripts do before their cases. Makes (once, kept in
+# $WORK/img-MIBSm) the cloud-like source: SRC_IMG (raw, make_cloud_raw) and SRC_DIR (a directory
+# holding it as a sparse disk.img), SRC_SIZE = IMAGE_SIZE its size; the certificates; the source on
+# a read-only loop device (SRC_DEV); an EXIT trap that stops what is still running, detaches the
+# loop devices and removes $WORK/runs (unless CLONE_KEEP=1). PREFILL is what fresh_block_target
+# puts on a new block target (TGT_DEV, backed by TGT_FILE): "sparse" (a fresh, empty file of the
+# source's size) or "random" (16 MiB more than the source, random bytes throughout).
+clone_setup() {
+  local mibs=$1
+  CLONE_PREFILL=$2
+  mkdir -p "$WORK"
+  IMG=$WORK/img-${mibs}m
+  SRC_IMG=$IMG/source.raw
+  SRC_DIR=$IMG/fs
+  if [[ ! -f $IMG/.done ]]; then
+    clog "making a $mibs MiB cloud-like image (random + text, the rest holes)"
+    mkdir -p "$SRC_DIR"
+    make_cloud_raw "$SRC_IMG" "$mibs"
+    cp --sparse=always "$SRC_IMG" "$SRC_DIR/disk.img"
+    touch "$IMG/.done"
+  fi
+  SRC_SIZE=$(stat -c %s "$SRC_IMG")
+  IMAGE_SIZE=$SRC_SIZE
+  make_clone_certs
+  SRC_DEV='' TGT_DEV='' TGT_FILE=$WORK/target-block.raw
+  trap clone_cleanup EXIT
+  SRC_DEV=$(losetup --find --show --read-only "$SRC_IMG")
+}
+
+clone_cleanup() {
+  clone_stop_all
+  sleep 0.2
+  [[ -n $SRC_DEV ]] && losetup -d "$SRC_DEV" 2> /dev/null
+  [[ -n $TGT_DEV ]] && losetup -d "$TGT_DEV" 2> /dev/null
+  rm -f "$TGT_FILE"
+  [[ ${CLONE_KEEP:-0} == 1 ]] || rm -rf "$WORK/runs"
+}
+
+# fresh_block_target: a new block target on a new loop device, as clone_setup's PREFILL says.
+fresh_block_target() {
+  [[ -n $TGT_DEV ]] && losetup -d "$TGT_DEV"
+  rm -f "$TGT_FILE"
+  if [[ $CLONE_PREFILL == random ]]; then
+    head -c $((SRC_SIZE + (16 << 20))) /dev/zero | openssl enc -aes-128-ctr -nosalt -pass pass:prefill -pbkdf2 2> /dev/null > "$TGT_FILE"
+  else
+    truncate -s "$SRC_SIZE" "$TGT_FILE"
+  fi
+  TGT_DEV=$(losetup --find --show "$TGT_FILE")
 }
 
 # wait_port PORT: until something accepts on 127.0.0.1:PORT (5 s).

@@ -6,23 +6,19 @@
 # as blockdevice-clone of the file and filesystem-clone of a volume holding it as disk.img, each
 # POSTing over mutual TLS to tests/support/clone_receiver.py on 127.0.0.1. Prints wall time, CPU
 # (user+sys), peak RSS and bytes on the wire of each cloner, and checks that both sent the same
-# decoded stream. Not run by CI (needs the peer binaries).
+# decoded stream. The certificates are bench/clone_lib.sh's (as bench/clone.sh makes them). Not run
+# by CI (needs the peer binaries). CDI_IMPORT_BIN: our links (default build/cmd/cdi-import).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
+source "$ROOT/bench/clone_lib.sh"
 PEER=${1:?usage: bench/clone_source.sh PEER_DIR}
 MIBS=${BENCH_SIZE_MIB:-2048}
 DIR=${BENCH_DIR:-$ROOT/bench/.work-clone}
-OURS=$ROOT/build/cmd/cdi-import/cdi-cloner
+OURS=$(realpath -m "${CDI_IMPORT_BIN:-$ROOT/build/cmd/cdi-import}")/cdi-cloner
 SUP=$ROOT/tests/support
-rm -rf "$DIR"; mkdir -p "$DIR/certs" "$DIR/vol" "$DIR/root/dev"
-c=$DIR/certs; ec=(-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes)
-openssl req -x509 "${ec[@]}" -keyout $c/ca.key -out $c/ca.crt -days 30 -subj "/CN=ca" \
-  -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null
-for n in server client; do
-  openssl req -new "${ec[@]}" -keyout $c/$n.key -out $c/$n.csr -subj "/CN=$n" 2>/dev/null
-  printf 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=%s\n' "$([[ $n == server ]] && echo serverAuth || echo clientAuth)" > $c/$n.ext
-  openssl x509 -req -in $c/$n.csr -CA $c/ca.crt -CAkey $c/ca.key -CAcreateserial -out $c/$n.crt -days 30 -extfile $c/$n.ext 2>/dev/null
-done
+rm -rf "$DIR"; mkdir -p "$DIR/vol" "$DIR/root/dev"
+WORK=$DIR make_clone_certs
+c=$DIR/certs
 truncate -s ${MIBS}M "$DIR/vol/disk.img"
 dd if=/dev/urandom of="$DIR/vol/disk.img" bs=1M count=64 seek=$((MIBS / 3)) conv=notrunc status=none
 # Each cloner runs in its own mount namespace with a private /dev (a tmpfs with null, zero, random,

@@ -111,7 +111,7 @@ void add_common(CLI::App& app, CommonFlags& f) {
 void apply_common(const CommonFlags& f, pipeline::ImportOptions& o) {
   o.content_type = f.content_type == "archive" ? pipeline::ContentType::archive : pipeline::ContentType::kubevirt;
   if (!f.tar_entry.empty()) o.tar_entry = f.tar_entry;
-  o.force_shared = f.force_shared;
+  o.source.force_shared = f.force_shared;
   o.threads = f.threads;
   o.qcow2_via_qemu_img = f.qcow2_decoder == "qemu-img";
 }
@@ -142,7 +142,7 @@ void add_http(CLI::App& app, HttpFlags& f) {
 }
 
 void apply_http(const HttpFlags& f, pipeline::ImportOptions& o) {
-  auto& h = o.http;
+  auto& h = o.source.http;
   if (!f.cert_dir.empty()) h.cert_dir = f.cert_dir;
   h.insecure_tls = f.insecure_tls;
   if (!f.client_cert.empty()) h.client_cert = f.client_cert;
@@ -170,10 +170,54 @@ void add_registry(CLI::App& app, RegistryFlags& f) {
 }
 
 void apply_registry(const RegistryFlags& f, pipeline::ImportOptions& o) {
-  o.registry.architecture = f.arch;
-  o.registry.os = f.os;
-  o.registry.variant = f.variant;
-  if (!f.auth_file.empty()) o.registry.client.auth_file = f.auth_file;
+  o.source.registry.architecture = f.arch;
+  o.source.registry.os = f.os;
+  o.source.registry.variant = f.variant;
+  if (!f.auth_file.empty()) o.source.registry.auth_file = f.auth_file;
+}
+
+// The plan's needs in one line: "random access, scratch (about 1.0 GiB)".
+std::string needs_text(const pipeline::PlanNeeds& n) {
+  std::vector<std::string> parts;
+  if (n.random_access) parts.push_back("random access");
+  if (n.scratch)
+    parts.push_back("scratch" + (n.scratch_estimate ? " (about " + util::format_bytes(*n.scratch_estimate) + ")" : std::string()));
+  if (n.memory) parts.push_back("memory up to " + util::format_bytes(n.memory));
+  if (!n.scratch_when.empty()) parts.push_back("scratch " + n.scratch_when);
+  if (n.second_read) parts.push_back("a second read of the source");
+  if (parts.empty()) return "nothing beyond the stream";
+  std::string s;
+  for (const auto& p : parts) s += (s.empty() ? "" : ", ") + p;
+  return s;
+}
+
+void print_plan(const pipeline::Plan& p) {
+  std::cout << "plan:\n";
+  std::cout << "  converter: " << pipeline::describe(p.converter) << "\n";
+  std::cout << "  access: " << pipeline::to_string(p.access) << "\n";
+  std::cout << "  needs: " << needs_text(p.needs) << "\n";
+  for (const auto& why : p.reasons) std::cout << "  why: " << why << "\n";
+}
+
+nlohmann::json plan_json(const pipeline::Plan& p) {
+  nlohmann::json j;
+  j["stages"] = p.stages;
+  j["format"] = p.format;
+  j["converter"] = pipeline::to_string(p.converter);
+  j["converter_detail"] = pipeline::describe(p.converter);
+  j["access"] = pipeline::to_string(p.access);
+  auto target = pipeline::to_string(p.target);
+  j["target"] = target.empty() ? nlohmann::json(nullptr) : nlohmann::json(target);
+  nlohmann::json n;
+  n["scratch"] = p.needs.scratch;
+  n["scratch_estimate"] = p.needs.scratch_estimate ? nlohmann::json(*p.needs.scratch_estimate) : nlohmann::json(nullptr);
+  if (!p.needs.scratch_when.empty()) n["scratch_when"] = p.needs.scratch_when;
+  n["random_access"] = p.needs.random_access;
+  n["memory"] = p.needs.memory;
+  n["second_read"] = p.needs.second_read;
+  j["needs"] = n;
+  j["reasons"] = p.reasons;
+  return j;
 }
 
 int run_info(int argc, char** argv) {
@@ -182,8 +226,13 @@ int run_info(int argc, char** argv) {
   std::string url;
   bool json = false;
   CommonFlags common;
-  app.add_option("url", url, "image location: path, file:// URL or - for stdin")->required();
+  app.add_option("url", url, "image location: a path (file or block device), file:// URL, - (stdin), http(s)://, docker://, oci:, oci-archive:")->required();
   app.add_flag("--json", json, "print JSON");
+  // The options an import would decide with, so the printed plan is the import's.
+  std::string scratch, hold_limit, checksum;
+  app.add_option("--scratch-dir", scratch, "plan as an import with this scratch directory would (nothing is written)");
+  app.add_option("--qcow2-hold-limit", hold_limit, "plan with this qcow2 hold limit (quantity, default 64Mi)");
+  app.add_option("--checksum", checksum, "plan as an import verifying this digest would (nothing is verified)");
   add_common(app, common);
   HttpFlags http;
   add_http(app, http);
@@ -192,6 +241,17 @@ int run_info(int argc, char** argv) {
   if (auto rc = parse_cli(app, argc, argv)) return *rc;
   pipeline::ImportOptions o;
   o.url = url;
+  if (!scratch.empty()) o.scratch_dir = scratch;
+  if (!hold_limit.empty()) {
+    auto q = util::parse_quantity(hold_limit);
+    if (!q) return report_error(q.error().context("--qcow2-hold-limit"));
+    o.hold_limit = *q;
+  }
+  if (!checksum.empty()) {
+    auto c = util::parse_checksum(checksum);
+    if (!c) return report_error(c.error().context("--checksum: invalid checksum"));
+    o.checksum = *c;
+  }
   apply_common(common, o);
   apply_http(http, o);
   apply_registry(registry, o);
@@ -226,6 +286,7 @@ int run_info(int argc, char** argv) {
     j["scratch_required"] = r->scratch_required;
     if (r->scratch_required) j["scratch_reason"] = r->scratch_reason;
     j["converter"] = r->converter;
+    j["plan"] = plan_json(r->plan);
     j["labels"] = nlohmann::json::object();
     for (const auto& [k, v] : r->labels) j["labels"][k] = v;
     std::cout << j.dump() << "\n";
@@ -240,6 +301,7 @@ int run_info(int argc, char** argv) {
     std::cout << "converter: " << r->converter << "\n";
     std::cout << "scratch: " << (r->scratch_required ? "required (" + r->scratch_reason + ")" : "not needed") << "\n";
     for (const auto& [k, v] : r->labels) std::cout << "label: " << k << "=" << v << "\n";
+    print_plan(r->plan);
   }
   return 0;
 }
@@ -258,7 +320,9 @@ int run_import(int argc, char** argv) {
   std::string url, dest, scratch, image_size, progress = "auto";
   int verbose = 0;
   CommonFlags common;
-  app.add_option("--url,-u", url, "image location: path, file:// URL or - for stdin")->required();
+  app.add_option("--url,-u", url, "image location: a path (file or block device), file:// URL, - for stdin, http(s):// URL, "
+                                  "or a container image: docker://[host/]repo[:tag|@digest], oci:DIR[:tag], oci-archive:TAR[:tag]")
+      ->required();
   app.add_option("--dest,-d", dest, "target: file, block device, or directory (--content-type archive)")->required();
   app.add_option("--scratch-dir", scratch, "where a stage that needs random access may spool (vmdk/vhd/vhdx/vdi streams)");
   app.add_option("--image-size", image_size, "requested size (Kubernetes quantity: 10Gi, 500M, 1073741824): "
@@ -307,6 +371,7 @@ int run_import(int argc, char** argv) {
     auto q = util::parse_quantity(image_size);
     if (!q) return report_error(q.error().context("--image-size"));
     o.image_size = *q;
+    o.image_size_what = "--image-size";
   }
   if (!hold_limit.empty()) {
     auto q = util::parse_quantity(hold_limit);

@@ -95,12 +95,4 @@ int run_pod_importer(int argc, char** argv, const util::CancelToken& cancel) {
   return outcome.exit_code;
 }
 
-#ifndef CDI_HAVE_UPLOAD_SERVER
-// This build has no upload server (lib/server/upload_server.cpp): say so.
-int run_pod_uploadserver(int, char**, const util::CancelToken&) {
-  std::fprintf(stderr, "cdi-uploadserver: error: this build has no upload server\n");
-  return 5;
-}
-#endif
-
 }  // namespace cdi::cmd

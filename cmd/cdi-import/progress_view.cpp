@@ -95,7 +95,7 @@ void ProgressView::tick(bool final) {
 
 std::string summary_line(const cdi::pipeline::ImportReport& r, const std::string& dest) {
   std::string s = "cdi-import: imported " + cdi::pipeline::chain_text(r.chain) + " -> " + dest + " (" + r.target_kind + ")";
-  if (r.converter == "extract" || r.target_kind == "directory") {   // archive, or a filesystem-clone extraction
+  if (r.plan.converter == cdi::pipeline::Converter::extract || r.plan.target == cdi::pipeline::TargetKind::directory) {   // archive, or a filesystem-clone extraction
     s += ": " + std::to_string(r.files_extracted) + " files, " + format_bytes(r.bytes_written);
   } else {
     s += ": " + format_bytes(r.image_size) + " image, " + format_bytes(r.bytes_read) + " read, " +
@@ -104,10 +104,15 @@ std::string summary_line(const cdi::pipeline::ImportReport& r, const std::string
     if (r.held_peak || r.spilled_bytes)
       s += ", " + format_bytes(r.held_peak) + " held / " + format_bytes(r.spilled_bytes) + " spilled";
   }
+  // The headline rate is guest bytes per second (what the user waits for): a sparse or well-compressed
+  // image reads and writes far less than it imports. Read and written rates stand beside it.
   double secs = r.seconds > 0 ? r.seconds : 1e-9;
-  char b[64];
-  std::snprintf(b, sizeof b, ", %.2fs, %s/s", r.seconds, format_bytes(uint64_t(double(r.bytes_read) / secs)).c_str());
+  auto rate = [secs](uint64_t bytes) { return format_bytes(uint64_t(double(bytes) / secs)) + "/s"; };
+  char b[32];
+  std::snprintf(b, sizeof b, ", in %.2fs: ", r.seconds);
   s += b;
+  if (r.image_size) s += rate(r.image_size) + " image, ";
+  s += "read " + rate(r.bytes_read) + ", wrote " + rate(r.bytes_written) + ",";
   s += " via " + r.converter;
   if (!r.checksum_verified.empty()) s += ", checksum " + r.checksum_verified.substr(0, r.checksum_verified.find(':')) + " ok";
   return s;

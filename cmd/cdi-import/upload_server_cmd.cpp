@@ -90,6 +90,7 @@ int run_upload_server_cmd(int argc, char** argv, util::CancelToken& cancel) {
     auto q = util::parse_quantity(image_size);
     if (!q) return usage(q.error().context("--image-size").what());
     io.image_size = *q;
+    io.image_size_what = "--image-size";
   }
   if (!hold_limit.empty()) {
     auto q = util::parse_quantity(hold_limit);

@@ -619,9 +619,10 @@ Result<void> Decoder::hold(uint64_t x, std::span<const std::byte> bytes) {
       auto size = m_in->info().size;
       std::string need = size ? fmt("about {}", format_bytes(*size - x + m_held_mem))
                               : fmt("more than {}", format_bytes(m_opts.hold_limit));
-      return fail(Errc::scratch_required, Reason::scratch_required,
-                  fmt("qcow2 data clusters precede their L2 tables by more than {}; --scratch-dir needed ({})",
-                              format_bytes(m_opts.hold_limit), need));
+      return std::unexpected(Error(Errc::scratch_required, Reason::scratch_required,
+                                   fmt("qcow2 data clusters precede their L2 tables by more than {}; scratch space needed ({})",
+                                       format_bytes(m_opts.hold_limit), need))
+                                 .with_hint("; pass --scratch-dir DIR"));
     }
     if (!m_spill) m_spill = CDI_TRY(SpillFile::open(*m_opts.scratch_dir));
     h.spill = CDI_TRY(m_spill->append(bytes));

@@ -186,8 +186,8 @@ class TarEntryReader final : public io::Reader {
         if (name == *m_wanted) return fail(Errc::unsupported, "tar holds entry " + name + " more than once");
         continue;
       }
-      return fail(Errc::unsupported, "tar holds several files (" + list_files(std::move(name)) +
-                                         "); name one with --tar-entry");
+      return std::unexpected(Error(Errc::unsupported, "tar holds several files (" + list_files(std::move(name)) + ")")
+                                 .with_hint("; name one with --tar-entry"));
     }
   }
 

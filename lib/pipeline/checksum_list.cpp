@@ -136,7 +136,7 @@ std::string checksum_file_name(std::string_view url) {
 Result<util::Checksum> fetch_checksum(const ImportOptions& o, std::string_view list_url) {
   std::string name = checksum_file_name(o.url);
   if (name.empty() || name == "-")
-    return fail(Errc::invalid_argument, "--checksum-url: the image location " + o.url + " has no file name to look up");
+    return fail(Errc::invalid_argument, "the image location " + o.url + " has no file name to look up");
   std::unique_ptr<io::Reader> r;
   auto lower = std::string(list_url.substr(0, 8));
   for (auto& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
@@ -144,7 +144,7 @@ Result<util::Checksum> fetch_checksum(const ImportOptions& o, std::string_view l
     source::HttpContext ctx;
     ctx.cancel = o.cancel;
     ctx.log = o.log;
-    auto opts = o.http;
+    auto opts = o.source.http;
     opts.reject_html = true;
     r = CDI_TRY_CTX(source::open_http_source(list_url, opts, ctx), std::string(list_url));
   } else {

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 // The import pipeline: source → (gzip|xz|zstd)* → [tar entry] → disk format → raw → target.
-// The planner peeks at each layer's head, lets the best probe win, stacks the stage and repeats,
-// until a disk format (or raw) is reached; then the matching converter streams into the sink.
+// Detection peeks at each layer's head and lets the format table's best bid win
+// (formats/registry.hpp), stacking stages until a disk format (or raw) is reached; the planner
+// (plan.hpp) then decides the converter from the facts, and run_import executes that plan.
 #pragma once
 
 #include <cstdint>
@@ -14,50 +15,33 @@
 #include <vector>
 
 #include "lib/io/reader.hpp"
+#include "lib/pipeline/plan.hpp"
 #include "lib/pipeline/progress.hpp"
-#include "lib/source/http_source.hpp"
-#include "lib/source/registry_source.hpp"
+#include "lib/source/open_source.hpp"
 #include "lib/util/cancel.hpp"
 #include "lib/util/digest.hpp"
 #include "lib/util/error.hpp"
 
 namespace cdi::pipeline {
 
-// kubevirt: a disk image (probed: compression, tar, disk format). archive: a tar extracted into a
-// directory. The two clone kinds are the body of a CDI host-assisted clone upload
-// (x-cdi-content-type), snappy-framed and never probed:
-//   blockdevice_clone: the raw content of the source device, written verbatim to the target (the
-//     block device, or disk.img on a filesystem target: dest, or dest/disk.img when dest is a
-//     directory);
-//   filesystem_clone: a tar of the source filesystem (GNU `tar -S`, sparse members). On a block
-//     target its entry disk.img is written to the device; otherwise the whole tar is extracted
-//     (hardened, formats/tar/extract.hpp) into dest when it is a directory, else into dest's parent
-//     directory (CDI: /data for /data/disk.img).
-enum class ContentType { kubevirt, archive, blockdevice_clone, filesystem_clone };
-
-constexpr bool is_clone(ContentType t) {
-  return t == ContentType::blockdevice_clone || t == ContentType::filesystem_clone;
-}
-
 struct ImportOptions {
-  std::string url;                                   // path, file:// URL or "-" (stdin)
+  std::string url;                                   // path, file:// URL, http(s)://, docker://, oci:, "-" (stdin)
   std::string dest;                                  // file, block device, or directory (archive)
   ContentType content_type = ContentType::kubevirt;
+  // How `url` is opened (lib/source/open_source.hpp): HTTP(S) and registry options, in-use checks.
+  source::SourceOptions source;
   std::optional<std::filesystem::path> scratch_dir;  // where a stage that needs random access may spool
   std::optional<uint64_t> image_size;                // --image-size: grow file targets; bound the image
+  // How messages name the image_size bound: the caller's word for it (cmd/: "--image-size"; pod
+  // mode: the PVC's available space). The library names no CLI flag itself.
+  std::string image_size_what = "the requested image size";
   std::optional<std::string> tar_entry;              // which file of a tar holds the disk
-  bool force_shared = false;                         // read a source even when it is in use
   unsigned threads = 0;                              // decompression threads, 0 = automatic
   uint64_t hold_limit = 64ull << 20;                 // qcow2 out-of-order buffer
   bool qcow2_via_qemu_img = false;                   // use qemu-img instead of the native decoder
   ProgressState* progress = nullptr;                 // updated while running, may be null
   const util::CancelToken* cancel = nullptr;
   std::function<void(std::string_view)> log;         // verbose diagnostics, may be empty
-  using HttpOptions = source::HttpOptions;           // http(s) sources: TLS, auth, headers, retries
-  HttpOptions http;
-  // docker:// / oci: / oci-archive: sources: platform selection, --registry-auth-file. Its
-  // client.http is ignored: `http` above is used (TLS, credentials, retries).
-  source::registry::RegistrySourceOptions registry;
   // When set, the source is this reader instead of opening `url` (the upload server hands over a
   // request body); `url` then only names the source in messages.
   std::function<Result<std::unique_ptr<io::Reader>>()> source_factory;
@@ -73,6 +57,8 @@ struct ImportOptions {
 
 struct ImportReport {
   ContentType content_type = ContentType::kubevirt;   // what was imported (clone targets: CDI's "Clone Complete")
+  Plan plan;                        // the plan that was executed (fallbacks recorded)
+  // Printed forms of the plan's enums (to_string): kept for the CLI, pod and server.
   std::vector<std::string> chain;   // "file", "xz", "qcow2"
   std::string format;               // final disk format ("raw", "qcow2", ...)
   std::string converter;            // "stream", "native", "qemu-img", "extract"
@@ -95,10 +81,8 @@ struct ImportReport {
 
 Result<ImportReport> run_import(const ImportOptions& opts);
 
-// "file > xz > qcow2": a chain as printed in logs, summaries and `info`.
-std::string chain_text(const std::vector<std::string>& chain);
-
 struct InspectReport {
+  Plan plan;                        // what an import with these options would do
   std::vector<std::string> chain;
   std::string format;
   std::optional<uint64_t> virtual_size;
@@ -110,8 +94,8 @@ struct InspectReport {
   std::vector<std::pair<std::string, std::string>> labels;
 };
 
-// Detects the chain and the image's virtual size without writing anything. For a local file of a
-// format we hand to qemu-img, `qemu-img info` supplies the size.
+// Detects the chain, plans, and reads the image's virtual size without writing anything. For a
+// local file of a format we hand to qemu-img, `qemu-img info` supplies the size.
 Result<InspectReport> inspect(const ImportOptions& opts);
 
 }  // namespace cdi::pipeline

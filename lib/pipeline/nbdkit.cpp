@@ -77,7 +77,7 @@ Result<std::unique_ptr<NbdkitCurl>> NbdkitCurl::start(const std::string& url, co
                                    "cache-min-block-size=1M", "cache-max-size=32M", "cache-on-read=true"};
   if (opts.insecure_tls) argv.push_back("sslverify=false");
   if (opts.cert_dir) {
-    auto bundle = CDI_TRY_CTX(source::build_ca_bundle(*opts.cert_dir, opts.system_ca_bundle), "--cert-dir");
+    auto bundle = CDI_TRY(source::build_ca_bundle(*opts.cert_dir, opts.system_ca_bundle));
     self->m_ca.reset(::memfd_create("ca-bundle", 0));   // inherited by nbdkit
     if (!self->m_ca) return fail_sys("memfd_create");
     if (::write(self->m_ca.get(), bundle.pem.data(), bundle.pem.size()) != static_cast<ssize_t>(bundle.pem.size()))

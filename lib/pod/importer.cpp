@@ -266,7 +266,7 @@ class Run {
   }
 
   Result<void> http_options(pipeline::ImportOptions& o) {
-    auto& h = o.http;
+    auto& h = o.source.http;
     h.insecure_tls = m_cfg.insecure_tls;
     fs::path cert_dir = m_cfg.cert_dir.empty() ? fs::path() : m_ctx.paths.resolve(m_cfg.cert_dir);
     fs::path proxy = m_ctx.paths.proxy_certs();
@@ -306,12 +306,13 @@ class Run {
     if (scratch_usable(m_ctx.paths.scratch_dir())) o.scratch_dir = m_ctx.paths.scratch_dir();
     if (!m_block) {
       o.image_size = m_available;
+      o.image_size_what = "the available space";
       // image_size is only the bound here; without a request nothing is grown (resize_to 0).
       auto target = resize_target(m_cfg.image_size, m_available, m_cfg.filesystem_overhead);
       if (target) m_log.info(1, "Resize target " + std::to_string(*target) + ".");
       o.resize_to = target.value_or(0);
     }
-    o.registry.architecture = m_cfg.architecture;   // IMPORTER_REGISTRY_IMAGE_ARCHITECTURE
+    o.source.registry.architecture = m_cfg.architecture;   // IMPORTER_REGISTRY_IMAGE_ARCHITECTURE
     o.checksum = m_cfg.checksum;
     if (m_cfg.checksum) m_log.info(0, "Checksum validation enabled: " + m_cfg.checksum->text());
     o.preallocate = m_cfg.preallocation;
@@ -329,7 +330,7 @@ class Run {
       source::HttpContext hc;
       hc.cancel = m_ctx.cancel;
       hc.log = o.log;
-      auto src = source::open_http_source(o.url, o.http, hc);
+      auto src = source::open_http_source(o.url, o.source.http, hc);
       if (!src) {
         watcher.reset();
         return terminate(1, "Unable to connect to http data source: " + src.error().what());

@@ -69,6 +69,7 @@ Result<server::UploadServerOptions> upload_options_from_env(const Environment& e
     auto free = CDI_TRY_CTX(filesystem_free(dir), "measuring the target's free space");
     uint64_t available = available_space(free, request);
     imp.image_size = available;
+    imp.image_size_what = "the available space";
     imp.resize_to = resize_target(request, available, parse_overhead(env_get(env, "FILESYSTEM_OVERHEAD"))).value_or(0);
   }
   auto scratch = paths.scratch_dir();

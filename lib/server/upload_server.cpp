@@ -2,16 +2,14 @@
 // The upload server on cpp-httplib. Each admitted upload is an UploadJob: the httplib handler
 // thread pushes the request body (or the multipart part named "file") into a bounded
 // io::PushPullAdapter while an import thread runs pipeline::run_import with a source_factory that
-// hands out the adapter's reader. The handler hashes what it receives (X-Checksum) and ends the
-// stream with the mismatch error instead of a clean end, so the pipeline fails before it commits.
+// hands out the adapter's reader. X-Checksum is the import's checksum: the pipeline's HashTap
+// digests the whole body (also what the stages leave unread) and verifies it before the target is
+// committed, so a mismatch never leaves a complete-looking target and needs no rollback here.
 #include "lib/server/upload_server.hpp"
 
-#include <fcntl.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -28,7 +26,6 @@
 #include "lib/server/tls_ciphers.hpp"
 #include "lib/server/upload_routes.hpp"
 #include "lib/util/digest.hpp"
-#include "lib/util/fd.hpp"
 
 namespace cdi::server {
 namespace {
@@ -68,8 +65,8 @@ class BodyReader final : public io::Reader {
 // One admitted upload: body pipe, import thread, and what the request handler learned.
 class UploadJob {
  public:
-  UploadJob(pipeline::ImportOptions io, std::optional<util::Checksum> sum, std::optional<uint64_t> body_size)
-      : m_io(std::move(io)), m_sum(std::move(sum)), m_body_size(body_size), m_pipe(k_pipe_capacity) {
+  UploadJob(pipeline::ImportOptions io, std::optional<uint64_t> body_size)
+      : m_io(std::move(io)), m_body_size(body_size), m_pipe(k_pipe_capacity) {
     m_batch.reserve(k_batch);
   }
   UploadJob(const UploadJob&) = delete;
@@ -79,10 +76,8 @@ class UploadJob {
     if (m_thread.joinable()) m_thread.join();
   }
 
-  // Creates the hasher (when a checksum was sent) and starts the import thread. `on_done` runs on
-  // that thread after the import has finished.
-  Result<void> start(std::function<void()> on_done) {
-    if (m_sum) m_hasher.emplace(CDI_TRY(util::Hasher::create(m_sum->algo)));
+  // Starts the import thread. `on_done` runs on that thread after the import has finished.
+  void start(std::function<void()> on_done) {
     m_io.source_factory = [this]() -> Result<std::unique_ptr<io::Reader>> {
       return std::make_unique<BodyReader>(*this, m_body_size);
     };
@@ -96,14 +91,12 @@ class UploadJob {
       m_cv.notify_all();
       if (on_done) on_done();
     });
-    return {};
   }
 
   // Handler thread: body bytes. Returns false only to abort reading (cancelled).
   bool feed(const char* data, size_t n) {
     if (m_io.cancel && m_io.cancel->cancelled()) return false;
     auto bytes = std::as_bytes(std::span(data, n));
-    if (m_hasher) m_hasher->update(bytes);
     m_received += n;
     if (m_discard) return true;
     m_batch.insert(m_batch.end(), bytes.begin(), bytes.end());
@@ -111,22 +104,10 @@ class UploadJob {
     return true;
   }
 
-  // Handler thread: the body ended (cleanly, or with the reason it did not). Verifies the checksum
-  // and ends the stream the pipeline reads.
+  // Handler thread: the body ended (cleanly, or with the reason it did not). Ends the stream the
+  // pipeline reads.
   void end_body(Result<void> end) {
     if (end) flush();
-    if (end && m_hasher) {
-      auto got = m_hasher->final_hex();
-      m_hasher.reset();
-      auto v = util::verify_checksum(*m_sum, got);
-      if (!v) {
-        m_client_fault = true;
-        m_checksum_failed = true;
-        end = std::unexpected(std::move(v).error());
-      } else {
-        m_checksum_ok = m_sum->text();
-      }
-    }
     if (!end && (end.error().code() == Errc::invalid_argument || end.error().code() == Errc::corrupt_input))
       m_client_fault = true;
     m_pipe.finish(std::move(end));
@@ -143,12 +124,15 @@ class UploadJob {
   // validation (converting with qemu-img, or finishing: flush and commit), or the import has
   // finished before that. True in the first case, even when the import has failed meanwhile: the
   // data was received and validated, so the failure belongs to the background part (exit 1).
+  // With X-Checksum, validation includes the digest: run_import verifies it right before
+  // finishing (after qemu-img's conversion on that path), so only `finishing` counts; a mismatch
+  // is then still this request's 400.
   bool wait_accepted() {
     std::unique_lock lock(m_mutex);
     for (;;) {
       if (m_eof_seen && m_io.progress) {
         auto p = m_io.progress->phase.load();
-        if (p == pipeline::Phase::converting || p == pipeline::Phase::finishing) return true;
+        if (p == pipeline::Phase::finishing || (p == pipeline::Phase::converting && !m_io.checksum)) return true;
       }
       if (m_result) return false;
       m_cv.wait_for(lock, std::chrono::milliseconds(20));
@@ -161,10 +145,7 @@ class UploadJob {
   }
 
   bool client_fault() const { return m_client_fault; }
-  bool checksum_failed() const { return m_checksum_failed; }
-  const std::string& checksum_ok() const { return m_checksum_ok; }
   uint64_t received() const { return m_received; }
-  const pipeline::ImportOptions& import_options() const { return m_io; }
 
  private:
   friend class BodyReader;
@@ -190,16 +171,12 @@ class UploadJob {
   }
 
   pipeline::ImportOptions m_io;
-  std::optional<util::Checksum> m_sum;
   std::optional<uint64_t> m_body_size;
   io::PushPullAdapter m_pipe;
-  std::optional<util::Hasher> m_hasher;
   std::vector<std::byte> m_batch;
   bool m_discard = false;
   uint64_t m_received = 0;
   bool m_client_fault = false;
-  bool m_checksum_failed = false;
-  std::string m_checksum_ok;
 
   std::mutex m_mutex;
   std::condition_variable m_cv;
@@ -211,22 +188,6 @@ class UploadJob {
 BodyReader::~BodyReader() { m_job.m_pipe.close(); }
 
 Result<size_t> BodyReader::read(std::span<std::byte> dst) { return m_job.pull(dst); }
-
-// A committed target whose upload then failed its checksum (a stage that stopped reading before
-// the end of the body, so the mismatch came after the commit): take it back so nothing
-// complete-looking stays. Files are removed; block devices lose their first MiB (as the block sink
-// does on failure).
-void withdraw_target(const std::string& dest, const std::string& kind) {
-  if (kind == "file") {
-    ::unlink(dest.c_str());
-  } else if (kind == "block") {
-    util::Fd fd(::open(dest.c_str(), O_WRONLY | O_CLOEXEC));
-    if (!fd) return;
-    std::vector<char> zeros(1u << 20, 0);
-    [[maybe_unused]] auto n = ::pwrite(fd.get(), zeros.data(), zeros.size(), 0);
-    ::fsync(fd.get());
-  }
-}
 
 // Everything the request handlers share.
 struct ServerState {
@@ -357,10 +318,10 @@ void handle_upload(ServerState& st, Route route, const httplib::Request& req, ht
   io.progress = st.progress;
   io.checksum = sum;
   reset_progress(st.progress);
-  auto job = std::make_shared<UploadJob>(std::move(io), sum, body_size);
+  auto job = std::make_shared<UploadJob>(std::move(io), body_size);
   st.log("upload: " + req.method + " " + req.path + " admitted" + (sum ? ", X-Checksum " + sum->text() : "") +
          (clone != CloneKind::none ? ", host-assisted clone (" + std::string(clone_kind_name(clone)) + ")" : ""));
-  if (auto s = job->start(nullptr); !s) return refuse(500, "Saving stream failed: " + s.error().what());
+  job->start(nullptr);
 
   bool body_ok;
   bool saw_file = false;
@@ -400,11 +361,6 @@ void handle_upload(ServerState& st, Route route, const httplib::Request& req, ht
     std::lock_guard lock(st.mutex);
     st.finisher = std::thread([&st, job] {
       auto r = job->wait();
-      if (r && job->checksum_failed()) {
-        withdraw_target(job->import_options().dest, r->target_kind);
-        r = fail(Errc::corrupt_input, Reason::checksum_mismatch, "checksum mismatch detected after the target was written");
-      }
-      if (r && !job->checksum_ok().empty()) r->checksum_verified = job->checksum_ok();
       // Success → 409 from now on. A failure after the reply ends the server (exit 1, as CDI):
       // the gate stays busy (503) until it has stopped.
       if (r) st.gate.release(true);
@@ -416,14 +372,7 @@ void handle_upload(ServerState& st, Route route, const httplib::Request& req, ht
   }
   auto r = job->wait();
   if (!r) return finish_failed(r.error());
-  if (job->checksum_failed()) {
-    // The stages stopped reading before the end and committed: take the target back.
-    withdraw_target(job->import_options().dest, r->target_kind);
-    return finish_failed(Error(Errc::corrupt_input, Reason::checksum_mismatch, "checksum mismatch for the uploaded bytes (" +
-                                                        job->import_options().url + ")"));
-  }
   auto report = *r;
-  if (!job->checksum_ok().empty()) report.checksum_verified = job->checksum_ok();
   st.gate.release(true);
   st.log("upload: complete");
   answer(res, 200, "");

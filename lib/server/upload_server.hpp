@@ -42,8 +42,9 @@ struct UploadServerOptions {
   // DEADLINE: when set and passed before an upload completes, the server stops and the outcome says so.
   std::optional<std::chrono::system_clock::time_point> deadline;
   // Everything the import of the received body needs: dest, scratch_dir, image_size, threads,
-  // progress, log, cancel, preallocation... The server sets url (a name for messages) and
-  // source_factory itself.
+  // progress, log, cancel, preallocation... The server sets url (a name for messages),
+  // source_factory, content_type (route, x-cdi-content-type) and checksum (X-Checksum, verified by
+  // the pipeline over the whole body before the target is committed) per request.
   pipeline::ImportOptions import;
   // Warnings that must be seen whatever the verbosity (TLS_CIPHERS names skipped). Unset: import.log.
   std::function<void(const std::string&)> on_warning;

@@ -216,7 +216,7 @@ Result<void> BlockDeviceSink::prepare_direct(uint64_t image_size) {
   return {};
 }
 
-SinkInfo BlockDeviceSink::info() const { return {"block", m_path.string(), m_capacity}; }
+SinkInfo BlockDeviceSink::info() const { return {"block", m_path.string(), m_capacity, SinkKind::block}; }
 
 SinkStats BlockDeviceSink::stats() const { return m_stats; }
 

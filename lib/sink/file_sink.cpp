@@ -235,7 +235,7 @@ Result<void> FileSink::prepare_direct(uint64_t image_size) {
   return {};
 }
 
-SinkInfo FileSink::info() const { return {"file", m_path.string(), std::nullopt}; }
+SinkInfo FileSink::info() const { return {"file", m_path.string(), std::nullopt, SinkKind::file}; }
 
 SinkStats FileSink::stats() const { return m_stats; }
 

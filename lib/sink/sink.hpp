@@ -13,10 +13,14 @@
 
 namespace cdi::sink {
 
+// What a target is, for decisions (the string `kind` below is for printing).
+enum class SinkKind { other, file, block };
+
 struct SinkInfo {
   std::string kind;                   // "file", "block", "memory"
   std::string path;                   // what the user named
   std::optional<uint64_t> capacity;   // bytes the target can hold (device size); none for files
+  SinkKind type = SinkKind::other;
 };
 
 struct SinkStats {

@@ -192,16 +192,19 @@ class HttpSource final : public io::Reader {
 Result<void> HttpSource::prepare() {
   m_origin0 = CDI_TRY(http::origin_of(m_url0));
   if (!m_opts.username.empty() != m_opts.password_file.has_value())
-    return fail(Errc::invalid_argument, "--username and --password-file go together");
+    return std::unexpected(Error(Errc::invalid_argument, "a username and a password file go together")
+                               .with_hint(" (--username, --password-file)"));
   if (m_opts.username.find(':') != std::string::npos)
-    return fail(Errc::invalid_argument, "--username must not contain ':'");
+    return std::unexpected(Error(Errc::invalid_argument, "the username must not contain ':'").with_hint(" (--username)"));
   if (m_opts.password_file) {
-    m_password = trim_newline(CDI_TRY(read_small_file(*m_opts.password_file, "--password-file")));
+    m_password = trim_newline(CDI_TRY(http::flag_hint(read_small_file(*m_opts.password_file, "password file"), "--password-file")));
     if (m_password.find('\n') != std::string::npos)
-      return fail(Errc::invalid_argument, "--password-file " + m_opts.password_file->string() + " holds more than one line");
+      return std::unexpected(
+          Error(Errc::invalid_argument, "password file " + m_opts.password_file->string() + " holds more than one line")
+              .with_hint(" (--password-file)"));
   }
   for (const auto& h : m_opts.headers) {
-    auto line = CDI_TRY_CTX(http::check_extra_header(h), "--header");
+    auto line = CDI_TRY(http::flag_hint(http::check_extra_header(h), "--header", "extra header"));
     auto name = line.substr(0, line.find(':'));
     std::string lname = name;
     std::ranges::transform(lname, lname.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
@@ -209,15 +212,20 @@ Result<void> HttpSource::prepare() {
     (secret ? m_secret_headers : m_public_headers).push_back(std::move(line));
   }
   for (const auto& f : m_opts.header_files) {
-    auto text = trim_newline(CDI_TRY(read_small_file(f, "--header-file")));
+    auto text = trim_newline(CDI_TRY(http::flag_hint(read_small_file(f, "header file"), "--header-file")));
     if (text.find('\n') != std::string::npos)
-      return fail(Errc::invalid_argument, "--header-file " + f.string() + " must hold exactly one header line");
-    m_secret_headers.push_back(CDI_TRY_CTX(http::check_extra_header(text), "--header-file " + f.string()));
+      return std::unexpected(Error(Errc::invalid_argument, "header file " + f.string() + " must hold exactly one header line")
+                                 .with_hint(" (--header-file)"));
+    m_secret_headers.push_back(CDI_TRY(http::flag_hint(http::check_extra_header(text), "--header-file", "header file " + f.string())));
   }
   if (m_opts.client_key && !m_opts.client_cert)
-    return fail(Errc::invalid_argument, "--client-key needs --client-cert");
+    return std::unexpected(Error(Errc::invalid_argument, "a client key needs a client certificate")
+                               .with_hint(" (--client-key needs --client-cert)"));
   for (const auto& p : {m_opts.client_cert, m_opts.client_key})
-    if (p) CDI_TRY(read_small_file(*p, p == m_opts.client_cert ? "--client-cert" : "--client-key"));
+    if (p) {
+      bool cert = p == m_opts.client_cert;
+      CDI_TRY(http::flag_hint(read_small_file(*p, cert ? "client certificate" : "client key"), cert ? "--client-cert" : "--client-key"));
+    }
   if (m_opts.cert_dir && m_opts.cert_dir_certs_d && !m_opts.client_cert) {
     if (auto pair = CDI_TRY(certs_d_client_pair(*m_opts.cert_dir))) {
       m_opts.client_cert = pair->cert;
@@ -231,7 +239,7 @@ Result<void> HttpSource::prepare() {
                    " in addition to the system store");
     m_ca_pem = std::move(b.pem);
   }
-  if (m_opts.insecure_tls) log(m_ctx, "warning: TLS certificate verification is DISABLED (--insecure-tls)");
+  if (m_opts.insecure_tls) log(m_ctx, "warning: TLS certificate verification is DISABLED (insecure TLS requested)");
   if (m_opts.proxy_from_env) {
     m_proxy = http::proxy_env_from([](const char* n) { return std::getenv(n); });
     for (const auto& [scheme, url] : {std::pair{"http", &m_proxy.http}, std::pair{"https", &m_proxy.https}})
@@ -626,13 +634,19 @@ Result<void> HttpSource::transfer() {
     if (retry_after) delay = *retry_after;
     auto spent = Clock::now() - last_progress;
     if (spent + delay > m_opts.retry_max_time)
-      return fail(Errc::network, reason + " (gave up: retrying would exceed --retry-max-time " +
-                                     std::to_string(m_opts.retry_max_time.count()) + " s)");
+      return std::unexpected(Error(Errc::network, reason + " (gave up: retrying would exceed the retry time limit of " +
+                                                      std::to_string(m_opts.retry_max_time.count()) + " s)")
+                                 .with_hint(" (--retry-max-time)"));
     log(m_ctx, reason + "; retrying in " + std::to_string(delay.count()) + " ms (attempt " + std::to_string(failures + 1) +
                    " of " + std::to_string(m_opts.retries + 1) +
                    (m_delivered ? ", resuming at byte " + std::to_string(m_delivered) : std::string()) + ")");
     CDI_TRY(wait_backoff(delay));
   }
+}
+
+// An error about the CA certificate directory; the CLI names its flag in the hint.
+std::unexpected<Error> cert_dir_error(Errc code, std::string what) {
+  return std::unexpected(Error(code, "certificate directory " + what).with_hint(" (--cert-dir)"));
 }
 
 }  // namespace
@@ -641,17 +655,17 @@ Result<std::optional<ClientPair>> certs_d_client_pair(const fs::path& dir) {
   std::error_code ec;
   std::vector<fs::path> certs;
   fs::directory_iterator it(dir, ec);
-  if (ec) return fail(Errc::io, "--cert-dir " + dir.string() + ": " + ec.message());
+  if (ec) return cert_dir_error(Errc::io, dir.string() + ": " + ec.message());
   for (; it != fs::directory_iterator(); it.increment(ec)) {
-    if (ec) return fail(Errc::io, "--cert-dir " + dir.string() + ": " + ec.message());
+    if (ec) return cert_dir_error(Errc::io, dir.string() + ": " + ec.message());
     if (it->path().extension() == ".cert" && !it->path().filename().string().starts_with(".")) certs.push_back(it->path());
   }
   std::ranges::sort(certs);
   for (const auto& c : certs) {
     auto key = fs::path(c).replace_extension(".key");
     if (!fs::exists(key, ec))
-      return fail(Errc::invalid_argument, "--cert-dir: client certificate " + c.filename().string() + " has no " +
-                                              key.filename().string());
+      return cert_dir_error(Errc::invalid_argument, dir.string() + ": client certificate " + c.filename().string() +
+                                                        " has no " + key.filename().string());
     return std::optional<ClientPair>(ClientPair{c, key});
   }
   return std::optional<ClientPair>();
@@ -662,14 +676,14 @@ Result<CaBundle> build_ca_bundle(const fs::path& cert_dir, const fs::path& syste
   std::error_code ec;
   auto st = fs::status(cert_dir, ec);
   if (ec && ec != std::errc::no_such_file_or_directory)
-    return fail(Errc::io, "--cert-dir " + cert_dir.string() + ": " + ec.message());
-  if (!fs::exists(st)) return fail(Errc::not_found, "--cert-dir " + cert_dir.string() + ": No such file or directory");
-  if (!fs::is_directory(st)) return fail(Errc::invalid_argument, "--cert-dir " + cert_dir.string() + " is not a directory");
+    return cert_dir_error(Errc::io, cert_dir.string() + ": " + ec.message());
+  if (!fs::exists(st)) return cert_dir_error(Errc::not_found, cert_dir.string() + ": No such file or directory");
+  if (!fs::is_directory(st)) return cert_dir_error(Errc::invalid_argument, cert_dir.string() + " is not a directory");
   std::vector<fs::path> files;
   fs::directory_iterator it(cert_dir, ec);
-  if (ec) return fail(Errc::io, "--cert-dir " + cert_dir.string() + ": " + ec.message());
+  if (ec) return cert_dir_error(Errc::io, cert_dir.string() + ": " + ec.message());
   for (; it != fs::directory_iterator(); it.increment(ec)) {
-    if (ec) return fail(Errc::io, "--cert-dir " + cert_dir.string() + ": " + ec.message());
+    if (ec) return cert_dir_error(Errc::io, cert_dir.string() + ": " + ec.message());
     auto name = it->path().filename().string();
     if (name.starts_with(".")) continue;   // Kubernetes ConfigMap mounts keep ..data and friends here
     if (certs_d && !name.ends_with(".crt") && !name.ends_with(".pem")) continue;   // *.cert/*.key: client pairs
@@ -682,22 +696,22 @@ Result<CaBundle> build_ca_bundle(const fs::path& cert_dir, const fs::path& syste
     b.pem = std::move(*sys);
     if (!b.pem.empty() && b.pem.back() != '\n') b.pem += '\n';
   } else {
-    b.warnings.push_back("system CA bundle " + system_bundle.string() + " not readable; trusting only --cert-dir");
+    b.warnings.push_back("system CA bundle " + system_bundle.string() + " not readable; trusting only the certificate directory");
   }
   for (const auto& f : files) {
     std::ifstream in(f, std::ios::binary);
-    if (!in) return fail(Errc::io, "--cert-dir: cannot read " + f.string());
+    if (!in) return cert_dir_error(Errc::io, "cannot read " + f.string());
     std::stringstream ss;
     ss << in.rdbuf();
     auto [pem, n] = pem_certificates(ss.str());
     if (n == 0) {
-      b.warnings.push_back("--cert-dir: " + f.filename().string() + " holds no PEM certificate; ignored");
+      b.warnings.push_back("certificate directory: " + f.filename().string() + " holds no PEM certificate; ignored");
       continue;
     }
     b.pem += pem;
     b.dir_certificates += n;
   }
-  if (files.empty()) b.warnings.push_back("--cert-dir " + cert_dir.string() + " holds no certificate files");
+  if (files.empty()) b.warnings.push_back("certificate directory " + cert_dir.string() + " holds no certificate files");
   return b;
 }
 

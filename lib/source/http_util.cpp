@@ -74,8 +74,8 @@ Result<Origin> origin_of(std::string_view url) {
   if (o.scheme != "http" && o.scheme != "https")
     return fail(Errc::invalid_argument, "not an http(s) URL: " + redact_url(url));
   if (part(h.get(), CURLUPART_USER) || part(h.get(), CURLUPART_PASSWORD))
-    return fail(Errc::invalid_argument,
-                "credentials in the URL are not accepted; use --username and --password-file: " + redact_url(url));
+    return std::unexpected(Error(Errc::invalid_argument, "credentials in the URL are not accepted: " + redact_url(url))
+                               .with_hint(" (use --username and --password-file)"));
   auto host = part(h.get(), CURLUPART_HOST);
   if (!host || host->empty()) return fail(Errc::invalid_argument, "URL without a host: " + redact_url(url));
   std::string hs = lower(*host);

@@ -27,7 +27,7 @@ struct Origin {
 };
 
 // The origin of an absolute http(s) URL. Errors: invalid_argument (not a URL, another scheme,
-// user:password@ in the URL — credentials go in --username/--password-file).
+// user:password@ in the URL; the CLI's hint names --username/--password-file).
 Result<Origin> origin_of(std::string_view url);
 
 // A Location header resolved against the URL that returned it (absolute or relative reference).
@@ -47,6 +47,18 @@ std::optional<std::pair<std::string, std::string>> split_header(std::string_view
 // Content-Length, Transfer-Encoding, Connection). Returns the line normalised to "Name: value".
 // Errors: invalid_argument naming the problem (never the value: it may be a secret).
 Result<std::string> check_extra_header(std::string_view line);
+
+// Library messages name what a value is ("password file"), never the CLI flag that set it: the
+// flag goes in the error's hint, which only cmd/ renders (pod termination messages never show it).
+// `ctx`, when given, is added as the error's outer context.
+template <class T>
+Result<T> flag_hint(Result<T> r, std::string_view flag, std::string ctx = {}) {
+  if (!r) {
+    if (!ctx.empty()) r.error().context(std::move(ctx));
+    r.error().with_hint(" (" + std::string(flag) + ")");
+  }
+  return r;
+}
 
 // Response headers of one reply, looked up case-insensitively (the last occurrence wins).
 class Headers {

@@ -50,8 +50,8 @@ std::string unescape_mount(const std::string& s) {
 }  // namespace
 
 Error in_use_error(const std::string& path, const std::string& why) {
-  return Error(Errc::busy, Reason::in_use, "source " + path + " is in use" + why +
-                               "; power off the VM that uses it (or pass --force-shared)");
+  return Error(Errc::busy, Reason::in_use, "source " + path + " is in use" + why + "; power off the VM that uses it")
+      .with_hint(" (or pass --force-shared)");
 }
 
 bool image_in_use(int fd) {

@@ -252,14 +252,16 @@ Result<Response> RegistryClient::get_authorized(const std::string& url, const st
 Result<void> RegistryClient::connect() {
   if (!m_opts.http.username.empty() || m_opts.http.password_file) {
     if (m_opts.http.username.empty() || !m_opts.http.password_file)
-      return fail(Errc::invalid_argument, "--username and --password-file go together");
-    auto pw = trim_newline(CDI_TRY(read_file(*m_opts.http.password_file, "--password-file")));
+      return std::unexpected(Error(Errc::invalid_argument, "a username and a password file go together")
+                                 .with_hint(" (--username, --password-file)"));
+    auto pw = trim_newline(CDI_TRY(http::flag_hint(read_file(*m_opts.http.password_file, "password file"), "--password-file")));
     m_creds = Credentials{m_opts.http.username, pw};
   } else if (m_opts.auth_file) {
-    auto text = CDI_TRY(read_file(*m_opts.auth_file, "--registry-auth-file"));
-    m_creds = CDI_TRY_CTX(docker_config_credentials(text, m_ref.host), "--registry-auth-file " + m_opts.auth_file->string());
+    auto text = CDI_TRY(http::flag_hint(read_file(*m_opts.auth_file, "registry auth file"), "--registry-auth-file"));
+    m_creds = CDI_TRY(http::flag_hint(docker_config_credentials(text, m_ref.host), "--registry-auth-file",
+                                "registry auth file " + m_opts.auth_file->string()));
     if (m_creds) log("using credentials of user " + m_creds->username + " for " + m_ref.host + " from " + m_opts.auth_file->string());
-    else log("--registry-auth-file has no entry for " + m_ref.host + "; pulling anonymously");
+    else log("registry auth file " + m_opts.auth_file->string() + " has no entry for " + m_ref.host + "; pulling anonymously");
   }
   if (m_opts.http.cert_dir) {
     m_client_pair = CDI_TRY(certs_d_client_pair(*m_opts.http.cert_dir));
@@ -270,14 +272,14 @@ Result<void> RegistryClient::connect() {
     }
   }
   if (m_opts.http.client_cert) m_client_pair = ClientPair{*m_opts.http.client_cert, m_opts.http.client_key.value_or(*m_opts.http.client_cert)};
-  if (m_opts.http.insecure_tls) log("warning: TLS certificate verification is DISABLED (--insecure-tls)");
+  if (m_opts.http.insecure_tls) log("warning: TLS certificate verification is DISABLED (insecure TLS requested)");
   curl_global_init(CURL_GLOBAL_DEFAULT);
 
   // https first; with --insecure-tls a registry that does not speak TLS is tried over http.
   m_base = "https://" + m_ref.host;
   auto ping = get(m_base + "/v2/", {}, 1u << 20, false);
   if (!ping && ping.error().code() == Errc::network && m_opts.http.insecure_tls) {
-    log("https://" + m_ref.host + " failed (" + ping.error().what() + "); trying plain http (--insecure-tls)");
+    log("https://" + m_ref.host + " failed (" + ping.error().what() + "); trying plain http (insecure TLS requested)");
     m_base = "http://" + m_ref.host;
     ping = get(m_base + "/v2/", {}, 1u << 20, false);
   }

@@ -4,9 +4,8 @@
 #include <algorithm>
 #include <cstring>
 
-#include "formats/gzip/gzip_reader.hpp"
+#include "formats/registry.hpp"
 #include "formats/tar/tar_source.hpp"
-#include "formats/zstd/zstd_reader.hpp"
 #include "lib/io/hashing_reader.hpp"
 #include "lib/io/peek_reader.hpp"
 #include "lib/source/oci_layout.hpp"
@@ -63,10 +62,17 @@ Result<std::unique_ptr<Layer>> open_layer(ImageStore& store, const Descriptor& d
   layer->tap = tap;
   auto peek = std::make_unique<io::PeekReader>(std::move(hashing));
   auto head = CDI_TRY_CTX(peek->peek(formats::k_probe_bytes), layer->name());
-  formats::CodecOptions codec{0, ctx.cancel};
-  if (formats::gzip::probe(head) > 0) layer->decoded = CDI_TRY_CTX(formats::gzip::open(std::move(peek), codec), layer->name());
-  else if (formats::zstd::probe(head) > 0) layer->decoded = CDI_TRY_CTX(formats::zstd::open(std::move(peek), codec), layer->name());
-  else layer->decoded = std::move(peek);
+  // The layer codecs of the OCI image spec (gzip, zstd) bid; nothing bidding is a plain tar.
+  static constexpr std::string_view k_layer_codecs[] = {"gzip", "zstd"};
+  formats::FormatFilter filter{unsigned(formats::FormatKind::compression), k_layer_codecs};
+  auto bid = formats::best_bid(head, filter);
+  if (bid.row) {
+    formats::OpenOptions oo;
+    oo.codec = formats::CodecOptions{0, ctx.cancel};
+    layer->decoded = CDI_TRY_CTX(bid.row->open(std::move(peek), oo), layer->name());
+  } else {
+    layer->decoded = std::move(peek);
+  }
   auto tar = TarSource::open(*layer->decoded, ctx.cancel);
   if (!tar) return std::unexpected(layer_error(*layer, std::move(tar).error()));
   layer->tar = std::move(*tar);

@@ -44,6 +44,23 @@ std::optional<std::string> find_program(const std::string& name) {
   }
 }
 
+// Waits for `pid` (retrying EINTR); its exit status, or 128+signal.
+Result<int> wait_child(pid_t pid) {
+  int st = 0;
+  while (::waitpid(pid, &st, 0) < 0) {
+    if (errno != EINTR) return fail_sys("waitpid");
+  }
+  if (WIFEXITED(st)) return WEXITSTATUS(st);
+  if (WIFSIGNALED(st)) return 128 + WTERMSIG(st);
+  return -1;
+}
+
+// Kills (SIGKILL) and reaps a child that is still running.
+void kill_child(pid_t pid) {
+  ::kill(pid, SIGKILL);
+  (void)wait_child(pid);
+}
+
 // Reaps the child on every path out of run_process: kills it first if it is still running.
 class ChildGuard {
  public:
@@ -51,27 +68,84 @@ class ChildGuard {
   ChildGuard(const ChildGuard&) = delete;
   ChildGuard& operator=(const ChildGuard&) = delete;
   ~ChildGuard() {
-    if (m_pid > 0) {
-      ::kill(m_pid, SIGKILL);
-      int st;
-      while (::waitpid(m_pid, &st, 0) < 0 && errno == EINTR) {
-      }
-    }
+    if (m_pid > 0) kill_child(m_pid);
   }
   Result<int> wait() {
-    int st = 0;
-    while (::waitpid(m_pid, &st, 0) < 0) {
-      if (errno != EINTR) return fail_sys("waitpid");
-    }
-    m_pid = -1;
-    if (WIFEXITED(st)) return WEXITSTATUS(st);
-    if (WIFSIGNALED(st)) return 128 + WTERMSIG(st);
-    return -1;
+    auto r = wait_child(m_pid);
+    if (r) m_pid = -1;
+    return r;
   }
 
  private:
   pid_t m_pid;
 };
+
+// What the child reports through the exec pipe when it could not become the program.
+struct ExecFailure {
+  int step = 0;   // 1: chdir, 2: execve
+  int err = 0;
+};
+
+// The one fork + execve of this file. stdin is /dev/null, stdout `out_fd`, stderr `err_fd`; every
+// other fd is closed at exec (close_range(CLOEXEC) from 3, whatever a library opened without
+// O_CLOEXEC) except `keep_fds`; the child starts in `cwd` when it is not empty. Returns once the
+// program runs; when execve (or chdir) fails the child is reaped and the error returned: not_found
+// for a missing program, io otherwise.
+//
+// fork + execve rather than posix_spawn, for PR_SET_PDEATHSIG: the child is killed when we die,
+// even by SIGKILL, instead of running on (a qemu-img would finish writing a target nobody will
+// use, holding its space). The death signal follows the forking thread. Between fork and execve
+// only async-signal-safe calls (we have threads): everything is prepared before fork.
+Result<pid_t> spawn_child(const std::vector<std::string>& argv, int out_fd, int err_fd, const std::vector<int>& keep_fds,
+                          const std::string& cwd) {
+  if (argv.empty()) return fail(Errc::internal, "spawn: empty argv");
+  auto prog = find_program(argv[0]);
+  if (!prog) return fail(Errc::not_found, argv[0] + ": command not found (is it installed?)");
+  Fd null_in(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+  if (!null_in) return fail_sys("opening /dev/null");
+  int exec_pipe[2];
+  if (::pipe2(exec_pipe, O_CLOEXEC) != 0) return fail_sys("pipe");
+  Fd exec_r(exec_pipe[0]), exec_w(exec_pipe[1]);
+  std::vector<char*> cargv;
+  for (const auto& a : argv) cargv.push_back(const_cast<char*>(a.c_str()));
+  cargv.push_back(nullptr);
+  const char* dir = cwd.empty() ? nullptr : cwd.c_str();
+
+  const pid_t parent = ::getpid();
+  pid_t pid = ::fork();
+  if (pid < 0) return fail_sys("spawning " + argv[0]);
+  if (pid == 0) {
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (::getppid() != parent) ::_exit(127);   // we died before the death signal was armed
+    if (::dup2(null_in.get(), 0) < 0 || ::dup2(out_fd, 1) < 0 || ::dup2(err_fd, 2) < 0) ::_exit(127);
+    ::close_range(3, ~0u, CLOSE_RANGE_CLOEXEC);   // best effort: fds are O_CLOEXEC anyway
+    // Inherited fds (e.g. an unlinked scratch file, an O_TMPFILE target): clear FD_CLOEXEC.
+    for (int fd : keep_fds) {
+      int fl = ::fcntl(fd, F_GETFD);
+      if (fl >= 0) ::fcntl(fd, F_SETFD, fl & ~FD_CLOEXEC);
+    }
+    ExecFailure f;
+    if (dir && ::chdir(dir) != 0) {
+      f = {1, errno};
+    } else {
+      ::execve(prog->c_str(), cargv.data(), environ);
+      f = {2, errno};
+    }
+    ssize_t ignored = ::write(exec_w.get(), &f, sizeof f);
+    (void)ignored;
+    ::_exit(127);
+  }
+  exec_w.reset();
+  ExecFailure f;
+  ssize_t n;
+  while ((n = ::read(exec_r.get(), &f, sizeof f)) < 0 && errno == EINTR) {
+  }
+  if (n != static_cast<ssize_t>(sizeof f)) return pid;   // the pipe closed at exec: the program runs
+  (void)wait_child(pid);
+  if (f.step == 1) return fail_sys("spawning " + argv[0] + " in " + cwd, f.err);
+  if (f.err == ENOENT) return fail(Errc::not_found, argv[0] + ": command not found (is it installed?)");
+  return fail_sys("spawning " + argv[0], f.err);
+}
 
 }  // namespace
 
@@ -82,56 +156,9 @@ Result<ProcessResult> run_process(const std::vector<std::string>& argv, const Pr
   Fd out_r(out_pipe[0]), out_w(out_pipe[1]);
   if (::pipe2(err_pipe, O_CLOEXEC) != 0) return fail_sys("pipe");
   Fd err_r(err_pipe[0]), err_w(err_pipe[1]);
-
-  auto prog = find_program(argv[0]);
-  if (!prog) return fail(Errc::not_found, argv[0] + ": command not found (is it installed?)");
-  Fd null_in(::open("/dev/null", O_RDONLY | O_CLOEXEC));
-  if (!null_in) return fail_sys("opening /dev/null");
-  int exec_pipe[2];
-  if (::pipe2(exec_pipe, O_CLOEXEC) != 0) return fail_sys("pipe");
-  Fd exec_r(exec_pipe[0]), exec_w(exec_pipe[1]);
-
-  std::vector<char*> cargv;
-  for (const auto& a : argv) cargv.push_back(const_cast<char*>(a.c_str()));
-  cargv.push_back(nullptr);
-
-  // fork + execve rather than posix_spawn, for PR_SET_PDEATHSIG: the child is killed when we die,
-  // even by SIGKILL, instead of running on (a qemu-img would finish writing a target nobody will
-  // use, holding its space). The death signal follows the forking thread, which waits here for the
-  // child. Between fork and execve only async-signal-safe calls (we have threads).
-  const pid_t parent = ::getpid();
-  pid_t pid = ::fork();
-  if (pid < 0) return fail_sys("spawning " + argv[0]);
-  if (pid == 0) {
-    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (::getppid() != parent) ::_exit(127);   // we died before the death signal was armed
-    if (::dup2(null_in.get(), 0) < 0 || ::dup2(out_w.get(), 1) < 0 || ::dup2(err_w.get(), 2) < 0) ::_exit(127);
-    // Inherited fds (e.g. an unlinked scratch file, an O_TMPFILE target): clear FD_CLOEXEC.
-    for (int fd : opts.keep_fds) {
-      int fl = ::fcntl(fd, F_GETFD);
-      if (fl >= 0) ::fcntl(fd, F_SETFD, fl & ~FD_CLOEXEC);
-    }
-    ::execve(prog->c_str(), cargv.data(), environ);
-    int err = errno;
-    ssize_t ignored = ::write(exec_w.get(), &err, sizeof err);
-    (void)ignored;
-    ::_exit(127);
-  }
-  ChildGuard child(pid);
+  ChildGuard child(CDI_TRY(spawn_child(argv, out_w.get(), err_w.get(), opts.keep_fds, {})));
   out_w.reset();
   err_w.reset();
-  exec_w.reset();
-  null_in.reset();
-  {
-    int err = 0;
-    ssize_t n;
-    while ((n = ::read(exec_r.get(), &err, sizeof err)) < 0 && errno == EINTR) {
-    }
-    if (n == static_cast<ssize_t>(sizeof err)) {   // execve failed in the child
-      if (err == ENOENT) return fail(Errc::not_found, argv[0] + ": command not found (is it installed?)");
-      return fail_sys("spawning " + argv[0], err);
-    }
-  }
 
   ProcessResult res;
   std::string line_buf;
@@ -192,52 +219,14 @@ Result<ProcessResult> run_process(const std::vector<std::string>& argv, const Pr
 
 Result<std::unique_ptr<ChildProcess>> ChildProcess::spawn(const std::vector<std::string>& argv, const std::string& cwd) {
   if (argv.empty()) return fail(Errc::internal, "ChildProcess::spawn: empty argv");
-  auto prog = find_program(argv[0]);
-  if (!prog) return fail(Errc::not_found, argv[0] + ": command not found (is it installed?)");
   int out_pipe[2];
   if (::pipe2(out_pipe, O_CLOEXEC) != 0) return fail_sys("pipe");
   Fd out_r(out_pipe[0]), out_w(out_pipe[1]);
   Fd err(::memfd_create("child-stderr", MFD_CLOEXEC));
   if (!err) return fail_sys("memfd_create");
-  Fd null_in(::open("/dev/null", O_RDONLY | O_CLOEXEC));
-  if (!null_in) return fail_sys("opening /dev/null");
-  int exec_pipe[2];
-  if (::pipe2(exec_pipe, O_CLOEXEC) != 0) return fail_sys("pipe");
-  Fd exec_r(exec_pipe[0]), exec_w(exec_pipe[1]);
-  std::vector<char*> cargv;
-  for (const auto& a : argv) cargv.push_back(const_cast<char*>(a.c_str()));
-  cargv.push_back(nullptr);
-  const char* dir = cwd.empty() ? nullptr : cwd.c_str();
-  const pid_t parent = ::getpid();
-  pid_t pid = ::fork();
-  if (pid < 0) return fail_sys("spawning " + argv[0]);
-  if (pid == 0) {
-    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (::getppid() != parent) ::_exit(127);
-    if (::dup2(null_in.get(), 0) < 0 || ::dup2(out_w.get(), 1) < 0 || ::dup2(err.get(), 2) < 0) ::_exit(127);
-    int e = 0;
-    if (dir && ::chdir(dir) != 0) {
-      e = errno;
-    } else {
-      ::execve(prog->c_str(), cargv.data(), environ);
-      e = errno;
-    }
-    ssize_t ignored = ::write(exec_w.get(), &e, sizeof e);
-    (void)ignored;
-    ::_exit(127);
-  }
+  pid_t pid = CDI_TRY(spawn_child(argv, out_w.get(), err.get(), {}, cwd));
   std::unique_ptr<ChildProcess> c(new ChildProcess());
   c->m_pid = pid;
-  out_w.reset();
-  exec_w.reset();
-  int e = 0;
-  ssize_t n;
-  while ((n = ::read(exec_r.get(), &e, sizeof e)) < 0 && errno == EINTR) {
-  }
-  if (n == static_cast<ssize_t>(sizeof e)) {
-    if (e == ENOENT && !dir) return fail(Errc::not_found, argv[0] + ": command not found (is it installed?)");
-    return fail_sys((dir ? "spawning " + argv[0] + " in " + cwd : "spawning " + argv[0]), e);
-  }
   c->m_out = out_r.release();
   c->m_err = err.release();
   return c;
@@ -245,20 +234,15 @@ Result<std::unique_ptr<ChildProcess>> ChildProcess::spawn(const std::vector<std:
 
 ChildProcess::~ChildProcess() {
   if (m_out >= 0) ::close(m_out);
-  if (m_pid > 0) ChildGuard guard(m_pid);   // kills and reaps
+  if (m_pid > 0) kill_child(m_pid);
   if (m_err >= 0) ::close(m_err);
 }
 
 Result<int> ChildProcess::wait() {
   if (m_pid <= 0) return fail(Errc::internal, "ChildProcess::wait: already waited");
-  int st = 0;
-  while (::waitpid(m_pid, &st, 0) < 0) {
-    if (errno != EINTR) return fail_sys("waitpid");
-  }
-  m_pid = -1;
-  if (WIFEXITED(st)) return WEXITSTATUS(st);
-  if (WIFSIGNALED(st)) return 128 + WTERMSIG(st);
-  return -1;
+  auto r = wait_child(m_pid);
+  if (r) m_pid = -1;
+  return r;
 }
 
 std::string ChildProcess::stderr_tail(size_t max) const {

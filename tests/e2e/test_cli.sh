@@ -55,6 +55,32 @@ t_summary_line() {
   [[ -z $(cat "$W/_meta/out") ]] || { show_output; fail "import printed to stdout"; }
 }
 
+# to_bytes "1.5 MiB": a size as the summary prints it (util::format_bytes), in bytes.
+to_bytes() {
+  awk -v s="$1" 'BEGIN { split(s, a, " "); m["B"] = 0; m["KiB"] = 1; m["MiB"] = 2; m["GiB"] = 3; m["TiB"] = 4
+                         if (!(a[2] in m)) exit 1; printf "%.0f\n", a[1] * 1024 ^ m[a[2]] }'
+}
+
+# The summary's headline rate is image bytes per second, not bytes read: a 1 GiB qcow2 holding 1 MiB
+# of data reads about 1 MiB, so its image rate is about a thousand times its read rate, in the
+# ratio of the image and read sizes the same line prints.
+t_summary_rate_is_image_rate() {
+  run_import --url "$IMG/big-virtual.qcow2" --dest "$W/dest/disk.raw" --progress none
+  local line re image read image_rate read_rate
+  line=$(tail -n 1 "$W/_meta/err")
+  re=': ([0-9.]+ [KMGT]?i?B) image, ([0-9.]+ [KMGT]?i?B) read, .* in [0-9.]+s: ([0-9.]+ [KMGT]?i?B)/s image, read ([0-9.]+ [KMGT]?i?B)/s, wrote [0-9.]+ [KMGT]?i?B/s, via '
+  [[ $line =~ $re ]] || { show_output; fail "summary does not print image, read and written rates: $line"; }
+  image=$(to_bytes "${BASH_REMATCH[1]}") read=$(to_bytes "${BASH_REMATCH[2]}")
+  image_rate=$(to_bytes "${BASH_REMATCH[3]}") read_rate=$(to_bytes "${BASH_REMATCH[4]}")
+  ((image == 1024 * MIB)) || fail "summary image size $image, expected 1 GiB: $line"
+  ((read * 100 < image)) || fail "read $read bytes of a 1 GiB mostly-empty qcow2: not the sparse case this test needs"
+  ((image_rate >= read_rate)) || fail "image rate $image_rate below the read rate $read_rate: $line"
+  # image_rate / read_rate == image / read, within the one-decimal rounding of all four numbers
+  local lhs=$((image_rate / 1024 * (read / 1024))) rhs=$((image / 1024 * (read_rate / 1024)))
+  ((lhs * 10 >= rhs * 9 && lhs * 9 <= rhs * 10)) \
+    || fail "headline rate is not image bytes per second: image $image read $read, rates $image_rate / $read_rate"
+}
+
 t_progress_json() {
   run_import --url "$IMG/raw.gz" --dest "$W/dest/disk.raw" --progress json
   # every line but the final summary is one JSON object with the documented keys
@@ -153,15 +179,38 @@ t_sigterm_while_spooling_to_scratch() {
   cancel_during_import TERM "$IMG/stream.vmdk" $((2 * MIB)) --scratch-dir "$W/scratch"
 }
 
+t_info_plan() {
+  # info prints the plan an import with the same options executes (lib/pipeline/plan.hpp)
+  mkdir -p "$W/scratch"
+  cdi info "$IMG/stream.vmdk.gz"
+  check_success
+  grep -q '^plan:$' "$W/_meta/out" || { show_output; fail "info prints no plan"; }
+  grep -q '^  converter: qemu-img from a scratch spool$' "$W/_meta/out" || { show_output; fail "info: no spool in the plan"; }
+  grep -q '^  why: vmdk from a stream needs random access and no scratch is offered' "$W/_meta/out" \
+    || { show_output; fail "info: the plan does not say why scratch is needed"; }
+  assert_wrote_nothing
+  cdi info "$IMG/stream.vmdk.gz" --scratch-dir "$W/scratch" --json
+  check_success
+  jq -e '.plan.converter == "qemu-img" and .plan.access == "random access on a scratch spool" and .plan.needs.scratch == true
+         and (.plan.reasons | any(test("spooled to scratch")))' "$W/_meta/out" > /dev/null \
+    || { show_output; fail "info --json: not the spool plan"; }
+  # the import executes that plan and logs its reasons
+  run_import --url "$IMG/stream.vmdk.gz" --dest "$W/dest/plan.raw" --scratch-dir "$W/scratch" -v
+  grep -q 'plan: vmdk from a stream needs random access: the stream is spooled to scratch, then converted' "$W/_meta/err" \
+    || { show_output; fail "the import did not log the plan info printed"; }
+}
+
 run_test help_and_version t_help_and_version
 run_test usage_errors t_usage_errors
 run_test missing_source t_missing_source
 run_test dest_directory_missing t_dest_directory_missing
 run_test explicit_import_subcommand t_explicit_import_subcommand
 run_test summary_line t_summary_line
+run_test summary_rate_is_image_rate t_summary_rate_is_image_rate
 run_test progress_json t_progress_json
 run_test progress_bar_not_a_tty t_progress_bar_not_a_tty
 run_test info_json t_info_json
+run_test info_plan t_info_plan
 run_test sigterm_streaming_raw t_sigterm_streaming_raw
 run_test sigint_streaming_qcow2 t_sigint_streaming_qcow2
 run_test sigterm_while_spooling_to_scratch t_sigterm_while_spooling_to_scratch

@@ -166,24 +166,6 @@ t_filesystem_to_filesystem() {
   (($(wire_bytes) < 10 * MIB)) || fail "$(wire_bytes) bytes on the wire for 5.2 MiB of data"
 }
 
-t_block_to_block() {
-  require_root
-  make_disk "$W/_meta/src.raw" 24
-  local src dst
-  src=$(make_loop "$W/_meta/src.raw")
-  dst=$(prefilled_loop 32)
-  target_root
-  target_block "$dst"
-  srv_start /dev/cdi-block-volume
-  cloner blockdevice-clone "$src"
-  assert_clone_complete '{"preallocationApplied":false,"message":"Clone Complete"}'
-  same_as_qemu "$src" "$dst" $((24 * MIB))
-  # past the source's end the target is as it was (CDI writes only the stream)
-  cmp -i $((24 * MIB)) "$W/_meta/before.raw" "$dst" >&2 || fail "the target's tail changed"
-  # the written zero run costs little on the wire
-  (($(wire_bytes) < 12 * MIB)) || fail "$(wire_bytes) bytes on the wire for a 24 MiB device with 5 MiB of zeros and 14 MiB of hole"
-}
-
 t_block_to_filesystem() {
   require_root
   make_disk "$W/_meta/src.raw" 24
@@ -199,36 +181,37 @@ t_block_to_filesystem() {
   assert_allocated_below "$R/data/disk.img" $((8 * MIB))
 }
 
-t_filesystem_to_block() {
+# t_to_block KIND DST_MIB PREALLOC CLONER_MESSAGE TAIL WIRE: a clone into a block target, a loop
+# device of DST_MIB MiB full of random bytes. KIND blockdevice-clone: the source is a 24 MiB
+# make_disk on a loop device; filesystem-clone: make_volume (its 48 MiB disk.img). PREALLOC: the
+# cloner's PREALLOCATION. The clone completes (the cloner says CLONER_MESSAGE, the server
+# {"preallocationApplied":false,…}), the target's first source-size bytes are qemu-img convert's
+# of the source; TAIL "tail": past them the target is as it was (CDI writes only the stream);
+# WIRE: an arithmetic condition on the client→server bytes ("-": none).
+t_to_block() {
+  local kind=$1 dst_mib=$2 prealloc=$3 message=$4 tail=$5 wire=$6 src src_file len dst
   require_root
-  make_volume "$W/_meta/vol"
-  local dst
-  dst=$(prefilled_loop 64)
+  if [[ $kind == blockdevice-clone ]]; then
+    make_disk "$W/_meta/src.raw" 24
+    src=$(make_loop "$W/_meta/src.raw")
+    src_file=$src len=$((24 * MIB))
+  else
+    make_volume "$W/_meta/vol"
+    src=$W/_meta/vol src_file=$W/_meta/vol/disk.img len=$((48 * MIB))
+  fi
+  dst=$(prefilled_loop "$dst_mib")
   target_root
   target_block "$dst"
   srv_start /dev/cdi-block-volume
-  cloner filesystem-clone "$W/_meta/vol"
-  assert_clone_complete '{"preallocationApplied":false,"message":"Clone Complete"}'
-  same_as_qemu "$W/_meta/vol/disk.img" "$dst" $((48 * MIB))
-  cmp -i $((48 * MIB)) "$W/_meta/before.raw" "$dst" >&2 || fail "the target's tail changed"
-}
-
-# PREALLOCATION=true on the source: tar without -S, so disk.img is a plain (non-sparse) member —
-# CDI v1.57 wrote nothing to a block target in that case and still said "Clone Complete".
-t_filesystem_to_block_preallocated() {
-  require_root
-  make_volume "$W/_meta/vol"
-  local dst
-  dst=$(prefilled_loop 64)
-  target_root
-  target_block "$dst"
-  srv_start /dev/cdi-block-volume
-  PREALLOC=true cloner filesystem-clone "$W/_meta/vol"
-  assert_clone_complete '{"preallocationApplied":false,"message":"Clone Complete"}' "Clone Complete, Preallocation applied"
-  same_as_qemu "$W/_meta/vol/disk.img" "$dst" $((48 * MIB))
-  # the holes crossed the wire as zeros (no -S): 5.2 MiB of random data plus 42.8 MiB of zeros at
-  # 3 KiB per 64 KiB ≈ 7.2 MiB, where the sparse tar of the same volume is ≈ 5.3 MiB
-  (($(wire_bytes) > 13 * MIB / 2)) || fail "only $(wire_bytes) bytes on the wire: was the tar sparse?"
+  PREALLOC=$prealloc cloner "$kind" "$src"
+  assert_clone_complete '{"preallocationApplied":false,"message":"Clone Complete"}' "$message"
+  same_as_qemu "$src_file" "$dst" "$len"
+  if [[ $tail == tail ]]; then
+    cmp -i "$len" "$W/_meta/before.raw" "$dst" >&2 || fail "the target's tail changed"
+  fi
+  if [[ $wire != - ]]; then
+    (($(wire_bytes) $wire)) || fail "$(wire_bytes) bytes on the wire, want $wire"
+  fi
 }
 
 # --- failures ---------------------------------------------------------------------------------
@@ -326,10 +309,16 @@ t_standalone_pair() {
 }
 
 run_test filesystem_to_filesystem t_filesystem_to_filesystem
-run_test block_to_block t_block_to_block
+# the written zero run costs little on the wire: a 24 MiB device with 5 MiB of zeros and 14 MiB of hole
+run_test block_to_block t_to_block blockdevice-clone 32 false "Clone Complete" tail "< 12 * MIB"
 run_test block_to_filesystem t_block_to_filesystem
-run_test filesystem_to_block t_filesystem_to_block
-run_test filesystem_to_block_preallocated t_filesystem_to_block_preallocated
+run_test filesystem_to_block t_to_block filesystem-clone 64 false "Clone Complete" tail -
+# PREALLOCATION=true on the source: tar without -S, so disk.img is a plain (non-sparse) member —
+# CDI v1.57 wrote nothing to a block target in that case and still said "Clone Complete". The holes
+# cross the wire as zeros: 5.2 MiB of random data plus 42.8 MiB of zeros at 3 KiB per 64 KiB
+# ≈ 7.2 MiB, where the sparse tar of the same volume is ≈ 5.3 MiB (was the tar sparse?).
+run_test filesystem_to_block_preallocated t_to_block filesystem-clone 64 true "Clone Complete, Preallocation applied" \
+  - "> 13 * MIB / 2"
 run_test wrong_client_cn t_wrong_client_cn
 run_test stream_cut_halfway t_stream_cut_halfway
 run_test source_locked_by_qemu t_source_locked_by_qemu

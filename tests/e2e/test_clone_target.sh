@@ -219,15 +219,16 @@ t_block_to_directory() {
   assert_sparse_copy "$W/dest/disk.img" "$SRC/src.raw"
 }
 
-t_block_to_block() {
+# t_to_block KIND MIB FILE: a clone into a MIB MiB device: its first source-size bytes are the
+# source's; past them the device keeps what it held (CDI's StreamDataToFile writes the stream only).
+t_to_block() {
   require_root
-  device tgt $((24 * MIB))
+  device tgt $(($2 * MIB))
   srv_start "$DEV"
-  clone blockdevice-clone "$SRC/block.sz"
+  clone "$1" "$SRC/$3"
   expect_code 200
   srv_wait 0
-  cmp -n "$SRC_SIZE" "$DEV" "$SRC/src.raw" >&2 || fail "device differs from the source"
-  # past the source's end the device keeps what it held (CDI's StreamDataToFile writes the stream only)
+  cmp -n "$SRC_SIZE" "$DEV" "$SRC/src.raw" >&2 || fail "device differs from the source ($1)"
   cmp -i "$SRC_SIZE" "$DEV" "$W/_meta/tgt.orig" >&2 || fail "the device tail past the source was changed"
 }
 
@@ -247,17 +248,6 @@ t_fs_to_file() {
   n=$(find "$W/dest" -mindepth 1 | wc -l)
   ((n == 6)) || { find "$W/dest" >&2; fail "expected 6 entries in the target, found $n"; }
   grep -q "upload > snappy > tar" "$W/_meta/srv.err" || fail "summary does not show the clone chain"
-}
-
-t_fs_to_block() {
-  require_root
-  device tgt $((20 * MIB))
-  srv_start "$DEV"
-  clone filesystem-clone "$SRC/fs.sz"
-  expect_code 200
-  srv_wait 0
-  cmp -n "$SRC_SIZE" "$DEV" "$SRC/src.raw" >&2 || fail "device differs from the tar's disk.img"
-  cmp -i "$SRC_SIZE" "$DEV" "$W/_meta/tgt.orig" >&2 || fail "the device tail past disk.img was changed"
 }
 
 t_upload_form_route() {
@@ -302,77 +292,49 @@ t_async_refused() {
   srv_stop
 }
 
-# cut/corrupt cases on the three kinds of target: nothing complete-looking is left
-t_cut_chunk_boundary_file() {
-  srv_start "$W/dest/disk.img"
+# cut/corrupt cases on the three kinds of target: nothing complete-looking is left.
+# t_cut TARGET MODE KIND FILE WANT: TARGET "file" (dest/disk.img) or a device size in MiB; MODE and
+# KIND as cut_post takes them; WANT "early" (the server logs "request body ended early") or "any"
+# (some upload failure). Then the file target's directory is empty, or the device's first MiB
+# (the held-back head never reached it, and abort wiped it) is zeros.
+t_cut() {
+  local target=$1 mode=$2 kind=$3 file=$4 want=$5
+  if [[ $target == file ]]; then
+    srv_start "$W/dest/disk.img"
+  else
+    require_root
+    device tgt $((target * MIB))
+    srv_start "$DEV"
+  fi
+  cut_post "$mode" "$kind" "$SRC/$file"
+  [[ $CODE != 200 ]] || fail "a cut body was answered 200"   # (a client that cut its body gets no answer)
+  for _ in $(seq 100); do grep -q "upload failed" "$W/_meta/srv.err" && break; sleep 0.05; done
+  if [[ $want == early ]]; then
+    grep -q "upload failed (.*request body ended early" "$W/_meta/srv.err" || { tail "$W/_meta/srv.err" >&2; fail "no body-ended-early failure"; }
+  else
+    grep -q "upload failed" "$W/_meta/srv.err" || { tail "$W/_meta/srv.err" >&2; fail "no failure logged"; }
+  fi
+  if [[ $target == file ]]; then
+    assert_dir_empty "$W/dest"
+  else
+    is_zero "$DEV" 0 "$MIB" || fail "the device's first MiB is not wiped after a cut clone"
+  fi
+  srv_stop
+}
+# name                     target mode    kind              file          want
+CUT_CASES=(
   # cut exactly at a snappy chunk boundary: only the missing chunked terminator tells
-  cut_post chunked blockdevice-clone "$SRC/block-cut.sz"
-  [[ $CODE != 200 ]] || fail "a cut body was answered 200"   # (a client that cut its body gets no answer)
-  for _ in $(seq 100); do grep -q "upload failed" "$W/_meta/srv.err" && break; sleep 0.05; done
-  grep -q "upload failed (.*request body ended early" "$W/_meta/srv.err" || { tail "$W/_meta/srv.err" >&2; fail "no body-ended-early failure"; }
-  assert_dir_empty "$W/dest"
-  srv_stop
-}
-
-t_cut_content_length_fs() {
-  srv_start "$W/dest/disk.img"
+  "cut_chunk_boundary_file  file   chunked blockdevice-clone block-cut.sz  early"
   # the whole (valid) stream, but 64 KiB less than Content-Length promised
-  cut_post length filesystem-clone "$SRC/fs.sz"
-  [[ $CODE != 200 ]] || fail "a cut body was answered 200"   # (a client that cut its body gets no answer)
-  for _ in $(seq 100); do grep -q "upload failed" "$W/_meta/srv.err" && break; sleep 0.05; done
-  grep -q "upload failed (.*request body ended early" "$W/_meta/srv.err" || { tail "$W/_meta/srv.err" >&2; fail "no body-ended-early failure"; }
-  assert_dir_empty "$W/dest"
-  srv_stop
-}
-
-t_cut_fs_block() {
-  require_root
-  device tgt $((20 * MIB))
-  srv_start "$DEV"
-  cut_post chunked filesystem-clone "$SRC/fs-cut.sz"
-  [[ $CODE != 200 ]] || fail "a cut body was answered 200"   # (a client that cut its body gets no answer)
-  for _ in $(seq 100); do grep -q "upload failed" "$W/_meta/srv.err" && break; sleep 0.05; done
-  grep -q "upload failed" "$W/_meta/srv.err" || fail "no failure logged"
-  # the held-back head never reached the device, and abort wiped it
-  is_zero "$DEV" 0 "$MIB" || fail "the device's first MiB is not wiped after a cut clone"
-  srv_stop
-}
-
-t_cut_block_block() {
-  require_root
-  device tgt $((16 * MIB))
-  srv_start "$DEV"
+  "cut_content_length_fs    file   length  filesystem-clone  fs.sz         early"
+  "cut_fs_block             20     chunked filesystem-clone  fs-cut.sz     any"
   # the complete stream without the chunked terminator
-  cut_post chunked blockdevice-clone "$SRC/block.sz"
-  [[ $CODE != 200 ]] || fail "a cut body was answered 200"   # (a client that cut its body gets no answer)
-  for _ in $(seq 100); do grep -q "upload failed" "$W/_meta/srv.err" && break; sleep 0.05; done
-  grep -q "upload failed (.*request body ended early" "$W/_meta/srv.err" || fail "no body-ended-early failure"
-  is_zero "$DEV" 0 "$MIB" || fail "the device's first MiB is not wiped after a cut clone"
-  srv_stop
-}
-
-t_cut_terminator_fs() {
+  "cut_block_block          16     chunked blockdevice-clone block.sz      early"
   # the complete tar stream, only the chunked terminator missing: the stages read their input to
   # its end, so the transport's error arrives before anything is committed
-  local target=$1
-  if [[ $target == block ]]; then
-    require_root
-    device tgt $((20 * MIB))
-    srv_start "$DEV"
-  else
-    srv_start "$W/dest/disk.img"
-  fi
-  cut_post chunked filesystem-clone "$SRC/fs.sz"
-  [[ $CODE != 200 ]] || fail "a cut body was answered 200"
-  for _ in $(seq 100); do grep -q "upload failed" "$W/_meta/srv.err" && break; sleep 0.05; done
-  grep -q "upload failed (.*request body ended early" "$W/_meta/srv.err" || fail "no body-ended-early failure"
-  if [[ $target == block ]]; then
-    is_zero "$DEV" 0 "$MIB" || fail "the device's first MiB is not wiped after a cut clone"
-  else
-    assert_dir_empty "$W/dest"
-  fi
-  srv_stop
-}
+  "cut_terminator_fs_dir    file   chunked filesystem-clone  fs.sz         early"
+  "cut_terminator_fs_block  20     chunked filesystem-clone  fs.sz         early"
+)
 
 t_bad_crc_file() {
   srv_start "$W/dest/disk.img"
@@ -499,18 +461,17 @@ t_pod_fs_clone() {
 
 run_test block_to_file t_block_to_file
 run_test block_to_directory t_block_to_directory
-run_test block_to_block t_block_to_block
+run_test block_to_block t_to_block blockdevice-clone 24 block.sz
 run_test fs_to_file t_fs_to_file
-run_test fs_to_block t_fs_to_block
+run_test fs_to_block t_to_block filesystem-clone 20 fs.sz
 run_test archive_route t_upload_form_route
 run_test wrong_cn t_wrong_cn
 run_test async_refused t_async_refused
-run_test cut_chunk_boundary_file t_cut_chunk_boundary_file
-run_test cut_content_length_fs t_cut_content_length_fs
-run_test cut_fs_block t_cut_fs_block
-run_test cut_block_block t_cut_block_block
-run_test cut_terminator_fs_dir t_cut_terminator_fs dir
-run_test cut_terminator_fs_block t_cut_terminator_fs block
+for c in "${CUT_CASES[@]}"; do
+  read -r name args <<< "$c"
+  read -r -a args <<< "$args"
+  run_test "$name" t_cut "${args[@]}"
+done
 run_test bad_crc_file t_bad_crc_file
 run_test bad_crc_fs_dir t_bad_crc_fs_dir
 run_test bad_crc_block t_bad_crc_block

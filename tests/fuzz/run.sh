@@ -1,18 +1,28 @@
 #!/bin/sh
 # SPDX-License-Identifier: Apache-2.0
-# Builds the qcow2 libFuzzer target in its own directory and runs it for N seconds (default 60)
-# over a seed corpus of small qemu-img images generated here. Exit status: libFuzzer's (non-zero
-# when it found a crash, leak or sanitizer report; the reproducer is left in the build dir).
+# Builds the qcow2 libFuzzer target in its own build tree (the whole project configured with clang
+# and -DCDI_FUZZ=ON, so the target links the real cdi_import_core, instrumented; only the fuzz
+# target and what it links are built) and runs it for N seconds (default 60) over a seed corpus of
+# small qemu-img images generated here. Exit status: libFuzzer's (non-zero when it found a crash,
+# leak or sanitizer report; the reproducer is left in the build dir).
 #   tests/fuzz/run.sh [seconds] [build-dir]
-# Needs: clang-16 and libclang-rt-16-dev (Debian 12), qemu-utils, cmake, ninja.
+# Needs: clang-16 and libclang-rt-16-dev (Debian 12), qemu-utils, cmake, ninja, and the project's
+# build dependencies (scripts/install-deps.sh).
 set -eu
 secs=${1:-60}
 here=$(cd "$(dirname "$0")" && pwd)
-build=${2:-$here/../../build-fuzz}
+root=$(cd "$here/../.." && pwd)
+build=${2:-$root/build-fuzz}
 cxx=${CXX:-clang++-16}
+cc=${CC:-clang-16}
 
-cmake -S "$here" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-  -DCMAKE_CXX_COMPILER="$cxx" >/dev/null
+# A tree configured from another source directory (the old standalone tests/fuzz project) cannot
+# be reconfigured from the top level: start it afresh.
+if [ -f "$build/CMakeCache.txt" ] && ! grep -qx "CMAKE_HOME_DIRECTORY:INTERNAL=$root" "$build/CMakeCache.txt"; then
+  rm -rf "$build/CMakeCache.txt" "$build/CMakeFiles"
+fi
+cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCDI_FUZZ=ON -DCDI_BUILD_BENCH=OFF \
+  -DCMAKE_CXX_COMPILER="$cxx" -DCMAKE_C_COMPILER="$cc" >/dev/null
 cmake --build "$build" -j2 --target fuzz_qcow2
 
 seeds=$build/seeds
@@ -36,5 +46,5 @@ q create -f qcow2 -o cluster_size=512 h.qcow2 64k && io -c 'write -P 5 0 8k' h.q
 rm -f rnd.raw txt.raw
 
 cd "$build"
-ASAN_OPTIONS=detect_leaks=1 ./fuzz_qcow2 -max_total_time="$secs" -max_len=1048576 -rss_limit_mb=2048 \
+ASAN_OPTIONS=detect_leaks=1 ./tests/fuzz/fuzz_qcow2 -max_total_time="$secs" -max_len=1048576 -rss_limit_mb=2048 \
   -print_final_stats=1 "$corpus" "$seeds"

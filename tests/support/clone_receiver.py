@@ -9,10 +9,10 @@ x-cdi-content-type to OUT.type, then 200. One line per event on stdout ("listeni
   clone_receiver.py --cert C --key K --ca CA --out OUT [--rate BYTES_PER_SEC] [--status N]
 """
 import argparse
-import http.server
-import ssl
 import sys
 import time
+
+from tls_http import QuietHandler, announce_port, serve_tls, serve_until_interrupted
 
 
 def main():
@@ -28,12 +28,7 @@ def main():
     def log(msg):
         print(msg, flush=True)
 
-    class Handler(http.server.BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, *args):
-            pass
-
+    class Handler(QuietHandler):
         def do_POST(self):
             cn = dict(x[0] for x in self.connection.getpeercert()["subject"]).get("commonName", "")
             log("request %s %s cn=%s te=%s" % (self.path, self.headers.get("x-cdi-content-type"), cn,
@@ -64,25 +59,12 @@ def main():
                     self.rfile.readline(16)
             with open(a.out + ".type", "w") as f:
                 f.write(self.headers.get("x-cdi-content-type") or "")
-            body = b"ok\n"
-            self.send_response(a.status)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+            self.reply(a.status, b"ok\n")
             log("done %d" % total)
 
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-    ctx.load_cert_chain(a.cert, a.key)
-    ctx.load_verify_locations(a.ca)
-    ctx.verify_mode = ssl.CERT_REQUIRED
-    srv = http.server.HTTPServer(("127.0.0.1", 0), Handler)
-    srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
-    log("listening on port %d" % srv.server_address[1])
-    try:
-        srv.serve_forever()
-    except KeyboardInterrupt:
-        pass
+    srv = serve_tls(Handler, a.cert, a.key, client_ca=a.ca)
+    announce_port(srv)
+    serve_until_interrupted(srv)
     return 0
 
 

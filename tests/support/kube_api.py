@@ -7,10 +7,10 @@ request (method, path, content type, Authorization, body) as one JSON line in --
   kube_api.py --cert C --key K --port-file F --log L --object OBJ.json --ns NS --name NAME
 """
 import argparse
-import http.server
 import json
-import ssl
 import sys
+
+from tls_http import QuietHandler, announce_port, serve_tls
 
 
 def main():
@@ -25,12 +25,7 @@ def main():
     a = ap.parse_args()
     path = f"/apis/cdi.kubevirt.io/v1beta1/namespaces/{a.ns}/dataimportcrons/{a.name}"
 
-    class H(http.server.BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, *args):
-            pass
-
+    class H(QuietHandler):
         def record(self, body):
             with open(a.log, "a") as f:
                 f.write(json.dumps({"method": self.command, "path": self.path,
@@ -38,37 +33,26 @@ def main():
                                     "authorization": self.headers.get("Authorization", ""),
                                     "body": body.decode("utf-8", "replace")}) + "\n")
 
-        def reply(self, status, obj):
-            data = json.dumps(obj).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+        def reply_json(self, status, obj):
+            self.reply(status, json.dumps(obj).encode(), "application/json")
 
         def handle_any(self):
             n = int(self.headers.get("Content-Length", "0") or 0)
             body = self.rfile.read(n) if n else b""
             self.record(body)
             if self.path != path:
-                self.reply(404, {"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound",
-                                 "message": f'dataimportcrons.cdi.kubevirt.io "{self.path.rsplit("/", 1)[-1]}" not found',
-                                 "code": 404})
+                self.reply_json(404, {"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound",
+                                      "message": f'dataimportcrons.cdi.kubevirt.io "{self.path.rsplit("/", 1)[-1]}" not found',
+                                      "code": 404})
                 return
             with open(a.object) as f:
-                self.reply(200, json.load(f))
+                self.reply_json(200, json.load(f))
 
         do_GET = handle_any
         do_PATCH = handle_any
 
-    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.load_cert_chain(a.cert, a.key)
-    srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
-    with open(a.port_file + ".tmp", "w") as f:
-        f.write(str(srv.server_address[1]))
-    import os
-    os.rename(a.port_file + ".tmp", a.port_file)
+    srv = serve_tls(H, a.cert, a.key, threading=True)
+    announce_port(srv, a.port_file)
     srv.serve_forever()
 
 

@@ -174,3 +174,87 @@ TEST_CASE("reason truncated is set by the codecs and survives the pipeline's con
   CHECK(e.reason() == Reason::truncated);
   CHECK(pod::import_failure(e, false).exit_code == 1);
 }
+
+// Every Reason value, one row each: the reason on an Errc::io error with an unrelated message (and a
+// CLI hint, which no pod or server text may show) gives the row's pod exit code, termination message,
+// env-failure text, upload-pod exit code and upload-server HTTP status; the reason's usual message
+// without the reason gives what Reason::none gives. A Reason added without a row fails the first check.
+TEST_CASE("every reason: pod exit code, termination message and HTTP status follow from the reason alone",
+          "[error][reason][pod][server]") {
+  struct Row {
+    Reason reason;
+    std::string_view name;
+    std::string usual;           // the wording that went with the contract when it hung on text
+    Kind kind;                   // pod::import_failure
+    int exit_code;
+    std::string import_text;     // its termination message, for a file/block target
+    bool env_log_only;           // pod::env_failure
+    std::string env_text;
+    int upload_exit;             // pod::upload_env_exit_code
+    int http_status;             // server::reply_for_error, not a client fault
+  };
+  const std::string m = k_unrelated;
+  const std::string plain = "Unable to process data: " + m;
+  const std::string pvc = " (the image is larger than the reported available storage: a larger PVC is required)";
+  const std::vector<Row> rows{
+      {Reason::none, "none", "something failed", Kind::failed, 1, plain, false, m, 1, 500},
+      {Reason::checksum_mismatch, "checksum_mismatch", "checksum mismatch: expected sha256:aa, calculated sha256:bb",
+       Kind::checksum_mismatch, 0,
+       "Unable to process data: Unable to transfer source data to scratch space: checksum validation failed: " + m, false,
+       m, 1, 400},
+      {Reason::no_space, "no_space", "write: No space left on device", Kind::failed, 1,
+       plain + " (no space left on device)", false, m, 1, 400},
+      {Reason::too_small, "too_small", "image is larger than the reported available storage", Kind::failed, 1,
+       plain + pvc, false, m, 1, 400},
+      {Reason::bad_preallocation, "bad_preallocation", pod::preallocation_error_text("maybe"), Kind::failed, 1, plain,
+       true, m, 1, 500},
+      {Reason::bad_deadline, "bad_deadline", "Invalid DEADLINE \"x\": not an RFC 3339 time", Kind::failed, 1, plain,
+       false, m, 255, 500},
+      {Reason::bad_checksum, "bad_checksum", "invalid checksum: bad", Kind::failed, 1, plain, false,
+       "Unable to connect to http data source: " + m, 1, 500},
+      {Reason::scratch_required, "scratch_required", "scratch space required: qcow2 from a stream needs random access",
+       Kind::scratch_required, 0, "", false, m, 1, 500},
+      {Reason::in_use, "in_use", "source /dev/x is in use; power off the VM that uses it", Kind::failed, 1, plain,
+       false, m, 1, 500},
+      {Reason::truncated, "truncated", "gzip: unexpected end of stream (truncated)", Kind::failed, 1, plain, false, m,
+       1, 500},
+  };
+  for (size_t i = 0; i < rows.size(); ++i) {
+    INFO("row " << i << " " << rows[i].name);
+    CHECK(rows[i].reason == static_cast<Reason>(i));
+    CHECK(reason_name(rows[i].reason) == rows[i].name);
+  }
+  // One past the last row is not a Reason (reason_name's fallback): the table is complete.
+  CHECK(reason_name(static_cast<Reason>(rows.size())) == "none");
+
+  const Row& none = rows.front();
+  for (const auto& row : rows) {
+    INFO("reason " << row.name);
+    Error with(Errc::io, row.reason, m);
+    with.with_hint("; pass --some-flag");
+    auto f = pod::import_failure(with, false);
+    CHECK(f.kind == row.kind);
+    CHECK(f.exit_code == row.exit_code);
+    CHECK(f.text == row.import_text);
+    auto env = pod::env_failure(with, "http");
+    CHECK(env.log_only == row.env_log_only);
+    CHECK(env.text == row.env_text);
+    CHECK(pod::upload_env_exit_code(with) == row.upload_exit);
+    auto reply = server::reply_for_error(with, false);
+    CHECK(reply.status == row.http_status);
+    for (const auto& text : {f.text, env.text, reply.body}) CHECK(text.find("--some-flag") == std::string::npos);
+
+    // The usual wording, no reason: the contract is Reason::none's.
+    Error without(Errc::io, row.usual);
+    REQUIRE(without.reason() == Reason::none);
+    auto g = pod::import_failure(without, false);
+    CHECK(g.kind == none.kind);
+    CHECK(g.exit_code == none.exit_code);
+    CHECK(g.text == "Unable to process data: " + row.usual);
+    auto genv = pod::env_failure(without, "http");
+    CHECK(genv.log_only == none.env_log_only);
+    CHECK(genv.text == row.usual);
+    CHECK(pod::upload_env_exit_code(without) == none.upload_exit);
+    CHECK(server::reply_for_error(without, false).status == none.http_status);
+  }
+}

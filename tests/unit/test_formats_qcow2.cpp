@@ -101,7 +101,7 @@ std::string require_error(const Bytes& file, Errc code, q::DecodeOptions opts = 
   CHECK(o->result.error().code() == code);
   REQUIRE_FALSE(o->result.error().contexts().empty());
   CHECK(o->result.error().contexts().front() == "qcow2");
-  return o->result.error().what();
+  return o->result.error().what_with_hint();   // what() and the CLI's hint, as cdi-import prints them
 }
 
 constexpr uint64_t k_cs = 512;
@@ -210,7 +210,7 @@ TEST_CASE("qcow2 data before its L2 table is held, then spilled, else scratch_re
     q::DecodeOptions opts;
     opts.hold_limit = k_cs;
     std::string e = require_error(img.file, Errc::scratch_required, opts);
-    CHECK(e.find("--scratch-dir needed (more than 512 B)") != std::string::npos);
+    CHECK(e.find("scratch space needed (more than 512 B); pass --scratch-dir DIR") != std::string::npos);
   }
   SECTION("random access holds nothing, needs no scratch") {
     q::DecodeOptions opts;

@@ -14,6 +14,8 @@
 #include "tests/support/memory_reader.hpp"
 #include "lib/util/digest.hpp"
 #include "tests/support/loop_device.hpp"
+#include "tests/unit/test_formats_qcow2_support.hpp"
+#include "tests/unit/test_formats_tar_support.hpp"
 
 using namespace cdi;
 using cdi::test::sys::TempDir;
@@ -28,6 +30,12 @@ std::string pattern(size_t n, uint32_t seed) {
     c = static_cast<char>((x >> 16) | 1);
   }
   return v;
+}
+
+std::string as_string(std::span<const std::byte> b) { return std::string(reinterpret_cast<const char*>(b.data()), b.size()); }
+
+std::string sha256_of(std::string_view body) {
+  return "sha256:" + util::digest_hex(util::DigestAlgo::sha256, std::as_bytes(std::span(body)));
 }
 
 std::string slurp(const std::filesystem::path& p) {
@@ -224,4 +232,151 @@ TEST_CASE("run_upload_server: a clone body is refused on async routes and writte
   CHECK(r->report.content_type == pipeline::ContentType::blockdevice_clone);
   CHECK(r->report.chain == std::vector<std::string>{"upload", "snappy", "raw"});
   CHECK(slurp(d / "disk.img") == device);
+}
+
+namespace {
+
+// A qcow2 (64 KiB clusters, 1 MiB virtual) whose last referenced cluster is followed by `tail`
+// bytes of data the decoder reads and discards; `raw` is the guest image.
+struct TailedQcow2 {
+  std::string image;   // header, L1, L2, 8 data clusters
+  std::string tail;    // after the last cluster
+  std::string raw;
+};
+
+TailedQcow2 tailed_qcow2() {
+  namespace q = cdi::test::qcow2;
+  constexpr uint64_t cs = 64 << 10;
+  q::Builder b(16, 16 * cs);
+  b.l1_offset = cs;
+  b.l1(0, 2 * cs);
+  TailedQcow2 t;
+  t.raw.assign(16 * cs, '\0');
+  for (uint64_t g = 0; g < 8; ++g) {
+    auto data = q::pattern(cs, static_cast<uint32_t>(40 + g));
+    b.put((3 + g) * cs, data);
+    b.l2(2 * cs, g, q::Builder::normal((3 + g) * cs));
+    t.raw.replace(g * cs, cs, as_string(data));
+  }
+  t.image = as_string(b.build());
+  t.tail = pattern(300 << 10, 11);
+  return t;
+}
+
+}  // namespace
+
+// X-Checksum is the import's checksum (the pipeline's HashTap): it covers the whole body, also the
+// bytes after what a stage needs (data after the last qcow2 cluster, zeros after a tar's end
+// marker). A digest that is wrong only because of that tail is still a mismatch: 400, and the
+// target is left as a failed import leaves it (no file, no extracted tree, no device head).
+TEST_CASE("run_upload_server: X-Checksum covers the body's tail beyond what the stages need",
+          "[server][upload_server][checksum]") {
+  TempDir d;
+  const auto q = tailed_qcow2();
+  const std::string body = q.image + q.tail;
+  const std::string tail_only_wrong = sha256_of(q.image);   // right for everything but the tail
+
+  SECTION("qcow2 into a file, sync and async routes") {
+    auto o = http_options(d / "disk.raw");
+    Running srv(o);
+    httplib::Client cli("127.0.0.1", srv.port());
+    cli.set_read_timeout(std::chrono::seconds(30));
+    for (const char* route : {"/v1beta1/upload", "/v1beta1/upload-async", "/v1alpha1/upload-form-async"}) {
+      INFO(route);
+      httplib::Result res = std::string_view(route).find("form") != std::string_view::npos
+                                ? cli.Post(route, {{"X-Checksum", tail_only_wrong}},
+                                           httplib::MultipartFormDataItems{{"file", body, "disk.qcow2", "application/octet-stream"}})
+                                : cli.Post(route, {{"X-Checksum", tail_only_wrong}}, body, "application/octet-stream");
+      REQUIRE(res);
+      CHECK(res->status == 400);
+      CHECK(res->body.find("checksum mismatch: expected " + tail_only_wrong + ", calculated " + sha256_of(body)) !=
+            std::string::npos);
+      CHECK_FALSE(std::filesystem::exists(d / "disk.raw"));
+    }
+    auto ok = cli.Post("/v1beta1/upload-async", {{"X-Checksum", sha256_of(body)}}, body, "application/octet-stream");
+    REQUIRE(ok);
+    CHECK(ok->status == 200);
+    auto r = srv.result();
+    REQUIRE(r);
+    CHECK(r->report.checksum_verified == sha256_of(body));
+    CHECK(r->report.format == "qcow2");
+    CHECK(slurp(d / "disk.raw") == q.raw);
+  }
+
+  SECTION("vmdk through scratch and qemu-img, async route: verified before the 200") {
+    // run_import verifies this path's digest after qemu-img has converted the spooled body, so
+    // the async reply waits for that (phase finishing) instead of answering at `converting`.
+    namespace qs = cdi::test::qcow2;
+    std::filesystem::create_directories(d / "scratch");
+    qs::write_file((d / "src.raw").string(), std::as_bytes(std::span(q.raw)));
+    REQUIRE(qs::sh("qemu-img convert -f raw -O vmdk -o subformat=streamOptimized " + (d / "src.raw").string() + " " +
+                   (d / "disk.vmdk").string()));
+    const std::string vmdk = slurp(d / "disk.vmdk");
+    auto o = http_options(d / "disk.raw");
+    o.import.scratch_dir = d / "scratch";
+    Running srv(o);
+    httplib::Client cli("127.0.0.1", srv.port());
+    cli.set_read_timeout(std::chrono::seconds(30));
+    const std::string wrong = sha256_of(vmdk + "x");
+    auto res = cli.Post("/v1beta1/upload-async", {{"X-Checksum", wrong}}, vmdk, "application/octet-stream");
+    REQUIRE(res);
+    CHECK(res->status == 400);
+    CHECK(res->body.find("checksum mismatch: expected " + wrong + ", calculated " + sha256_of(vmdk)) != std::string::npos);
+    CHECK_FALSE(std::filesystem::exists(d / "disk.raw"));
+    CHECK(std::filesystem::is_empty(d / "scratch"));
+    auto ok = cli.Post("/v1beta1/upload-async", {{"X-Checksum", sha256_of(vmdk)}}, vmdk, "application/octet-stream");
+    REQUIRE(ok);
+    CHECK(ok->status == 200);
+    auto r = srv.result();
+    REQUIRE(r);
+    CHECK(r->report.checksum_verified == sha256_of(vmdk));
+    CHECK(r->report.format == "vmdk");
+    CHECK(slurp(d / "disk.raw") == q.raw);
+  }
+
+  SECTION("qcow2 onto a block device") {
+    cdi::test::sys::ScratchLoop loop(2 << 20, 0xFF);
+    auto o = http_options(loop.path());
+    Running srv(o);
+    httplib::Client cli("127.0.0.1", srv.port());
+    cli.set_read_timeout(std::chrono::seconds(30));
+    auto res = cli.Post("/v1beta1/upload", {{"X-Checksum", tail_only_wrong}}, body, "application/octet-stream");
+    REQUIRE(res);
+    CHECK(res->status == 400);
+    CHECK(res->body.find("checksum mismatch") != std::string::npos);
+    // The head the block sink holds back until finish never reached the device.
+    CHECK(as_string(cdi::test::sys::read_bytes(loop.path(), 0, 64 << 10)) != q.raw.substr(0, 64 << 10));
+    auto ok = cli.Post("/v1beta1/upload", {{"X-Checksum", sha256_of(body)}}, body, "application/octet-stream");
+    REQUIRE(ok);
+    CHECK(ok->status == 200);
+    auto r = srv.result();
+    REQUIRE(r);
+    CHECK(r->report.checksum_verified == sha256_of(body));
+    CHECK(as_string(cdi::test::sys::read_bytes(loop.path(), 0, q.raw.size())) == q.raw);
+  }
+
+  SECTION("tar archive with zeros after its end marker") {
+    namespace t = cdi::test::tar;
+    const auto file = t::pattern(100 << 10, 3);
+    const std::string tar = as_string(t::make_tar({t::dir("d"), t::reg("d/f.bin", file)}));
+    const std::string tar_body = tar + std::string(64 << 10, '\0');
+    auto o = http_options(d / "tree");
+    Running srv(o);
+    httplib::Client cli("127.0.0.1", srv.port());
+    cli.set_read_timeout(std::chrono::seconds(30));
+    auto res = cli.Post("/v1beta1/upload-archive", {{"X-Checksum", sha256_of(tar)}}, tar_body, "application/x-tar");
+    REQUIRE(res);
+    CHECK(res->status == 400);
+    CHECK(res->body.find("checksum mismatch: expected " + sha256_of(tar) + ", calculated " + sha256_of(tar_body)) !=
+          std::string::npos);
+    CHECK_FALSE(std::filesystem::exists(d / "tree"));
+    auto ok = cli.Post("/v1beta1/upload-archive", {{"X-Checksum", sha256_of(tar_body)}}, tar_body, "application/x-tar");
+    REQUIRE(ok);
+    CHECK(ok->status == 200);
+    auto r = srv.result();
+    REQUIRE(r);
+    CHECK(r->report.checksum_verified == sha256_of(tar_body));
+    CHECK(r->report.files_extracted == 1);
+    CHECK(slurp(d / "tree" / "d" / "f.bin") == as_string(file));
+  }
 }

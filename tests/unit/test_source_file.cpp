@@ -198,7 +198,7 @@ TEST_CASE("file source refuses an image another process writes", "[source]") {
     auto r = open_file_source(img.string(), {});
     REQUIRE_FALSE(r);
     CHECK(r.error().code() == Errc::busy);
-    CHECK(r.error().what() == busy_msg);
+    CHECK(r.error().what_with_hint() == busy_msg);
     auto f = open_file_source(img.string(), force);
     REQUIRE(f);
     CHECK(read_all(**f).value() == data);
@@ -283,7 +283,7 @@ TEST_CASE("file source reads a block device", "[source]") {
   ::close(holder);
   REQUIRE_FALSE(busy);
   CHECK(busy.error().code() == Errc::busy);
-  CHECK(busy.error().what() == "source " + loop.path().string() +
+  CHECK(busy.error().what_with_hint() == "source " + loop.path().string() +
                                    " is in use (mounted or held open exclusively); power off the VM that uses it"
                                    " (or pass --force-shared)");
   REQUIRE(forced);

@@ -27,7 +27,8 @@ TEST_CASE("origin_of refuses other schemes and credentials in the URL", "[http]"
   CHECK(origin_of("not a url").error().code() == Errc::invalid_argument);
   auto e = origin_of("https://user:pw@example.com/x");
   REQUIRE_FALSE(e);
-  CHECK(e.error().message().find("--password-file") != std::string::npos);
+  CHECK(e.error().what_with_hint().find("--password-file") != std::string::npos);   // the CLI's hint
+  CHECK(e.error().what().find("--") == std::string::npos);   // the message itself names no flag
   CHECK(e.error().message().find("pw@") == std::string::npos);   // the secret is not echoed
 }
 
