@@ -18,6 +18,7 @@
 
 #include "formats/qcow2/cluster_codec.hpp"
 #include "formats/qcow2/qcow2_header.hpp"
+#include "lib/io/random_access.hpp"
 #include "lib/util/fd.hpp"
 #include "lib/util/file_io.hpp"
 #include "lib/util/units.hpp"
@@ -182,14 +183,24 @@ class Emitter {
 class Decoder {
  public:
   Decoder(io::Reader& in, sink::Sink& out, const DecodeOptions& opts)
-      : m_in(in), m_opts(opts), m_emit(out, m_stats) {}
+      : m_in(&in), m_opts(opts), m_emit(out, m_stats) {}
+  Decoder(io::RandomAccess& in, sink::Sink& out, const DecodeOptions& opts)
+      : m_ra(&in), m_opts(opts), m_emit(out, m_stats) {}
 
   Result<DecodeStats> run();
+  Result<DecodeStats> run_random_access();
 
  private:
   using ClaimMap = std::map<uint64_t, Claim>;
 
   Result<void> read_header();
+  Result<void> init_header(std::span<const std::byte> first, std::optional<uint64_t> size);
+  Result<void> check_present(uint64_t eof);
+  // Random access: the snapshot table, the tables of the given kinds, then the data in host order.
+  Result<size_t> ra_read(uint64_t at, std::span<std::byte> dst);
+  Result<void> ra_scan_snapshots(uint64_t& eof);
+  Result<void> ra_read_tables(std::initializer_list<Kind> kinds, uint64_t& eof);
+  Result<void> ra_read_data(uint64_t& eof);
   Result<void> process_buffer(uint64_t base, std::span<const std::byte> bytes);
   Result<void> process_exclusive(Claim& c, uint64_t x, std::span<const std::byte> bytes);
   Result<void> hold(uint64_t x, std::span<const std::byte> bytes);
@@ -206,7 +217,10 @@ class Decoder {
   Result<void> finish_stream();
   void set_metadata_complete();
 
-  io::Reader& m_in;
+  io::Reader* m_in = nullptr;        // the stream (decode), or
+  io::RandomAccess* m_ra = nullptr;  // the seekable input (decode_random_access)
+  std::unique_ptr<std::byte[]> m_ra_buf;  // random access: the one I/O buffer
+  size_t m_ra_bufsize = 0;
   const DecodeOptions& m_opts;
   DecodeStats m_stats;
   Emitter m_emit;
@@ -229,16 +243,23 @@ class Decoder {
 
 Result<void> Decoder::read_header() {
   std::vector<std::byte> first(k_sector);
-  size_t n = CDI_TRY(io::read_full(m_in, first));
+  size_t n = CDI_TRY(io::read_full(*m_in, first));
   first.resize(n);
   if (size_t need = header_bytes_needed(first); need > n && n == k_sector) {
     first.resize(need);
-    n += CDI_TRY(io::read_full(m_in, std::span(first).subspan(k_sector)));
+    n += CDI_TRY(io::read_full(*m_in, std::span(first).subspan(k_sector)));
     first.resize(n);
   }
+  return init_header(first, m_in->info().size);
+}
+
+// The header is parsed and its claims (header, L1, refcount table) registered. `first` holds the
+// start of the input: its first cluster, or all of it when shorter.
+Result<void> Decoder::init_header(std::span<const std::byte> first, std::optional<uint64_t> size) {
+  const uint64_t n = first.size();
   m_pos = n;
   m_stats.bytes_in = n;
-  m_h = CDI_TRY(parse_header(first, m_in.info().size));
+  m_h = CDI_TRY(parse_header(first, size));
   m_cs = m_h.cluster_size;
   m_snapshots = SnapshotTableScanner(m_h.snapshots_offset, m_h.nb_snapshots);
   CDI_TRY(m_snapshots.feed(0, first));
@@ -385,7 +406,7 @@ Result<void> Decoder::feed(Claim& c, uint64_t x, std::span<const std::byte> byte
     case Kind::refcount_table:
     case Kind::compressed: {
       uint64_t want_end = c.start + c.need;
-      if (x >= want_end) return {};
+      if (x >= want_end || c.done) return {};  // done: handed on (random access may pass its bytes again)
       uint64_t n = std::min<uint64_t>(bytes.size(), want_end - x);
       if (c.buf.size() < c.need) c.buf.resize(c.need);
       std::memcpy(c.buf.data() + (x - c.start), bytes.data(), n);
@@ -583,6 +604,8 @@ Result<void> Decoder::collect_compressed(bool wait) {
 }
 
 Result<void> Decoder::hold(uint64_t x, std::span<const std::byte> bytes) {
+  // Random access knows every claim before it reads data: nothing is ever held.
+  if (!m_in) return fail(Errc::internal, "random access decode tried to hold a cluster");
   Held h;
   h.len = static_cast<uint32_t>(bytes.size());
   if (is_zero(bytes.data(), bytes.size())) {
@@ -593,7 +616,7 @@ Result<void> Decoder::hold(uint64_t x, std::span<const std::byte> bytes) {
     m_held_mem += bytes.size();
   } else {
     if (!m_opts.scratch_dir) {
-      auto size = m_in.info().size;
+      auto size = m_in->info().size;
       std::string need = size ? fmt("about {}", format_bytes(*size - x + m_held_mem))
                               : fmt("more than {}", format_bytes(m_opts.hold_limit));
       return std::unexpected(Error(Errc::scratch_required, Reason::scratch_required,
@@ -667,7 +690,13 @@ Result<void> Decoder::finish_stream() {
       CDI_TRY(submit_compressed(c, true));
     }
   while (m_pool && m_pool->in_flight()) CDI_TRY(collect_compressed(true));
+  CDI_TRY(check_present(eof));
+  if (!m_metadata_complete) return fail(Errc::internal, "metadata incomplete without a missing claim");
+  return m_emit.flush();
+}
 
+// Truncation: every byte a claim requires must lie before `eof`.
+Result<void> Decoder::check_present(uint64_t eof) {
   const Claim* missing = nullptr;
   for (const auto& [start, c] : m_claims)
     if (c.required_end > eof && (!missing || start < missing->start)) missing = &c;
@@ -680,8 +709,7 @@ Result<void> Decoder::finish_stream() {
     }
     return truncated(fmt("truncated: {} missing; stream ended at {}", describe(c), eof));
   }
-  if (!m_metadata_complete) return fail(Errc::internal, "metadata incomplete without a missing claim");
-  return m_emit.flush();
+  return {};
 }
 
 Result<DecodeStats> Decoder::run() {
@@ -691,7 +719,7 @@ Result<DecodeStats> Decoder::run() {
   std::span<std::byte> buf(storage.get(), bufsize);
   for (;;) {
     if (m_opts.cancel) CDI_TRY(m_opts.cancel->check());
-    size_t n = CDI_TRY(io::read_full(m_in, buf));
+    size_t n = CDI_TRY(io::read_full(*m_in, buf));
     m_stats.bytes_in += n;
     if (n == 0) break;
     if (!m_snapshots.done()) CDI_TRY(m_snapshots.feed(m_pos, buf.first(n)));
@@ -704,7 +732,177 @@ Result<DecodeStats> Decoder::run() {
   return m_stats;
 }
 
+// ---- random access -----------------------------------------------------------------------------
+//
+// The same claims, parsers and checks as the stream, fed in another order: header, snapshot table,
+// L1 and refcount table, all L2 tables (sorted by host offset, adjacent ones in one read), then the
+// data clusters in host order. Once the L2 tables are parsed every claim is known (metadata
+// complete), so nothing is ever held: process_buffer hands each data byte to its claim. Bytes are
+// passed to process_buffer in increasing host order, in cluster-aligned runs that never overlap;
+// what lies between runs is unreferenced (or needs no bytes: refcount blocks, preallocated zeros,
+// metadata already parsed).
+
+constexpr size_t k_ra_buffer = 4 << 20;             // the one I/O buffer (at least 2 clusters)
+constexpr uint64_t k_ra_readahead = 64ull << 20;     // data hinted ahead of the reads
+constexpr size_t k_ra_snapshot_read = 64 << 10;     // snapshot table reads (only 40 bytes an entry matter)
+
+Result<size_t> Decoder::ra_read(uint64_t at, std::span<std::byte> dst) {
+  if (m_opts.cancel) CDI_TRY(m_opts.cancel->check());
+  size_t n = CDI_TRY(io::pread_full(*m_ra, at, dst));
+  m_stats.bytes_in += n;
+  return n;
+}
+
+// qemu reads the whole snapshot table at open; so does this, entry by entry, and runs the same
+// checks as the stream (SnapshotTableScanner). Past the end of the input the table reads as zeros.
+Result<void> Decoder::ra_scan_snapshots(uint64_t& eof) {
+  std::span<std::byte> buf(m_ra_buf.get(), std::min(m_ra_bufsize, k_ra_snapshot_read));
+  while (!m_snapshots.done()) {
+    uint64_t at = m_snapshots.next();
+    if (at >= eof) break;
+    size_t want = static_cast<size_t>(std::min<uint64_t>(buf.size(), eof - at));
+    size_t n = CDI_TRY(ra_read(at, buf.first(want)));
+    CDI_TRY(m_snapshots.feed(at, buf.first(n)));
+    if (n < want) eof = at + n;  // the input ended before its size said
+  }
+  return m_snapshots.finish(eof);
+}
+
+// Reads the not yet collected tables of `kinds` (L1, refcount table, L2): sorted by host offset,
+// each read covering as many adjacent tables as fit in the buffer (gaps up to coalesce_gap() read
+// through). Parsing them (complete) registers the claims they reference.
+Result<void> Decoder::ra_read_tables(std::initializer_list<Kind> kinds, uint64_t& eof) {
+  std::vector<Claim*> tables;  // claims do not move in the map
+  for (auto& [start, c] : m_claims)
+    if (!c.done && c.need && std::find(kinds.begin(), kinds.end(), c.kind) != kinds.end()) tables.push_back(&c);
+  std::vector<io::ByteRange> runs;
+  const uint64_t gap = m_ra->coalesce_gap();
+  for (Claim* c : tables) {
+    uint64_t s = c->start, e = std::min(c->start + c->need, eof);
+    if (s >= e) continue;  // beyond the end: check_present reports it
+    if (!runs.empty() && s <= runs.back().offset + runs.back().length + gap &&
+        e - runs.back().offset <= m_ra_bufsize)
+      runs.back().length = e - runs.back().offset;
+    else
+      runs.push_back({s, e - s});
+  }
+  m_ra->will_need(runs);
+  std::span<std::byte> buf(m_ra_buf.get(), m_ra_bufsize);
+  size_t next = 0;  // first table not yet fully fed
+  for (const io::ByteRange& r : runs) {
+    for (uint64_t at = r.offset; at < r.offset + r.length;) {
+      size_t want = static_cast<size_t>(std::min<uint64_t>(buf.size(), r.offset + r.length - at));
+      size_t n = CDI_TRY(ra_read(at, buf.first(want)));
+      const uint64_t end = at + n;
+      for (size_t i = next; i < tables.size() && tables[i]->start < end; ++i) {
+        Claim& c = *tables[i];
+        uint64_t a = std::max(c.start, at), b = std::min(c.start + c.need, end);
+        if (a < b) CDI_TRY(feed(c, a, buf.subspan(a - at, b - a), false));
+        if (c.start + c.need <= end && i == next) ++next;
+      }
+      CDI_TRY(drain_completions());
+      if (n < want) {  // the input ended before its size said
+        eof = end;
+        return {};
+      }
+      at = end;
+    }
+  }
+  return {};
+}
+
+// The data in host order: every data and compressed claim, cluster-aligned, adjacent ones (gaps up
+// to coalesce_gap()) in one run, each run read in buffer-sized pieces and passed to process_buffer
+// as the stream would be. Readahead is hinted k_ra_readahead ahead of the reads.
+Result<void> Decoder::ra_read_data(uint64_t& eof) {
+  std::vector<io::ByteRange> runs;
+  const uint64_t gap = m_ra->coalesce_gap();
+  for (const auto& [start, c] : m_claims) {
+    if (c.kind != Kind::data && !(c.kind == Kind::compressed && !c.done)) continue;
+    uint64_t s = start / m_cs * m_cs, e = std::min((c.end + m_cs - 1) / m_cs * m_cs, eof);
+    if (!runs.empty()) {
+      io::ByteRange& last = runs.back();
+      if (s <= last.offset + last.length + gap) {
+        last.length = std::max(last.length, e - last.offset);
+        continue;
+      }
+    }
+    if (s < e) runs.push_back({s, e - s});
+  }
+  // Readahead: hint pieces of the runs ahead of the read position, a batch at a time.
+  size_t hint_run = 0;
+  uint64_t hint_at = runs.empty() ? 0 : runs.front().offset;
+  auto hint = [&](uint64_t read_pos) {
+    std::vector<io::ByteRange> batch;
+    const uint64_t limit = read_pos + k_ra_readahead;
+    while (hint_run < runs.size()) {
+      const io::ByteRange& r = runs[hint_run];
+      uint64_t from = std::max(hint_at, r.offset), to = r.offset + r.length;
+      if (from >= limit) break;
+      uint64_t upto = std::min(to, limit);
+      if (from < upto) batch.push_back({from, upto - from});
+      hint_at = upto;
+      if (upto < to) break;
+      ++hint_run;
+    }
+    if (!batch.empty()) m_ra->will_need(batch);
+  };
+  std::span<std::byte> buf(m_ra_buf.get(), m_ra_bufsize);
+  for (const io::ByteRange& r : runs) {
+    for (uint64_t at = r.offset; at < r.offset + r.length;) {
+      if (hint_at < at + k_ra_readahead / 2) hint(at);
+      size_t want = static_cast<size_t>(std::min<uint64_t>(buf.size(), r.offset + r.length - at));
+      size_t n = CDI_TRY(ra_read(at, buf.first(want)));
+      if (n) {
+        CDI_TRY(process_buffer(at, buf.first(n)));
+        CDI_TRY(m_emit.flush());  // stable extents point into buf
+        if (m_pool) CDI_TRY(collect_compressed(false));
+      }
+      if (n < want) {  // the input ended before its size said
+        eof = at + n;
+        return {};
+      }
+      at += n;
+    }
+  }
+  return {};
+}
+
+Result<DecodeStats> Decoder::run_random_access() {
+  std::optional<uint64_t> size = m_ra->size();
+  if (!size) return fail(Errc::internal, fmt("random access to {} without a known size", m_ra->name()));
+  uint64_t eof = *size;
+  // The header: its first cluster (or the whole input when shorter).
+  std::vector<std::byte> first(k_sector);
+  first.resize(CDI_TRY(ra_read(0, first)));
+  if (size_t need = header_bytes_needed(first); need > first.size() && first.size() == k_sector) {
+    first.resize(need);
+    first.resize(k_sector + CDI_TRY(ra_read(k_sector, std::span(first).subspan(k_sector))));
+  }
+  CDI_TRY(init_header(first, eof));  // bytes_in: the header bytes, as ra_read counted them
+
+  m_ra_bufsize = std::max<size_t>(k_ra_buffer, 2 * m_cs);
+  m_ra_buf = std::make_unique_for_overwrite<std::byte[]>(m_ra_bufsize);  // always read into first
+  CDI_TRY(ra_scan_snapshots(eof));
+  CDI_TRY(ra_read_tables({Kind::l1, Kind::refcount_table}, eof));
+  CDI_TRY(ra_read_tables({Kind::l2}, eof));
+  // Truncated metadata or data is reported before any data is read.
+  CDI_TRY(check_present(eof));
+  if (!m_metadata_complete) return fail(Errc::internal, "metadata incomplete without a missing claim");
+  CDI_TRY(ra_read_data(eof));
+  m_pos = eof;
+  CDI_TRY(finish_stream());
+  return m_stats;
+}
+
 }  // namespace
+
+Result<DecodeStats> decode_random_access(io::RandomAccess& in, sink::Sink& out, const DecodeOptions& opts) {
+  Decoder d(in, out, opts);
+  auto r = d.run_random_access();
+  if (!r) return std::unexpected(std::move(r).error().context("qcow2"));
+  return r;
+}
 
 Result<DecodeStats> decode(io::Reader& in, sink::Sink& out, const DecodeOptions& opts) {
   Decoder d(in, out, opts);

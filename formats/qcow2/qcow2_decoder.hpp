@@ -26,6 +26,19 @@
 //   - trailing data after the last referenced cluster is normal (unused preallocation,
 //     refcount blocks, bitmaps) and is read and discarded, so upstream checksums run.
 // Every guest byte of [0, virtual_size) is covered by exactly one write_at or zero_range.
+//
+// decode_random_access() is the same decoder for an input that can seek (io::RandomAccess: a
+// local file or device, an HTTP URL served by ranges): the same parser, claims and checks, fed
+// in another order, so it needs no hold and no scratch whatever the layout. It reads the header,
+// the snapshot table (entry by entry, the same checks), the L1 and refcount tables, then all L2
+// tables sorted by host offset (adjacent ones coalesced into one read), and only then the data
+// clusters, in host order, in large reads of adjacent clusters (gaps up to the input's
+// coalesce_gap() read through, readahead hinted with will_need). Unreferenced bytes (refcount
+// blocks, preallocation, snapshot-only clusters) are not read. Truncation follows the rules
+// above with the end of the input at its size(); truncated metadata or data is reported before
+// any data cluster is read. Memory: one 4 MiB I/O buffer, the L1 table and the L2 tables of one read,
+// the claims (one per compressed cluster or per run of adjacent data clusters) and the
+// decompression workers' jobs (at most 32 MiB), whatever the image size.
 #pragma once
 
 #include <cstdint>
@@ -33,6 +46,7 @@
 #include <optional>
 
 #include "formats/stage.hpp"
+#include "lib/io/random_access.hpp"
 #include "lib/io/reader.hpp"
 #include "lib/sink/sink.hpp"
 #include "lib/util/cancel.hpp"
@@ -72,7 +86,8 @@ struct DecodeOptions {
 
 struct DecodeStats {
   uint64_t virtual_size = 0;
-  uint64_t bytes_in = 0;             // stream bytes consumed (all of it: decode drains to the end)
+  uint64_t bytes_in = 0;             // stream bytes consumed (all of it: decode drains to the end);
+                                     // random access: bytes read (see decode_random_access)
   uint64_t data_bytes = 0;           // bytes sent with write_at
   uint64_t zero_bytes = 0;           // bytes sent with zero_range (unallocated, zero, all-zero data)
   uint64_t held_peak = 0;            // most bytes held at once (memory + scratch), all-zero clusters excluded
@@ -92,5 +107,13 @@ struct DecodeStats {
 // exceed hold_limit and there is no scratch_dir), cancelled; the reader's and sink's errors pass
 // through in their class.
 Result<DecodeStats> decode(io::Reader& in, sink::Sink& out, const DecodeOptions& opts);
+
+// Decodes a qcow2 image at offset 0 of `in` by positioned reads (see the top of this file): the
+// same output contract and errors as decode(), except that hold_limit and scratch_dir are not
+// used (never scratch_required); stats.held_peak and spilled_bytes are 0 and bytes_in counts the
+// bytes actually read (metadata, data and the gaps read through, not unreferenced clusters).
+// `in` must know its size (else internal); a read short of that size (the input shrank) is
+// truncation.
+Result<DecodeStats> decode_random_access(io::RandomAccess& in, sink::Sink& out, const DecodeOptions& opts);
 
 }  // namespace cdi::formats::qcow2

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 // qcow2 decoder on hand-built images: golden output, odd read sizes, the hold/spill path,
-// compressed and extended-L2 clusters, and every refusal.
+// compressed and extended-L2 clusters, and every refusal. Every image decoded by the streaming
+// decoder (decode() below) is also decoded by the random-access decoder at the same read size,
+// which must agree: the same bytes, or the same error class and reason (see cross_check).
 #include <catch2/catch.hpp>
 
 #include "formats/qcow2/qcow2_decoder.hpp"
@@ -35,11 +37,51 @@ class UnsizedReader final : public io::Reader {
   test::MemoryReader m_inner;
 };
 
+// The random-access decoder, reading at most `chunk` bytes a pread.
+std::unique_ptr<Outcome> decode_ra(const Bytes& file, size_t chunk = 1 << 20, q::DecodeOptions opts = {}) {
+  auto o = std::make_unique<Outcome>();
+  MemoryRandomAccess in(file, chunk);
+  o->result = q::decode_random_access(in, o->sink, opts);
+  if (o->result) {
+    REQUIRE(o->sink.finish(o->result->virtual_size));
+    CHECK(o->result->bytes_in == in.bytes);
+  }
+  return o;
+}
+
+// Random access agrees with the stream: where the stream succeeds, the same guest bytes, each
+// once, with nothing held; where it needs scratch (held data beyond hold_limit), random access
+// needs none and covers the image; where it fails otherwise, the same error class and reason.
+void cross_check(const Outcome& stream, const Outcome& ra) {
+  if (stream.result || stream.result.error().code() == Errc::scratch_required) {
+    if (!ra.result) FAIL("random access: " << ra.result.error().what());
+    CHECK(ra.result->held_peak == 0);
+    CHECK(ra.result->spilled_bytes == 0);
+    CHECK(ra.sink.covered(ra.result->virtual_size));
+    CHECK(ra.result->data_bytes + ra.result->zero_bytes == ra.result->virtual_size);
+    if (stream.result) {
+      CHECK(ra.result->virtual_size == stream.result->virtual_size);
+      CHECK(ra.result->compressed_clusters == stream.result->compressed_clusters);
+      CHECK(ra.sink.data() == stream.sink.data());
+    }
+    return;
+  }
+  INFO("stream: " << stream.result.error().what());
+  if (ra.result) FAIL("random access succeeded where the stream failed");
+  INFO("random access: " << ra.result.error().what());
+  CHECK(ra.result.error().code() == stream.result.error().code());
+  CHECK(ra.result.error().reason() == stream.result.error().reason());
+  REQUIRE_FALSE(ra.result.error().contexts().empty());
+  CHECK(ra.result.error().contexts().front() == "qcow2");
+}
+
+// The streaming decoder (cross-checked with random access at the same read size).
 std::unique_ptr<Outcome> decode(const Bytes& file, size_t chunk = 1 << 20, q::DecodeOptions opts = {}) {
   auto o = std::make_unique<Outcome>();
   UnsizedReader r(file, chunk);
   o->result = q::decode(r, o->sink, opts);
   if (o->result) REQUIRE(o->sink.finish(o->result->virtual_size));
+  cross_check(*o, *decode_ra(file, chunk, opts));
   return o;
 }
 
@@ -170,6 +212,18 @@ TEST_CASE("qcow2 data before its L2 table is held, then spilled, else scratch_re
     std::string e = require_error(img.file, Errc::scratch_required, opts);
     CHECK(e.find("scratch space needed (more than 512 B); pass --scratch-dir DIR") != std::string::npos);
   }
+  SECTION("random access holds nothing, needs no scratch") {
+    q::DecodeOptions opts;
+    opts.hold_limit = 0;
+    for (size_t chunk : {size_t{1}, size_t{7}, size_t{1} << 20}) {
+      auto o = decode_ra(img.file, chunk, opts);
+      if (!o->result) FAIL(o->result.error().what());
+      CHECK(o->sink.covered(img.expected.size()));
+      CHECK(o->sink.data() == img.expected);
+      CHECK(o->result->held_peak == 0);
+      CHECK(o->result->spilled_bytes == 0);
+    }
+  }
 }
 
 TEST_CASE("qcow2 compressed clusters (zlib and zstd), sharing a sector", "[qcow2]") {
@@ -290,6 +344,96 @@ TEST_CASE("qcow2 truncation and upstream errors", "[qcow2]") {
   q::DecodeOptions opts;
   opts.cancel = &cancel;
   require_error(img.file, Errc::cancelled, opts);
+}
+
+TEST_CASE("qcow2 random access: truncation, a shrunk input, upstream errors, a file", "[qcow2]") {
+  Image img = small_image(false);
+  // Sized: the refcount table beyond the end is refused from the header, before any write.
+  {
+    MemoryRandomAccess in(Bytes(img.file.begin(), img.file.begin() + 5 * k_cs), 7);
+    CheckingSink sink;
+    auto res = q::decode_random_access(in, sink, {});
+    REQUIRE_FALSE(res);
+    CHECK(res.error().what() == "qcow2: truncated: refcount table at 0xe00 ends beyond the end of the stream (2560)");
+    CHECK(sink.extents() == 0);
+  }
+  // A data cluster cut by the end: refused before any data cluster is read (same words as the stream).
+  Image late = small_image(true);  // data at 1..4, L1 5, L2 6, refcount table 7, block 8
+  for (size_t chunk : {size_t{1}, size_t{7}, size_t{1} << 20}) {
+    INFO("chunk " << chunk);
+    Bytes cut = late.file;
+    // The stream ends inside the refcount block (cluster 8): only the block is missing.
+    cut.resize(8 * k_cs + 100);
+    auto o = decode_ra(cut, chunk);
+    REQUIRE_FALSE(o->result);
+    CHECK(o->result.error().code() == Errc::corrupt_input);
+    CHECK(o->result.error().reason() == Reason::truncated);
+    CHECK(o->result.error().what() == "qcow2: truncated: a refcount block at 0x1000 missing; stream ended at 4196");
+    CHECK(o->sink.extents() <= 1);  // at most the zeros the L2 table maps, no data
+  }
+  // The input is shorter than its size said (it shrank): a short read is truncation.
+  for (uint64_t keep : {uint64_t{5 * k_cs + 100}, uint64_t{2 * k_cs}, uint64_t{300}}) {
+    INFO("keep " << keep);
+    MemoryRandomAccess in(Bytes(img.file.begin(), img.file.begin() + static_cast<long>(keep)), 7, img.file.size());
+    CheckingSink sink;
+    auto res = q::decode_random_access(in, sink, {});
+    REQUIRE_FALSE(res);
+    INFO(res.error().what());
+    CHECK(res.error().code() == Errc::corrupt_input);
+    CHECK(res.error().reason() == Reason::truncated);
+  }
+  // Upstream errors pass through in their class, with the qcow2 context, wherever they happen.
+  for (size_t after : {size_t{0}, size_t{1}, size_t{2}, size_t{3}, size_t{5}, size_t{20}}) {
+    MemoryRandomAccess in(img.file, 7);
+    in.fail_after = after;
+    CheckingSink sink;
+    auto res = q::decode_random_access(in, sink, {});
+    REQUIRE_FALSE(res);
+    CHECK(res.error().code() == Errc::network);
+    CHECK(res.error().what() == "qcow2: connection reset");
+  }
+  // No size: the plan must not pick random access for such an input.
+  {
+    class Unsized final : public io::RandomAccess {
+     public:
+      Result<size_t> pread(uint64_t, std::span<std::byte>) override { return size_t{0}; }
+      std::optional<uint64_t> size() const override { return std::nullopt; }
+      std::string name() const override { return "unsized"; }
+    } in;
+    CheckingSink sink;
+    auto res = q::decode_random_access(in, sink, {});
+    REQUIRE_FALSE(res);
+    CHECK(res.error().code() == Errc::internal);
+  }
+  // A local file through FileRandomAccess, with trailing bytes and a late L2 table.
+  {
+    TempDir dir;
+    Image trailing = small_image(true);
+    trailing.file.resize(trailing.file.size() + 3000, std::byte{0x5a});
+    write_file(dir / "img.qcow2", trailing.file);
+    auto in = io::FileRandomAccess::open(dir / "img.qcow2");
+    REQUIRE(in);
+    CHECK((*in)->size() == trailing.file.size());
+    CheckingSink sink;
+    auto res = q::decode_random_access(**in, sink, {});
+    if (!res) FAIL(res.error().what());
+    REQUIRE(sink.finish(res->virtual_size));
+    CHECK(sink.covered(trailing.expected.size()));
+    CHECK(sink.data() == trailing.expected);
+    CHECK(res->bytes_in < trailing.file.size());  // the trailing bytes are not read
+    // Positioned reads: short only at the end, 0 past it.
+    Bytes two(2);
+    auto n = io::pread_full(**in, trailing.file.size() - 1, two);
+    REQUIRE(n);
+    CHECK(*n == 1);
+    CHECK(two[0] == std::byte{0x5a});
+    n = (*in)->pread(trailing.file.size() + 10, two);
+    REQUIRE(n);
+    CHECK(*n == 0);
+    auto missing = io::FileRandomAccess::open(dir / "nope.qcow2");
+    REQUIRE_FALSE(missing);
+    CHECK(missing.error().code() == Errc::not_found);
+  }
 }
 
 TEST_CASE("qcow2 header refusals", "[qcow2]") {

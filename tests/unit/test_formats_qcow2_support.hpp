@@ -7,15 +7,18 @@
 #include <zlib.h>
 #include <zstd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "lib/io/random_access.hpp"
 #include "lib/sink/sink.hpp"
 
 namespace cdi::test::qcow2 {
@@ -83,6 +86,49 @@ class CheckingSink final : public sink::Sink {
   }
   Bytes m_data;
   std::map<uint64_t, uint64_t> m_extents;
+};
+
+// Random access to a buffer: at most `chunk` bytes per pread (odd sizes exercise short reads),
+// a size that may claim more than the buffer holds (an input that shrank), an error after
+// `fail_after` preads. Counts reads and bytes, and remembers the will_need hints.
+class MemoryRandomAccess final : public io::RandomAccess {
+ public:
+  explicit MemoryRandomAccess(Bytes data, size_t chunk = 1 << 20, std::optional<uint64_t> claimed_size = std::nullopt)
+      : m_data(std::move(data)), m_chunk(chunk), m_size(claimed_size ? *claimed_size : m_data.size()) {}
+
+  Result<size_t> pread(uint64_t off, std::span<std::byte> dst) override {
+    if (fail_after && reads >= *fail_after) return std::unexpected(Error(Errc::network, "connection reset"));
+    ++reads;
+    if (offsets.empty() || off != m_last_end) offsets.push_back(off);  // a continued read is not a new one
+    if (off >= m_data.size()) return size_t{0};
+    size_t n = std::min<uint64_t>({dst.size(), m_chunk, m_data.size() - off});
+    std::memcpy(dst.data(), m_data.data() + off, n);
+    bytes += n;
+    m_last_end = off + n;
+    return n;
+  }
+  std::optional<uint64_t> size() const override { return m_size; }
+  void will_need(std::span<const io::ByteRange> r) override { hinted += r.size(); }
+  std::string name() const override { return "memory"; }
+
+  std::optional<size_t> fail_after;
+  size_t reads = 0;
+  uint64_t bytes = 0;
+  size_t hinted = 0;
+  std::vector<uint64_t> offsets;  // where each pread_full started (and its continuations)
+
+  // Reads that went backwards: seeks back to an earlier offset.
+  size_t backward_seeks() const {
+    size_t n = 0;
+    for (size_t i = 1; i < offsets.size(); ++i) n += offsets[i] < offsets[i - 1];
+    return n;
+  }
+
+ private:
+  Bytes m_data;
+  size_t m_chunk;
+  std::optional<uint64_t> m_size;
+  uint64_t m_last_end = 0;
 };
 
 // Builds a qcow2 image byte by byte. Offsets are host offsets; nothing is laid out implicitly

@@ -1,0 +1,50 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "lib/io/random_access.hpp"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+namespace cdi::io {
+
+Result<size_t> pread_full(RandomAccess& in, uint64_t offset, std::span<std::byte> dst) {
+  size_t done = 0;
+  while (done < dst.size()) {
+    size_t n = CDI_TRY(in.pread(offset + done, dst.subspan(done)));
+    if (n == 0) break;
+    done += n;
+  }
+  return done;
+}
+
+Result<std::unique_ptr<FileRandomAccess>> FileRandomAccess::open(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return fail_sys("opening " + path);
+  return adopt(util::Fd(fd), "file " + path);
+}
+
+Result<std::unique_ptr<FileRandomAccess>> FileRandomAccess::adopt(util::Fd fd, std::string name) {
+  off_t end = ::lseek(fd.get(), 0, SEEK_END);
+  if (end < 0) return fail_sys("seeking to the end of " + name);
+  return std::unique_ptr<FileRandomAccess>(
+      new FileRandomAccess(std::move(fd), std::move(name), static_cast<uint64_t>(end)));
+}
+
+Result<size_t> FileRandomAccess::pread(uint64_t offset, std::span<std::byte> dst) {
+  if (dst.empty() || offset >= m_size) return size_t{0};
+  for (;;) {
+    ssize_t n = ::pread(m_fd.get(), dst.data(), dst.size(), static_cast<off_t>(offset));
+    if (n >= 0) return static_cast<size_t>(n);
+    if (errno != EINTR) return fail_sys("reading " + m_name + " at offset " + std::to_string(offset));
+  }
+}
+
+void FileRandomAccess::will_need(std::span<const ByteRange> ranges) {
+  for (const ByteRange& r : ranges)
+    if (r.length)
+      (void)::posix_fadvise(m_fd.get(), static_cast<off_t>(r.offset), static_cast<off_t>(r.length),
+                            POSIX_FADV_WILLNEED);
+}
+
+}  // namespace cdi::io

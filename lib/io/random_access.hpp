@@ -1,0 +1,80 @@
+// SPDX-License-Identifier: Apache-2.0
+// Positioned reads from an input that can seek: a local file or block device (pread), later an
+// HTTP(S) URL whose server serves byte ranges. A decoder that needs random access (qcow2 in any
+// layout) reads its metadata first and then its data in file order, through this interface.
+//
+// Designed for sources where a round trip costs more than bytes (HTTP Range): the reader tells the
+// source what it will read next (will_need, several ranges at once, in the order they will be
+// read), and the source tells the reader how large a gap is worth reading through rather than
+// skipping (coalesce_gap). A file turns will_need into posix_fadvise(WILLNEED) readahead; an HTTP
+// implementation may issue one multi-range or a few large requests for them.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+
+#include "lib/util/error.hpp"
+#include "lib/util/fd.hpp"
+
+namespace cdi::io {
+
+struct ByteRange {
+  uint64_t offset = 0;
+  uint64_t length = 0;
+};
+
+class RandomAccess {
+ public:
+  virtual ~RandomAccess() = default;
+  RandomAccess() = default;
+  RandomAccess(const RandomAccess&) = delete;
+  RandomAccess& operator=(const RandomAccess&) = delete;
+
+  // Reads up to dst.size() bytes at `offset`. Returns the count: 0 only at or after the end of the
+  // input (for a non-empty dst); short reads are allowed anywhere (loop with pread_full below).
+  // Errors keep their class (io, network, ...); a source that changed under us is corrupt_input.
+  virtual Result<size_t> pread(uint64_t offset, std::span<std::byte> dst) = 0;
+
+  // Exact length of the input when known.
+  virtual std::optional<uint64_t> size() const = 0;
+
+  // Hint: these ranges will be read soon, in this order. Never required for correctness.
+  virtual void will_need(std::span<const ByteRange> ranges) { (void)ranges; }
+
+  // Largest gap between two wanted ranges that is cheaper to read through than to skip.
+  virtual uint64_t coalesce_gap() const { return 256 << 10; }
+
+  // For messages: "file /path", "https://…".
+  virtual std::string name() const = 0;
+};
+
+// Reads until dst is full or the input ends; returns the count (< dst.size() only at the end).
+Result<size_t> pread_full(RandomAccess& in, uint64_t offset, std::span<std::byte> dst);
+
+// A local regular file or block device read with pread(2) (EINTR-safe). The size is taken at open
+// (lseek to the end: block devices report 0 in st_size). will_need issues posix_fadvise(WILLNEED).
+class FileRandomAccess final : public RandomAccess {
+ public:
+  // Opens `path` read-only. Errors: not_found, io.
+  static Result<std::unique_ptr<FileRandomAccess>> open(const std::string& path);
+  // Takes an open descriptor (its offset is not used).
+  static Result<std::unique_ptr<FileRandomAccess>> adopt(util::Fd fd, std::string name);
+
+  Result<size_t> pread(uint64_t offset, std::span<std::byte> dst) override;
+  std::optional<uint64_t> size() const override { return m_size; }
+  void will_need(std::span<const ByteRange> ranges) override;
+  std::string name() const override { return m_name; }
+
+ private:
+  FileRandomAccess(util::Fd fd, std::string name, uint64_t size)
+      : m_fd(std::move(fd)), m_name(std::move(name)), m_size(size) {}
+  util::Fd m_fd;
+  std::string m_name;
+  uint64_t m_size = 0;
+};
+
+}  // namespace cdi::io
