@@ -17,6 +17,7 @@
 #include "lib/io/counting_reader.hpp"
 #include "lib/io/hashing_reader.hpp"
 #include "lib/io/peek_reader.hpp"
+#include "lib/io/random_access.hpp"
 #include "lib/pipeline/archive_stage.hpp"
 #include "lib/pipeline/copy_loop.hpp"
 #include "lib/pipeline/nbdkit.hpp"
@@ -314,6 +315,22 @@ Result<void> import_qcow2_native(Detected& d, const ImportOptions& o, sink::Sink
                                  std::to_string(*bound.size) + ")");
   if (o.progress) o.progress->total_written.store(static_cast<int64_t>(info.virtual_size));
   formats::qcow2::DecodeOptions qo;
+  if (rep.plan.access == Access::local_file) {
+    // The plan: positioned reads of the local file (nothing held, no scratch). The stream opened
+    // for detection is left unread (a checksum was verified on it before this).
+    auto file = CDI_TRY(io::FileRandomAccess::open(*d.direct_path));
+    qo.max_virtual_size = bound.size;
+    qo.threads = o.threads;
+    qo.cancel = o.cancel;
+    set_phase(o, Phase::transferring);
+    sink::AsyncSink async(target);
+    ProgressSink counted(async, o.progress);
+    auto st = CDI_TRY(formats::qcow2::decode_random_access(*file, counted, qo));
+    CDI_TRY(async.drain());
+    if (o.progress && !o.checksum) o.progress->bytes_read.store(st.bytes_in);
+    rep.image_size = st.virtual_size;
+    return {};
+  }
   qo.hold_limit = o.hold_limit;
   qo.scratch_dir = o.scratch_dir;
   qo.max_virtual_size = bound.size;
@@ -518,6 +535,8 @@ Result<ImportReport> run_import(const ImportOptions& o) {
                                    o.dest + " (" + std::to_string(*target->info().capacity) + " bytes)");
     switch (rep.plan.converter) {
       case Converter::qcow2_native:
+        // Random access reads the file itself, not the stream: verify the stream first.
+        if (rep.plan.access == Access::local_file) CDI_TRY_CTX(x.verify_checksum(), o.url);
         CDI_TRY_CTX(import_qcow2_native(d, o, *target, rep), o.url);
         break;
       case Converter::qemu_img_local:

@@ -14,8 +14,18 @@ void because(Plan& p, std::string why) { p.reasons.push_back(std::move(why)); }
 // The format table's needs for the image's format (random access for what qemu-img converts).
 bool needs_random_access(DiskFormat f) { return formats::needs_of(f).random_access_input; }
 
-void plan_qcow2_native(Plan& p, const PlanOptions& o) {
+void plan_qcow2_native(Plan& p, const SourceFacts& s, const DetectedFacts& d, const PlanOptions& o) {
   p.converter = Converter::qcow2_native;
+  if (d.stages.size() == 1 && s.seekable && s.path) {
+    // Positioned reads: the tables first, then the data in file order. Whatever the layout
+    // (qemu-img convert -c puts the data before the L2 tables), nothing is held or spilled.
+    p.access = Access::local_file;
+    p.needs.random_access = true;
+    because(p, "qcow2: the source is a local file: the native decoder reads its header, L1 and L2 tables, "
+               "then the data in file order with positioned reads (nothing held, no scratch, whatever the layout)");
+    if (o.checksum) because(p, "the checksum is verified before the decoder reads the file");
+    return;
+  }
   p.access = Access::sequential;
   p.needs.memory = o.hold_limit;
   because(p, "qcow2: the native decoder streams it in one pass (no qemu-img, no random access)");
@@ -188,7 +198,7 @@ Plan plan_import(const SourceFacts& s, const DetectedFacts& d, const PlanOptions
     return p;
   }
   if (d.format == DiskFormat::qcow2 && !o.qcow2_via_qemu_img) {
-    plan_qcow2_native(p, o);
+    plan_qcow2_native(p, s, d, o);
   } else if (needs_random_access(d.format)) {
     plan_qemu_img(p, s, d, o);
   } else {
@@ -197,7 +207,7 @@ Plan plan_import(const SourceFacts& s, const DetectedFacts& d, const PlanOptions
     because(p, d.format == DiskFormat::iso ? "iso is raw data: copied as it streams" : "raw: copied as it streams");
     if (d.fixed_vhd) note_fixed_vhd(p);
   }
-  if (o.checksum && p.converter != Converter::qemu_img_local)
+  if (o.checksum && p.access != Access::local_file)
     because(p, "the checksum needs the whole stream: verified before the target is committed");
   return p;
 }
