@@ -204,7 +204,8 @@ Result<std::unique_ptr<io::Reader>> open(std::unique_ptr<io::Reader> upstream, c
   DCtx dctx(ZSTD_createDCtx());
   if (!dctx) return std::unexpected(Error(Errc::limit, "out of memory creating the decoder").context("zstd"));
   // libzstd's own check, a power of two at or above ours (ours is exact and runs first).
-  size_t rc = ZSTD_DCtx_setParameter(dctx.get(), ZSTD_d_windowLogMax, std::clamp(ceil_log2(window), ZSTD_WINDOWLOG_MIN, ZSTD_WINDOWLOG_MAX_64));
+  int window_log = std::clamp(ceil_log2(window), ZSTD_WINDOWLOG_MIN, ZSTD_WINDOWLOG_MAX_64);
+  size_t rc = ZSTD_DCtx_setParameter(dctx.get(), ZSTD_d_windowLogMax, window_log);
   if (ZSTD_isError(rc))
     return std::unexpected(
         Error(Errc::internal, std::string("cannot set the window limit: ") + ZSTD_getErrorName(rc)).context("zstd"));
