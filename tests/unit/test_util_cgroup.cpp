@@ -2,6 +2,8 @@
 #include <catch2/catch.hpp>
 
 #include "lib/util/cgroup.hpp"
+#include "lib/util/cpu.hpp"
+#include "lib/util/memory_budget.hpp"
 #include "tests/support/fake_cgroup.hpp"
 
 using namespace cdi;
@@ -91,4 +93,21 @@ TEST_CASE("parse_cgroup_u64 and read_cgroup_file", "[cgroup][memory]") {
   t.write("/sys/fs/cgroup/a/memory.max", "123\n");
   CHECK(util::read_cgroup_file(t.paths(), "/sys/fs/cgroup/a", "memory.max") == "123");
   CHECK_FALSE(util::read_cgroup_file(t.paths(), "/sys/fs/cgroup/a", "memory.high"));
+}
+
+TEST_CASE("cgroup limits read in a real cgroup made for the test", "[cgroup][cpu][memory]") {
+  test::ScratchCgroup cg(96ULL << 20, 1);
+  std::string got = cg.run([] {
+    auto mem = util::cgroup_memory_limit();
+    auto cpu = util::cgroup_cpu_quota();
+    auto budget = util::MemoryBudget::detect(std::nullopt);
+    return (mem ? std::to_string(mem->bytes) + "|" + mem->source : std::string("none|")) + "|" +
+           (cpu ? std::to_string(cpu->cpus) + "|" + cpu->source : std::string("none|")) + "|" +
+           std::to_string(util::usable_cpus()) + "|" + std::to_string(budget.usable());
+  });
+  // Whichever layout the machine has (v1 here in CI): the files and directories of that layout.
+  std::string mem_file = cg.version() == 1 ? "cgroup v1 memory.limit_in_bytes at " : "cgroup v2 memory.max at ";
+  std::string cpu_file = cg.version() == 1 ? "cgroup v1 cpu.cfs_quota_us at " : "cgroup v2 cpu.max at ";
+  CHECK(got == std::to_string(96ULL << 20) + "|" + mem_file + cg.memory_dir() + "|1|" + cpu_file + cg.cpu_dir() + "|1|" +
+                   std::to_string((96ULL << 20) - util::MemoryBudget::margin_for(96ULL << 20)));
 }
