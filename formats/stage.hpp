@@ -22,6 +22,9 @@ using Head = std::span<const std::byte>;
 struct CodecOptions {
   unsigned threads = 0;                           // 0 = pick from the CPUs we may use
   const util::CancelToken* cancel = nullptr;      // checked between blocks when set
+  // Bytes the stage's decoder may use (its share of util::MemoryBudget); 0 = the stage's own
+  // default. xz lowers its threads to fit, zstd refuses frames whose window does not fit.
+  uint64_t memory_limit = 0;
 };
 
 // Stage needs, known before a stage is built (nbdkit can_* style).

@@ -10,7 +10,8 @@
 //  - the end of the input inside a stream is truncation; an empty input is an error.
 // Streams are decoded one at a time (no LZMA_CONCATENATED) so that the end of each stream is
 // seen here, which gives exact "trailing garbage" and padding diagnostics.
-// Memory: at most k_memlimit (192 MiB) in liblzma, plus the 256 KiB input window.
+// Memory: opts.memory_limit (k_memlimit, 192 MiB, when 0) including the 256 KiB input window;
+// see the header for how liblzma spends it.
 #include "formats/xz/xz_reader.hpp"
 
 #include <lzma.h>
@@ -52,8 +53,13 @@ enum class Phase { stream, between, done };
 
 class XzReader final : public io::StageReader {
  public:
-  XzReader(std::unique_ptr<io::Reader> upstream, const CodecOptions& opts, unsigned threads)
-      : io::StageReader("xz"), m_up(std::move(upstream)), m_cancel(opts.cancel), m_threads(threads), m_in(k_in_buffer) {}
+  XzReader(std::unique_ptr<io::Reader> upstream, const CodecOptions& opts, unsigned threads, uint64_t memlimit)
+      : io::StageReader("xz"),
+        m_up(std::move(upstream)),
+        m_cancel(opts.cancel),
+        m_threads(threads),
+        m_memlimit(memlimit),
+        m_in(k_in_buffer) {}
 
   // Sets up the decoder for the next stream.
   Result<void> start_stream() {
@@ -61,8 +67,8 @@ class XzReader final : public io::StageReader {
     mt.flags = 0;  // one stream at a time, see the note on top
     mt.threads = m_threads;
     mt.timeout = 0;  // block in lzma_code() until there is output: we are a pull reader
-    mt.memlimit_threading = k_memlimit;
-    mt.memlimit_stop = k_memlimit;
+    mt.memlimit_threading = m_memlimit;
+    mt.memlimit_stop = m_memlimit;
     lzma_ret rc = lzma_stream_decoder_mt(m_strm.get(), &mt);
     if (rc == LZMA_MEM_ERROR) return fail(Errc::limit, "out of memory setting up the decoder");
     if (rc != LZMA_OK) return fail(Errc::internal, "liblzma decoder setup failed (" + std::to_string(rc) + ")");
@@ -74,6 +80,7 @@ class XzReader final : public io::StageReader {
   }
 
   io::ReaderInfo info() const override { return {"xz", std::nullopt, false, std::nullopt}; }
+  uint64_t memory_peak() const { return m_peak + k_in_buffer; }
 
  private:
   Result<size_t> fill(std::span<std::byte> dst) override;
@@ -95,6 +102,8 @@ class XzReader final : public io::StageReader {
   std::unique_ptr<io::Reader> m_up;
   const util::CancelToken* m_cancel;
   unsigned m_threads;
+  uint64_t m_memlimit;        // liblzma's share: the memory limit minus the input window
+  uint64_t m_peak = 0;        // most lzma_memusage() seen
   LzmaStream m_strm;
   io::InputWindow m_in;
 
@@ -136,8 +145,8 @@ std::unexpected<Error> XzReader::decoder_error(lzma_ret rc) {
     case LZMA_BUF_ERROR:
       return truncated();
     case LZMA_MEMLIMIT_ERROR:
-      return fail(Errc::limit, "decoding needs " + util::format_bytes(lzma_memusage(m_strm.get())) +
-                                   " of memory, more than the " + util::format_bytes(k_memlimit) + " limit");
+      return fail(Errc::limit, "decoding needs more memory than the " + util::format_bytes(m_memlimit + k_in_buffer) +
+                                   " limit even single-threaded (the stream's dictionary does not fit)");
     case LZMA_MEM_ERROR:
       return fail(Errc::limit, "out of memory");
     default:
@@ -177,6 +186,7 @@ Result<size_t> XzReader::fill(std::span<std::byte> dst) {
         s->next_out = reinterpret_cast<uint8_t*>(dst.data());
         s->avail_out = dst.size();
         lzma_ret rc = lzma_code(s, m_in.eof() ? LZMA_FINISH : LZMA_RUN);
+        m_peak = std::max(m_peak, lzma_memusage(s));
         size_t consumed = (m_in.end - m_in.pos) - s->avail_in;
         size_t produced = dst.size() - s->avail_out;
         m_in.pos += consumed;
@@ -212,9 +222,17 @@ int probe(Head head) {
 Result<std::unique_ptr<io::Reader>> open(std::unique_ptr<io::Reader> upstream, const CodecOptions& opts) {
   unsigned threads = opts.threads ? opts.threads : util::usable_cpus();
   threads = std::min<unsigned>(threads, 16384);  // LZMA_THREADS_MAX (private to liblzma)
-  auto reader = std::make_unique<XzReader>(std::move(upstream), opts, threads);
+  uint64_t limit = opts.memory_limit ? opts.memory_limit : k_memlimit;
+  // liblzma treats 0 as 1; a limit below the input window leaves it 1 byte (and fails clearly).
+  uint64_t memlimit = limit > k_in_buffer ? limit - k_in_buffer : 1;
+  auto reader = std::make_unique<XzReader>(std::move(upstream), opts, threads, memlimit);
   CDI_TRY_CTX(reader->start_stream(), "xz");
   return reader;
+}
+
+uint64_t memory_peak(const io::Reader& reader) {
+  auto* xz = dynamic_cast<const XzReader*>(&reader);
+  return xz ? xz->memory_peak() : 0;
 }
 
 }  // namespace cdi::formats::xz

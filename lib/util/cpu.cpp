@@ -4,51 +4,41 @@
 #include <sched.h>
 
 #include <algorithm>
-#include <charconv>
-#include <fstream>
-#include <sstream>
-#include <string>
 #include <thread>
 
 namespace cdi::util {
-namespace {
-
-std::optional<uint64_t> parse_u64(std::string_view s) {
-  uint64_t v = 0;
-  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-  if (ec != std::errc() || p != s.data() + s.size()) return std::nullopt;
-  return v;
-}
-
-std::optional<std::string> slurp(const std::string& path) {
-  std::ifstream f(path);
-  if (!f) return std::nullopt;
-  std::ostringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
-
-// The cgroup v2 path of this process ("0::/kubepods/..."), relative to the mount point.
-std::optional<std::string> own_cgroup_v2_path() {
-  auto text = slurp("/proc/self/cgroup");
-  if (!text) return std::nullopt;
-  std::istringstream lines(*text);
-  for (std::string line; std::getline(lines, line);)
-    if (line.starts_with("0::")) return line.substr(3);
-  return std::nullopt;
-}
-
-}  // namespace
 
 std::optional<unsigned> parse_cgroup_cpu_max(std::string_view text) {
   while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.remove_suffix(1);
   auto space = text.find(' ');
   if (space == std::string_view::npos) return std::nullopt;
-  auto quota = parse_u64(text.substr(0, space));  // "max" fails here: no limit
-  auto period = parse_u64(text.substr(space + 1));
+  auto quota = parse_cgroup_u64(text.substr(0, space));  // "max" fails here: no limit
+  auto period = parse_cgroup_u64(text.substr(space + 1));
   if (!quota || !period || *period == 0 || *quota == 0) return std::nullopt;
   uint64_t cpus = (*quota + *period - 1) / *period;
   return static_cast<unsigned>(std::clamp<uint64_t>(cpus, 1, 1u << 16));
+}
+
+std::optional<CpuQuota> cgroup_cpu_quota(const CgroupPaths& paths) {
+  std::optional<CpuQuota> best;
+  auto offer = [&](std::optional<unsigned> cpus, std::string source) {
+    if (cpus && (!best || *cpus < best->cpus)) best = CpuQuota{*cpus, std::move(source)};
+  };
+  for (const auto& h : cgroup_hierarchies("cpu", paths)) {
+    for (const auto& dir : h.dirs) {
+      if (h.version == 2) {
+        if (auto text = read_cgroup_file(paths, dir, "cpu.max"))
+          offer(parse_cgroup_cpu_max(*text), "cgroup v2 cpu.max at " + dir);
+      } else {
+        // cpu.cfs_quota_us is -1 without a quota: parse_cgroup_cpu_max refuses it.
+        auto quota = read_cgroup_file(paths, dir, "cpu.cfs_quota_us");
+        auto period = read_cgroup_file(paths, dir, "cpu.cfs_period_us");
+        if (quota && period)
+          offer(parse_cgroup_cpu_max(*quota + " " + *period), "cgroup v1 cpu.cfs_quota_us at " + dir);
+      }
+    }
+  }
+  return best;
 }
 
 unsigned usable_cpus() {
@@ -57,43 +47,7 @@ unsigned usable_cpus() {
   CPU_ZERO(&set);
   if (sched_getaffinity(0, sizeof set, &set) == 0) n = static_cast<unsigned>(CPU_COUNT(&set));
   if (n == 0) n = std::max(1u, std::thread::hardware_concurrency());
-  if (auto path = own_cgroup_v2_path()) {
-    // Walk from our cgroup up to the root; any ancestor's quota also applies.
-    std::string dir = *path;
-    for (;;) {
-      std::string file = "/sys/fs/cgroup" + (dir == "/" ? std::string() : dir) + "/cpu.max";
-      if (auto text = slurp(file))
-        if (auto quota = parse_cgroup_cpu_max(*text)) n = std::min(n, *quota);
-      if (dir.empty() || dir == "/") break;
-      auto slash = dir.rfind('/');
-      dir = slash == 0 || slash == std::string::npos ? "/" : dir.substr(0, slash);
-    }
-  }
-  // cgroup v1 (older nodes): cpu.cfs_quota_us / cpu.cfs_period_us of our "cpu" hierarchy.
-  if (auto text = slurp("/proc/self/cgroup")) {
-    std::istringstream lines(*text);
-    for (std::string line; std::getline(lines, line);) {
-      auto c1 = line.find(':'), c2 = line.find(':', c1 + 1);
-      if (c1 == std::string::npos || c2 == std::string::npos) continue;
-      // Built by append: GCC 12 at -O3 raises a false -Werror=restrict on "," + substr + "," (GCC bug 105329).
-      std::string ctrls(1, ',');
-      ctrls.append(line, c1 + 1, c2 - c1 - 1);
-      ctrls.push_back(',');
-      if (ctrls.find(",cpu,") == std::string::npos) continue;
-      std::string rel = line.substr(c2 + 1);
-      for (std::string base : {"/sys/fs/cgroup/cpu" + rel, "/sys/fs/cgroup/cpu,cpuacct" + rel, std::string("/sys/fs/cgroup/cpu")}) {
-        auto quota = slurp(base + "/cpu.cfs_quota_us");
-        auto period = slurp(base + "/cpu.cfs_period_us");
-        if (!quota || !period) continue;
-        auto trim = [](std::string s) {
-          while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
-          return s;
-        };
-        if (auto q = parse_cgroup_cpu_max(trim(*quota) + " " + trim(*period))) n = std::min(n, *q);
-        break;
-      }
-    }
-  }
+  if (auto quota = cgroup_cpu_quota()) n = std::min(n, quota->cpus);
   return std::max(1u, n);
 }
 

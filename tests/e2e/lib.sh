@@ -136,6 +136,19 @@ make_tmpfs() {
   echo "umount $1" >> "$CLEANUP_LIST"
 }
 
+# ext4_mount DIR MIB: a fresh ext4 of MIB MiB on a loop device mounted at DIR, emptied (no
+# lost+found), so that `ls -A DIR` shows only what the test and cdi-import put there.
+ext4_mount() {
+  local dir=$1 mib=$2 img
+  img=$W/_meta/$(basename "$dir").ext4
+  truncate -s "${mib}M" "$img"
+  mkfs.ext4 -q -F -m 0 -E lazy_itable_init=0,lazy_journal_init=0 "$img" || fail "mkfs.ext4 failed"
+  mkdir -p "$dir"
+  mount -o loop "$img" "$dir" || fail "mounting $img"
+  echo "umount $dir" >> "$CLEANUP_LIST"
+  rmdir "$dir/lost+found"
+}
+
 # register_pid PID: the process is killed at exit if still alive.
 # wait_server_port LOG PID: sets PORT from the server's "listening on port N" line in LOG; fails
 # (showing LOG) if the server exits first or no port appears within 10 s.

@@ -7,19 +7,6 @@
 # Needs root (loop devices, mounts, /dev/fuse), as CI has.
 source "$(dirname "$0")/lib.sh"
 
-# ext4_mount DIR MIB: a fresh ext4 of MIB MiB on a loop device mounted at DIR, emptied (no
-# lost+found), so that `ls -A DIR` shows only what the test and cdi-import put there.
-ext4_mount() {
-  local dir=$1 mib=$2 img
-  img=$W/_meta/$(basename "$dir").ext4
-  truncate -s "${mib}M" "$img"
-  mkfs.ext4 -q -F -m 0 -E lazy_itable_init=0,lazy_journal_init=0 "$img" || fail "mkfs.ext4 failed"
-  mkdir -p "$dir"
-  mount -o loop "$img" "$dir" || fail "mounting $img"
-  echo "umount $dir" >> "$CLEANUP_LIST"
-  rmdir "$dir/lost+found"
-}
-
 # used DIR: bytes in use on DIR's filesystem.
 used() { df --output=used -B1 "$1" | tail -n 1 | tr -d ' '; }
 

@@ -3,11 +3,15 @@
 
 #include <catch2/catch.hpp>
 #include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <random>
 
 #include "formats/xz/xz_reader.hpp"
 #include "lib/util/units.hpp"
 #include "tests/support/codec_test.hpp"
+#include "tests/support/loop_device.hpp"
 #include "tests/support/memory_reader.hpp"
 
 using namespace cdi;
@@ -179,4 +183,125 @@ TEST_CASE("xz dictionary beyond the memory limit is Errc::limit", "[xz]") {
   auto e = decode_error(xz, 1 << 20, 1);
   CHECK(e.code() == Errc::limit);
   CHECK(e.what().starts_with("xz: decoding needs "));
+}
+
+namespace {
+
+// Threads of this process now (/proc/self/task): liblzma's workers show up here.
+size_t task_count() {
+  size_t n = 0;
+  for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator("/proc/self/task")) ++n;
+  return n;
+}
+
+// Disk-like data: text and zeros with one run in 16 random (compresses about 15:1, so that
+// xz -6 is quick and the compressed blocks are small next to the decompressed ones).
+Bytes disk_like(size_t n, uint32_t seed) {
+  Bytes out;
+  out.reserve(n);
+  std::mt19937 rng(seed);
+  const std::string text = "The quick brown fox jumps over the lazy dog; disk images compress well. ";
+  while (out.size() < n) {
+    size_t run = std::min<size_t>(n - out.size(), 1 + rng() % 5000);
+    unsigned kind = rng() % 16;
+    if (kind == 0) {
+      for (size_t i = 0; i < run; ++i) out.push_back(std::byte(rng() & 0xff));
+    } else if (kind < 8) {
+      for (size_t i = 0; i < run; ++i) out.push_back(std::byte(text[i % text.size()]));
+    } else {
+      out.insert(out.end(), run, std::byte{0});
+    }
+  }
+  return out;
+}
+
+// A real multi-block file as xz(1) writes it: `xz -T2 --block-size=16MiB` (preset -6: 8 MiB
+// dictionary) of 48 MiB, so 3 blocks with their sizes in the headers.
+struct XzFile {
+  Bytes plain, xz;
+};
+const XzFile& multi_block_xz_file() {
+  static const XzFile file = [] {
+    XzFile f;
+    f.plain = disk_like(48 << 20, 21);
+    test::sys::TempDir dir;
+    auto path = (dir / "disk.raw").string();
+    {
+      std::ofstream out(path, std::ios::binary);
+      out.write(reinterpret_cast<const char*>(f.plain.data()), static_cast<std::streamsize>(f.plain.size()));
+    }
+    test::sys::run_command({"xz", "-T2", "--block-size=16MiB", "-k", path});
+    std::ifstream in(path + ".xz", std::ios::binary);
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    f.xz.resize(text.size());
+    std::memcpy(f.xz.data(), text.data(), text.size());
+    return f;
+  }();
+  return file;
+}
+
+struct MeteredDecode {
+  Bytes out;
+  size_t worker_threads = 0;   // most threads seen beyond the caller's while decoding
+  uint64_t memory_peak = 0;    // formats::xz::memory_peak
+};
+
+// Decodes with `memory_limit` and 2 threads, sampling the process' thread count after each read.
+Result<MeteredDecode> metered_decode(const Bytes& xz, uint64_t memory_limit) {
+  formats::CodecOptions opts;
+  opts.threads = 2;
+  opts.memory_limit = memory_limit;
+  size_t base = task_count();
+  auto r = formats::xz::open(std::make_unique<MemoryReader>(xz, 1 << 20), opts);
+  if (!r) return std::unexpected(r.error());
+  MeteredDecode m;
+  m.out.reserve(48 << 20);
+  Bytes buf(1 << 20);
+  for (;;) {
+    auto n = (*r)->read(buf);
+    if (!n) return std::unexpected(n.error());
+    if (*n == 0) break;
+    m.out.insert(m.out.end(), buf.begin(), buf.begin() + static_cast<std::ptrdiff_t>(*n));
+    m.worker_threads = std::max(m.worker_threads, task_count() - base);
+  }
+  m.memory_peak = formats::xz::memory_peak(**r);
+  return m;
+}
+
+}  // namespace
+
+TEST_CASE("xz memory limit: liblzma drops threads to fit, down to single-threaded, never fails", "[xz][memory]") {
+  const XzFile& f = multi_block_xz_file();
+  // A block decoded by a worker holds the dictionary (8 MiB at -6), its compressed block and its
+  // decompressed 16 MiB. The compressed blocks here are under 4 MiB together, so one block
+  // takes 24 to 28.1 MiB: 36 MiB fits one worker but not two; 20 MiB fits none, only the
+  // dictionary of single-threaded decoding.
+  REQUIRE(f.xz.size() < (4 << 20));
+  lzma_stream_flags flags{};
+  REQUIRE(lzma_stream_header_decode(&flags, reinterpret_cast<const uint8_t*>(f.xz.data())) == LZMA_OK);
+  struct Case {
+    uint64_t limit;
+    size_t workers;
+  };
+  for (Case c : {Case{0, 2}, Case{36ULL << 20, 1}, Case{20ULL << 20, 0}}) {
+    INFO("memory limit " << util::format_bytes(c.limit));
+    auto m = metered_decode(f.xz, c.limit);
+    INFO((m ? std::string() : m.error().what()));
+    REQUIRE(m);
+    CHECK(m->out == f.plain);
+    CHECK(m->worker_threads == c.workers);
+    uint64_t limit = c.limit ? c.limit : formats::xz::k_memlimit;
+    CHECK(m->memory_peak <= limit);
+    if (c.workers == 0) CHECK(m->memory_peak < (9ULL << 20));   // the dictionary and change
+    if (c.workers > 0) CHECK(m->memory_peak >= c.workers * (24ULL << 20));
+  }
+}
+
+TEST_CASE("xz memory limit below the dictionary is Errc::limit up front", "[xz][memory]") {
+  const XzFile& f = multi_block_xz_file();
+  auto m = metered_decode(f.xz, 6ULL << 20);   // an 8 MiB dictionary cannot fit
+  REQUIRE_FALSE(m);
+  CHECK(m.error().code() == Errc::limit);
+  CHECK(m.error().what() ==
+        "xz: decoding needs more memory than the 6.0 MiB limit even single-threaded (the stream's dictionary does not fit)");
 }

@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
+#define ZSTD_STATIC_LINKING_ONLY  // ZSTD_estimateDStreamSize, ZSTD_getFrameHeader
 #include <zstd.h>
 
 #include <catch2/catch.hpp>
@@ -136,4 +137,89 @@ TEST_CASE("zstd upstream errors pass through with context", "[zstd]") {
 
 TEST_CASE("zstd honours the cancel token", "[zstd]") {
   test::contract::honours_the_cancel_token<Zstd>(zstd_frame(sample(1 << 20)));
+}
+
+namespace {
+
+// A frame with no content size and the window 2^(10 + e) (see the window limit test above).
+Bytes frame_with_window_exponent(uint8_t e) {
+  return bytes_of({0x28, 0xb5, 0x2f, 0xfd, 0x00, static_cast<uint8_t>(e << 3), 0x01, 0x00, 0x00});
+}
+
+Result<Bytes> decode_limited(Bytes zst, uint64_t memory_limit, size_t chunk = 1 << 20) {
+  formats::CodecOptions opts;
+  opts.memory_limit = memory_limit;
+  return test::decode_with([&](auto up) { return formats::zstd::open(std::move(up), opts); }, std::move(zst), chunk,
+                           1 << 16);
+}
+
+}  // namespace
+
+TEST_CASE("zstd max_window follows the memory limit", "[zstd][memory]") {
+  using formats::zstd::max_window;
+  CHECK(max_window(0) == (128ULL << 20));
+  CHECK(max_window(100 << 10) == 0);   // below the smallest decoder plus the input window
+  uint64_t last = 0;
+  for (uint64_t limit : {1ULL << 20, 2ULL << 20, 20ULL << 20, 44ULL << 20, 130ULL << 20, 1ULL << 30}) {
+    INFO("limit " << limit);
+    uint64_t w = max_window(limit);
+    CHECK(w > last);
+    last = w;
+    // The decoder for that window and the 256 KiB input window fit; a slightly larger one does not.
+    CHECK(ZSTD_estimateDStreamSize(w) + (256 << 10) <= limit);
+    CHECK(ZSTD_estimateDStreamSize(w + 1) + (256 << 10) > limit);
+  }
+  CHECK(max_window(8ULL << 30) == (2ULL << 30));   // --long=31, zstd's largest
+}
+
+TEST_CASE("zstd memory limit: a frame whose window does not fit is Errc::limit naming window and limit", "[zstd][memory]") {
+  // 1 MiB window: fits 2 MiB, not 1 MiB.
+  auto ok = decode_limited(frame_with_window_exponent(10), 2ULL << 20);
+  REQUIRE(ok);
+  CHECK(ok->empty());
+  auto e = test::error_of(decode_limited(frame_with_window_exponent(10), 1ULL << 20));
+  CHECK(e.code() == Errc::limit);
+  CHECK(e.what() == "zstd: frame 1 needs a window of 1.0 MiB, more than the " +
+                        util::format_bytes(formats::zstd::max_window(1ULL << 20)) + " a memory limit of 1.0 MiB allows");
+  // Checked at every frame boundary: here the second frame, whose header arrives 1 byte per read.
+  Bytes small = zstd_frame(sample(1000, 12));
+  e = test::error_of(decode_limited(concat({small, frame_with_window_exponent(12)}), 2ULL << 20, 1));
+  CHECK(e.code() == Errc::limit);
+  CHECK(e.what().starts_with("zstd: frame 2 needs a window of 4.0 MiB, more than the "));
+  // --long=28 (256 MiB), refused by default, decodes under a limit that allows it.
+  auto big = decode_limited(frame_with_window_exponent(18), 300ULL << 20);
+  REQUIRE(big);
+  CHECK(big->empty());
+}
+
+TEST_CASE("zstd memory limit: a real 8 MiB-window stream decodes within a budget that fits it", "[zstd][memory]") {
+  Bytes plain = sample(12 << 20, 13);
+  ZSTD_CCtx* c = ZSTD_createCCtx();
+  REQUIRE(c);
+  ZSTD_CCtx_setParameter(c, ZSTD_c_compressionLevel, 3);
+  ZSTD_CCtx_setParameter(c, ZSTD_c_windowLog, 23);
+  Bytes zst(ZSTD_compressBound(plain.size()));
+  size_t n = ZSTD_compress2(c, zst.data(), zst.size(), plain.data(), plain.size());
+  ZSTD_freeCCtx(c);
+  REQUIRE_FALSE(ZSTD_isError(n));
+  zst.resize(n);
+  ZSTD_frameHeader h{};
+  REQUIRE(ZSTD_getFrameHeader(&h, zst.data(), zst.size()) == 0);
+  REQUIRE(h.windowSize == (8ULL << 20));
+  auto out = decode_limited(zst, 9ULL << 20);
+  INFO((out ? std::string() : out.error().what()));
+  REQUIRE(out);
+  CHECK(*out == plain);
+  auto e = test::error_of(decode_limited(zst, 8ULL << 20));   // the window alone is 8 MiB: no room for the rest
+  CHECK(e.code() == Errc::limit);
+  CHECK(e.what().starts_with("zstd: frame 1 needs a window of 8.0 MiB, more than the 7."));
+}
+
+TEST_CASE("zstd memory limit below the smallest decoder fails at open", "[zstd][memory]") {
+  formats::CodecOptions opts;
+  opts.memory_limit = 64 << 10;
+  auto r = formats::zstd::open(std::make_unique<MemoryReader>(zstd_frame(sample(10)), 1 << 20), opts);
+  REQUIRE_FALSE(r);
+  CHECK(r.error().code() == Errc::limit);
+  CHECK(r.error().what().starts_with("zstd: a memory limit of 64.0 KiB is below the "));
 }

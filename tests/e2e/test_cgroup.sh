@@ -1,0 +1,119 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+# Imports under real cgroup limits, each in a cgroup made for it by tests/support/cgroup_run.py
+# (cgroup v1 where the controller has its own hierarchy, as on this CI machine; v2 otherwise):
+#  - a 1-CPU quota (v1 cpu.cfs_quota_us = cpu.cfs_period_us, v2 cpu.max "100000 100000") leaves
+#    exactly one xz decompression thread, two CPUs two;
+#  - inside a 64 MiB memory cgroup, with the output on a loop-mounted ext4 (tmpfs pages are
+#    charged to the cgroup and cannot be reclaimed: not a fair target), an import of a few
+#    hundred MiB finishes byte-exact (cmp with `xz -dc`) and nothing is OOM-killed.
+# Threads are counted by the harness: the most threads the cgroup held at once (v1 tasks, v2
+# cgroup.threads), sampled every 10 ms. Needs root.
+source "$(dirname "$0")/lib.sh"
+
+CGROUP_RUN=$E2E_DIR/../support/cgroup_run.py
+SHARED=$T/shared
+DISK_MIB=256
+
+# disk_images: $SHARED/disk.raw, a sparse-ish pseudo-random disk of $DISK_MIB MiB (64 KiB of random
+# bytes every 4 MiB, holes between), and its xz forms: disk.multiblock.xz as `xz -T2
+# --block-size=32MiB` writes it (8 blocks with their sizes in the headers: liblzma's threaded
+# decoder runs them on worker threads) and disk.xz as `xz -T1` does (one block without sizes:
+# decoded on the calling thread). Made once per script run.
+disk_images() {
+  [[ -f $SHARED/done ]] && return 0
+  mkdir -p "$SHARED"
+  local raw=$SHARED/disk.raw i
+  truncate -s "${DISK_MIB}M" "$raw"
+  for ((i = 0; i < DISK_MIB / 4; i++)); do
+    dd if=/dev/urandom of="$raw" bs=64K count=1 seek=$((i * 64)) conv=notrunc status=none
+  done
+  xz -T2 --block-size=32MiB -c "$raw" > "$SHARED/disk.multiblock.xz"
+  xz -T1 -c "$raw" > "$SHARED/disk.xz"
+  local blocks
+  blocks=$(xz --robot -l "$SHARED/disk.multiblock.xz" | awk '$1 == "totals" {print $3}')
+  ((blocks == DISK_MIB / 32)) || fail "disk.multiblock.xz has $blocks blocks, expected $((DISK_MIB / 32))"
+  blocks=$(xz --robot -l "$SHARED/disk.xz" | awk '$1 == "totals" {print $3}')
+  ((blocks == 1)) || fail "disk.xz has $blocks blocks, expected 1"
+  touch "$SHARED/done"
+}
+
+# cdi_in_cgroup CGROUP_RUN_OPTIONS... -- CDI_ARGS...: like `cdi`, inside a fresh cgroup; the
+# harness' JSON report lands in $W/_meta/cgroup.json (see report below).
+cdi_in_cgroup() {
+  local opts=()
+  while [[ $1 != -- ]]; do opts+=("$1"); shift; done
+  shift
+  snapshot
+  set +e
+  timeout -k 5 "$CMD_TIMEOUT" python3 "$CGROUP_RUN" "${opts[@]}" --report "$W/_meta/cgroup.json" -- \
+    "$CDI" "$@" > "$W/_meta/out" 2> "$W/_meta/err"
+  LAST_RC=$?
+  set -e
+  echo "\$ cgroup_run ${opts[*]} -- cdi-import $* -> exit $LAST_RC" >&2
+  echo "  cgroup: $(cat "$W/_meta/cgroup.json" 2>/dev/null)" >&2
+  return 0
+}
+
+# report KEY: a field of the last cgroup report.
+report() { jq -r ".$1" "$W/_meta/cgroup.json"; }
+
+# expected_layout CONTROLLER: v1 when the controller has its own v1 hierarchy, else v2.
+expected_layout() {
+  if awk -v c="$1" '$0 ~ / - cgroup cgroup / { n = split($NF, o, ","); for (i = 1; i <= n; i++) if (o[i] == c) f = 1 }
+                     END { exit !f }' /proc/self/mountinfo; then
+    echo v1
+  else
+    echo v2
+  fi
+}
+
+# assert_import_ok: exit 0, not killed, no OOM kill in the cgroup.
+assert_import_ok() {
+  check_success
+  [[ $(report signal) == null ]] || fail "cdi-import was killed by signal $(report signal)"
+  [[ $(report oom_kills) == 0 || $(report oom_kills) == null ]] || fail "$(report oom_kills) OOM kill(s) in the cgroup"
+}
+
+t_cpu_quota_leaves_one_decompression_thread() {
+  require_root
+  disk_images
+  local cpus base want
+  cpus=$(nproc)
+  # The same copy without decompression: the threads every import has (main, writer).
+  cdi_in_cgroup --cpus 1 -- --url "$SHARED/disk.raw" --dest "$W/dest/plain.img" --progress none
+  check_success
+  [[ $(report layout) == "$(expected_layout cpu)" ]] || fail "cgroup layout $(report layout), expected $(expected_layout cpu)"
+  base=$(report max_threads)
+  ((base >= 1)) || fail "no thread seen in the cgroup"
+  # Under a 1-CPU quota: one liblzma worker thread.
+  cdi_in_cgroup --cpus 1 -- --url "$SHARED/disk.multiblock.xz" --dest "$W/dest/one.img" --progress none
+  check_success
+  assert_same_bytes "$W/dest/one.img" "$SHARED/disk.raw"
+  (($(report max_threads) == base + 1)) ||
+    fail "under a 1-CPU quota: $(report max_threads) threads, expected $base + 1 decompression thread"
+  # Under a 2-CPU quota: as many workers as CPUs, up to 2 (the reference for the drop above).
+  want=$((cpus < 2 ? cpus : 2))
+  cdi_in_cgroup --cpus 2 -- --url "$SHARED/disk.multiblock.xz" --dest "$W/dest/two.img" --progress none
+  check_success
+  assert_same_bytes "$W/dest/two.img" "$SHARED/disk.raw"
+  (($(report max_threads) == base + want)) ||
+    fail "under a 2-CPU quota on $cpus CPUs: $(report max_threads) threads, expected $base + $want"
+}
+
+t_single_block_xz_in_64mib() {
+  require_root
+  disk_images
+  ext4_mount "$W/dest/fs" $((DISK_MIB + 64))
+  cdi_in_cgroup --memory 64M -- --url "$SHARED/disk.xz" --dest "$W/dest/fs/disk.img" --progress none
+  assert_import_ok
+  [[ $(report layout) == "$(expected_layout memory)" ]] ||
+    fail "cgroup layout $(report layout), expected $(expected_layout memory)"
+  (($(report peak) <= 64 * MIB)) || fail "peak $(report peak) above the limit"
+  (($(size_of "$W/dest/fs/disk.img") == DISK_MIB * MIB)) || fail "size $(size_of "$W/dest/fs/disk.img")"
+  cmp <(xz -dc "$SHARED/disk.xz") "$W/dest/fs/disk.img" >&2 || fail "the import differs from xz -dc"
+}
+
+run_test cpu_quota_leaves_one_decompression_thread t_cpu_quota_leaves_one_decompression_thread
+run_test single_block_xz_in_64mib t_single_block_xz_in_64mib
+finish
