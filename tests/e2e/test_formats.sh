@@ -41,6 +41,31 @@ t_qcow2_v3() {
   assert_info_chain "$IMG/qcow2-v3.qcow2" "file > qcow2"
 }
 t_qcow2_zlib() { import_and_compare qcow2-zlib.qcow2; }
+# qemu-img convert -c writes the data before the L2 tables. From a local file the decoder reads by
+# random access, so even a hold limit far below that gap needs neither memory nor scratch; the same
+# image from a pipe needs scratch (exit 10) under that limit.
+t_qcow2_compressed_late_l2_local_needs_no_scratch() {
+  local src=$W/_meta/late.raw img=$W/_meta/late.qcow2 algo
+  head -c $((6 * MIB)) /dev/urandom > "$src"
+  { yes 'compressible text for the late-L2 qcow2 test ' || true; } | head -c $((6 * MIB)) >> "$src"
+  truncate -s $((16 * MIB)) "$src"
+  for algo in zlib zstd; do
+    qemu-img convert -q -f raw -O qcow2 -c -o cluster_size=4096,compression_type=$algo "$src" "$img"
+    run_import -v --progress none --qcow2-hold-limit 64Ki --url "$img" --dest "$W/dest/disk.raw"
+    assert_same_as_qemu "$img" "$W/dest/disk.raw"
+    grep -q "random access on the local file\|positioned reads" "$W/_meta/err" || { show_output; fail "$algo: not read by random access"; }
+    # the summary after the target's name (the test's own path says "scratch")
+    ! grep "imported" "$W/_meta/err" | sed 's/.*(file)://' | grep -qi "scratch\|held\|spill" || { show_output; fail "$algo: held or spilled"; }
+    cdi info --qcow2-hold-limit 64Ki "$img"
+    ((LAST_RC == 0)) || { show_output; fail "info failed"; }
+    grep -q "scratch: not needed" "$W/_meta/out" || { show_output; fail "info says scratch is needed"; }
+    grep -q "random access on the local file" "$W/_meta/out" || { show_output; fail "info does not show random access"; }
+    rm -f "$W/dest/disk.raw"
+    cdi_stdin "$img" --progress none --qcow2-hold-limit 64Ki --url - --dest "$W/dest/disk.raw"
+    ((LAST_RC == 10)) || { show_output; fail "$algo from a pipe: exit $LAST_RC, expected 10 (scratch required)"; }
+    [[ ! -e $W/dest/disk.raw ]] || fail "a failed import left a target"
+  done
+}
 t_qcow2_zstd() { import_and_compare qcow2-zstd.qcow2; }
 t_qcow2_extended_l2() { import_and_compare qcow2-extl2.qcow2; }
 t_qcow2_cluster_512() { import_and_compare qcow2-c512.qcow2; }
@@ -117,6 +142,7 @@ run_test all_zero_2g_raw t_all_zero_2g_raw
 run_test qcow2_v2 t_qcow2_v2
 run_test qcow2_v3 t_qcow2_v3
 run_test qcow2_zlib t_qcow2_zlib
+run_test qcow2_compressed_late_l2_local_needs_no_scratch t_qcow2_compressed_late_l2_local_needs_no_scratch
 run_test qcow2_zstd t_qcow2_zstd
 run_test qcow2_extended_l2 t_qcow2_extended_l2
 run_test qcow2_cluster_512 t_qcow2_cluster_512

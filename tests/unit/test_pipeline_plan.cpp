@@ -153,6 +153,32 @@ TEST_CASE("plan: qcow2 native decoder holds up to the hold limit, scratch only p
   }
 }
 
+TEST_CASE("plan: qcow2 from a local file is read by random access: nothing held, no scratch", "[plan]") {
+  for (bool scratch : {false, true}) {
+    for (bool checksum : {false, true}) {
+      INFO("scratch=" << scratch << " checksum=" << checksum);
+      auto p = plan_import(local_file(), image(local_file(), DiskFormat::qcow2), opts(scratch, checksum));
+      CHECK(p.converter == Converter::qcow2_native);
+      CHECK(to_string(p.converter) == "native");
+      CHECK(p.access == Access::local_file);
+      CHECK(p.needs.random_access);
+      CHECK(p.needs.memory == 0);
+      CHECK_FALSE(p.needs.scratch);
+      CHECK(p.needs.scratch_when.empty());
+      CHECK_FALSE(p.refusal);
+      CHECK_REASON(p, "the data in file order with positioned reads (nothing held, no scratch, whatever the layout)");
+      CHECK(has_reason(p, "the checksum is verified before the decoder reads the file") == checksum);
+    }
+  }
+  // The same image streamed (stdin, or over HTTP today) is decoded in one pass with the hold buffer.
+  for (auto src : {stdin_stream(), http_ranges()}) {
+    INFO(src.name);
+    auto p = plan_import(src, image(src, DiskFormat::qcow2), opts());
+    CHECK(p.access == Access::sequential);
+    CHECK(p.needs.memory == opts().hold_limit);
+  }
+}
+
 TEST_CASE("plan: qcow2 through qemu-img: in place for a local file, else a spool", "[plan]") {
   auto o = opts();
   o.qcow2_via_qemu_img = true;
