@@ -27,6 +27,7 @@
 #include "lib/sink/async_sink.hpp"
 #include "lib/sink/open_sink.hpp"
 #include "lib/util/fd.hpp"
+#include "lib/util/memory_budget.hpp"
 #include "lib/util/units.hpp"
 
 namespace cdi::pipeline {
@@ -61,6 +62,24 @@ struct Detected {
   std::optional<std::string> direct_path;  // the top stream IS this local file (no layers)
 };
 
+// The memory budget of this import (--memory-limit, else the cgroup's limit, minus a margin).
+util::MemoryBudget memory_budget(const ImportOptions& o) {
+  return util::MemoryBudget::detect(o.memory_limit, util::CgroupPaths::system(), o.memory_limit_source);
+}
+
+// The decompressors' share of the budget (CodecOptions::memory_limit; 0 = their defaults when
+// there is no limit). 8 MiB stay for the copy loop's blocks in flight and the sink's queue; the
+// decompressors get half of the rest (at least 8 MiB: one xz -6 dictionary), the other half is
+// left to the disk-format stage (qcow2 workers and hold buffer) and I/O buffers.
+Result<uint64_t> codec_memory(const ImportOptions& o) {
+  auto budget = memory_budget(o);
+  if (!budget.limited()) return 0;
+  CDI_TRY(budget.take("copy and sink buffers", 8ull << 20, 4ull << 20));
+  uint64_t share = CDI_TRY(budget.take("decompression", budget.remaining() / 2, 8ull << 20));
+  log(o, "memory: " + budget.describe() + "; decompression gets " + util::format_bytes(share));
+  return share;
+}
+
 Result<Detected> detect(std::unique_ptr<io::Reader> src, const ImportOptions& o) {
   Detected d;
   d.source = SourceFacts::from(src->info());
@@ -69,6 +88,7 @@ Result<Detected> detect(std::unique_ptr<io::Reader> src, const ImportOptions& o)
   bool layered = false;
   formats::OpenOptions open_opts;
   open_opts.codec = formats::CodecOptions{o.threads, o.cancel};
+  open_opts.codec.memory_limit = CDI_TRY(codec_memory(o));
   open_opts.tar_entry = o.tar_entry;
   for (int depth = 0;; ++depth) {
     auto head = CDI_TRY(d.top->peek(formats::k_probe_bytes));
