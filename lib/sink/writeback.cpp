@@ -31,21 +31,30 @@ Result<void> sync_range(const WritebackSyscalls& sys, int fd, uint64_t lo, uint6
   return {};
 }
 
-// DONTNEED drops only whole pages inside the range: widen it to page boundaries so the pages a
-// window shares with its neighbours go too (a page still dirty or under writeback is skipped by
-// the kernel, never discarded).
-void drop_range(const WritebackSyscalls& sys, int fd, uint64_t lo, uint64_t hi) {
-  if (hi <= lo) return;
+uint64_t page_size() {
   static const uint64_t page = [] {
     long p = ::sysconf(_SC_PAGESIZE);
     return p > 0 ? static_cast<uint64_t>(p) : uint64_t{4096};
   }();
-  lo = lo / page * page;
-  hi = (hi + page - 1) / page * page;
+  return page;
+}
+
+// DONTNEED only drops folios wholly inside the range, and the page cache uses large folios (up
+// to a PMD: 2 MiB with 4 KiB pages), naturally aligned. The low end is rounded down to a PMD, so
+// a folio straddling it — left by the previous drop, whose top end it straddled — goes now; its
+// other part was written back even earlier. The top end is rounded down to a page: the folio
+// straddling it still holds dirty data of the next window (the kernel would skip it and, for the
+// failure, drain every CPU's LRU cache), and goes with the next drop.
+void drop_range(const WritebackSyscalls& sys, int fd, uint64_t lo, uint64_t hi) {
+  lo = lo / drop_alignment() * drop_alignment();
+  hi = hi / page_size() * page_size();
+  if (hi <= lo) return;
   (void)sys.fadvise(fd, static_cast<off_t>(lo), static_cast<off_t>(hi - lo), POSIX_FADV_DONTNEED);
 }
 
 }  // namespace
+
+uint64_t drop_alignment() { return page_size() * (page_size() / 8); }
 
 const WritebackSyscalls& system_writeback_syscalls() { return k_system; }
 
@@ -75,11 +84,11 @@ Result<void> WritebackThrottle::note_written(int fd, uint64_t offset, uint64_t l
 }
 
 void WritebackThrottle::release(int fd, uint64_t offset, uint64_t length) const {
-  if (length == 0) {
-    (void)m_sys->fadvise(fd, static_cast<off_t>(offset), 0, POSIX_FADV_DONTNEED);
-    return;
-  }
-  drop_range(*m_sys, fd, offset, offset + length);
+  // Everything is on the device: all of the range, partial pages included.
+  const uint64_t lo = offset / drop_alignment() * drop_alignment();
+  uint64_t len = 0;   // 0: to the end of the file
+  if (length) len = (offset + length + page_size() - 1) / page_size() * page_size() - lo;
+  (void)m_sys->fadvise(fd, static_cast<off_t>(lo), static_cast<off_t>(len), POSIX_FADV_DONTNEED);
 }
 
 }  // namespace cdi::sink::detail

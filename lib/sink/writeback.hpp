@@ -36,6 +36,10 @@ struct WritebackSyscalls {
 // The real ones.
 const WritebackSyscalls& system_writeback_syscalls();
 
+// The largest page-cache folio (a PMD: 2 MiB with 4 KiB pages). DONTNEED drops only folios wholly
+// inside its range, so drops start at a multiple of this (see writeback.cpp).
+uint64_t drop_alignment();
+
 // Keeps the target's pages from ballooning in the page cache, where they are charged to the
 // importer pod's memory cgroup (CDI importer pods have small memory limits and were OOM-killed,
 // or pushed into reclaim storms, by page cache). Every `window` bytes written it starts writeback

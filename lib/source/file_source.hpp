@@ -22,7 +22,17 @@ struct FileSourceOptions {
   // Checked before every read; streams (pipes, FIFOs, terminals) wait in short poll slices so a
   // cancel is noticed even while no data arrives. Errors: cancelled.
   const util::CancelToken* cancel = nullptr;
+  // A regular file or device is read once, front to back (POSIX_FADV_SEQUENTIAL): what has been
+  // consumed is dropped from the page cache behind the read position, every
+  // k_file_source_drop_step bytes and at the end (POSIX_FADV_DONTNEED), so a multi-GiB local
+  // source does not fill the importer's memory cgroup with page cache. Dropping never changes
+  // what anyone reads — a later reader of the same file (qemu-img after our probe) reads it from
+  // the disk again. false: keep the pages (a caller that re-reads the whole file right after).
+  bool drop_behind = true;
 };
+
+// Consumed bytes dropped from the page cache at a time (FileSourceOptions::drop_behind).
+inline constexpr uint64_t k_file_source_drop_step = uint64_t{32} << 20;
 
 // Opens location:
 //   "-"                         stdin: info {name "stdin", not seekable, size only if stdin is a

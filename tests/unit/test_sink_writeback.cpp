@@ -1,13 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
 // WritebackThrottle (lib/sink/writeback.hpp): the syscall sequence with fake syscalls, and the
-// page-cache footprint of FileSink / BlockDeviceSink on a real ext4 (a loop-mounted image made
-// by the test: tmpfs ignores DONTNEED, so /tmp would prove nothing where it is a tmpfs), checked
-// with mincore() on an mmap of the target. Needs root (mount, losetup) and mkfs.ext4.
+// page-cache footprint of FileSink / BlockDeviceSink on a real ext4 / loop device
+// (tests/support/page_cache.hpp: mincore() on an mmap of the target). Needs root and mkfs.ext4.
 #include <catch2/catch.hpp>
 
 #include <fcntl.h>
-#include <sys/mman.h>
-#include <sys/mount.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -21,14 +18,17 @@
 #include "lib/sink/writeback.hpp"
 #include "lib/util/fd.hpp"
 #include "tests/support/loop_device.hpp"
+#include "tests/support/page_cache.hpp"
 
 using namespace cdi;
 using cdi::sink::BlockDeviceSink;
 using cdi::sink::FileSink;
 using cdi::sink::detail::WritebackSyscalls;
 using cdi::sink::detail::WritebackThrottle;
-using cdi::test::sys::LoopDevice;
+using cdi::test::sys::Ext4Mount;
 using cdi::test::sys::read_bytes;
+using cdi::test::sys::resident_bytes;
+using cdi::test::sys::resident_pages;
 using cdi::test::sys::ScratchLoop;
 using cdi::test::sys::TempDir;
 using cdi::test::sys::TmpfsMount;
@@ -107,63 +107,12 @@ Call start(uint64_t lo, uint64_t hi) { return {Call::sync, lo, hi - lo, k_start,
 Call wait(uint64_t lo, uint64_t hi) { return {Call::sync, lo, hi - lo, k_wait, 0}; }
 Call drop(uint64_t lo, uint64_t hi) { return {Call::fadvise, lo, hi - lo, 0, POSIX_FADV_DONTNEED}; }
 
-// ---- a real ext4 -----------------------------------------------------------------------------
-
-// An ext4 made on a sparse image and mounted through a loop device; unmounted on destruction.
-// backing_dir: where the image lives (a small tmpfs there makes the "disk" fail writes once it is
-// full: a real writeback error).
-class Ext4Mount {
- public:
-  Ext4Mount(const std::filesystem::path& backing_dir, uint64_t size) : m_image(make(backing_dir / "ext4.img", size)), m_loop(m_image) {
-    cdi::test::sys::run_command({"mkfs.ext4", "-q", "-F", "-O", "^has_journal", "-E",
-                                 "lazy_itable_init=1,nodiscard", m_loop.path().string()});
-    if (::mount(m_loop.path().c_str(), m_dir.path().c_str(), "ext4", 0, "errors=continue,noinit_itable") != 0)
-      throw std::runtime_error("mount ext4 failed: " + std::string(std::strerror(errno)));
-  }
-  ~Ext4Mount() { ::umount2(m_dir.path().c_str(), MNT_DETACH); }
-  Ext4Mount(const Ext4Mount&) = delete;
-  Ext4Mount& operator=(const Ext4Mount&) = delete;
-  std::filesystem::path operator/(const std::string& name) const { return m_dir.path() / name; }
-
- private:
-  static std::filesystem::path make(std::filesystem::path p, uint64_t size) {
-    cdi::test::sys::make_backing_file(p, size);
-    return p;
-  }
-  TempDir m_dir;
-  std::filesystem::path m_image;
-  LoopDevice m_loop;
-};
-
-// Which pages of [0, length) of path are in the page cache (one bool per page), by mincore() on
-// a shared read-only mapping (which faults nothing in).
-std::vector<bool> resident_pages(const std::filesystem::path& path, uint64_t length) {
-  util::Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!fd) throw std::runtime_error("open " + path.string() + ": " + std::strerror(errno));
-  const size_t page = static_cast<size_t>(::sysconf(_SC_PAGESIZE));
-  void* map = ::mmap(nullptr, length, PROT_READ, MAP_SHARED, fd.get(), 0);
-  if (map == MAP_FAILED) throw std::runtime_error("mmap " + path.string() + ": " + std::strerror(errno));
-  std::vector<unsigned char> vec((length + page - 1) / page);
-  int rc = ::mincore(map, length, vec.data());
-  int err = errno;
-  ::munmap(map, length);
-  if (rc != 0) throw std::runtime_error("mincore " + path.string() + ": " + std::strerror(err));
-  std::vector<bool> out(vec.size());
-  for (size_t i = 0; i < vec.size(); ++i) out[i] = (vec[i] & 1) != 0;
-  return out;
-}
-
-uint64_t resident_bytes(const std::vector<bool>& pages, uint64_t lo, uint64_t hi) {
-  const uint64_t page = static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
-  uint64_t n = 0;
-  for (uint64_t i = lo / page; i < (hi + page - 1) / page && i < pages.size(); ++i) n += pages[i];
-  return n * page;
-}
-
 }  // namespace
 
 TEST_CASE("WritebackThrottle: start, wait for the previous window, then drop it", "[sink][writeback]") {
   FakeScope f;
+  const uint64_t page = static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
+  const uint64_t pmd = cdi::sink::detail::drop_alignment();
   WritebackThrottle t(4 * k_mib, k_fake);
   CHECK(t.window() == 4 * k_mib);
   // Four windows of 4 MiB, in 1 MiB writes.
@@ -171,19 +120,24 @@ TEST_CASE("WritebackThrottle: start, wait for the previous window, then drop it"
   std::vector<Call> want = {
       start(0, 4 * k_mib),                                                          // first window: nothing before it
       start(4 * k_mib, 8 * k_mib), wait(0, 4 * k_mib), drop(0, 4 * k_mib),
-      start(8 * k_mib, 12 * k_mib), wait(4 * k_mib, 8 * k_mib), drop(4 * k_mib, 8 * k_mib),
-      start(12 * k_mib, 16 * k_mib), wait(8 * k_mib, 12 * k_mib), drop(8 * k_mib, 12 * k_mib),
+      start(8 * k_mib, 12 * k_mib), wait(4 * k_mib, 8 * k_mib), drop(4 * k_mib / pmd * pmd, 8 * k_mib),
+      start(12 * k_mib, 16 * k_mib), wait(8 * k_mib, 12 * k_mib), drop(8 * k_mib / pmd * pmd, 12 * k_mib),
   };
   CHECK(f.fake.calls == want);
   // At the end the sink drops everything it wrote (after its own fsync).
   f.fake.calls.clear();
   t.release(3, 0, 0);
   t.release(3, 0, 5000);
-  CHECK(f.fake.calls == std::vector<Call>{{Call::fadvise, 0, 0, 0, POSIX_FADV_DONTNEED}, drop(0, 8192)});
+  CHECK(f.fake.calls == std::vector<Call>{{Call::fadvise, 0, 0, 0, POSIX_FADV_DONTNEED}, drop(0, (5000 + page - 1) / page * page)});
 }
 
-TEST_CASE("WritebackThrottle: odd writes straddling windows, out of order, page-rounded drops", "[sink][writeback]") {
+TEST_CASE("WritebackThrottle: odd writes straddling windows, out of order, aligned drops", "[sink][writeback]") {
   FakeScope f;
+  // Drops start at a large-folio (PMD) boundary and end at a page boundary (writeback.cpp).
+  const uint64_t page = static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
+  const uint64_t pmd = cdi::sink::detail::drop_alignment();
+  CHECK(pmd == page * page / 8);
+  auto down = [](uint64_t x, uint64_t a) { return x / a * a; };
   WritebackThrottle t(k_mib, k_fake);
   // A window closes on the write that reaches 1 MiB of data: its span is what those writes covered.
   const uint64_t a = 700001, b = 400003;          // a + b > 1 MiB: the second write closes window 1
@@ -195,14 +149,13 @@ TEST_CASE("WritebackThrottle: odd writes straddling windows, out of order, page-
   const uint64_t base = 5 * k_mib + 123;
   REQUIRE(t.note_written(3, base + 600000, 500000, "t"));
   REQUIRE(t.note_written(3, base, 548577, "t"));   // 1048577 bytes in the window: closes it
-  std::vector<Call> want = {start(0, a + b), start(base, base + 1100000), wait(0, a + b),
-                            drop(0, (a + b + 4095) / 4096 * 4096)};
+  std::vector<Call> want = {start(0, a + b), start(base, base + 1100000), wait(0, a + b), drop(0, down(a + b, page))};
   REQUIRE(f.fake.calls == want);
-  // Window 3, one huge write: the drop of window 2 is widened to whole pages at both ends.
+  // Window 3, one huge write: the drop of window 2 starts at the PMD below it.
   REQUIRE(t.note_written(3, 9 * k_mib + 1, 3 * k_mib, "t"));
   want.push_back(start(9 * k_mib + 1, 12 * k_mib + 1));
   want.push_back(wait(base, base + 1100000));
-  want.push_back(drop(base / 4096 * 4096, (base + 1100000 + 4095) / 4096 * 4096));
+  want.push_back(drop(down(base, pmd), down(base + 1100000, page)));
   CHECK(f.fake.calls == want);
   // Empty writes count for nothing.
   REQUIRE(t.note_written(3, 20 * k_mib, 0, "t"));
