@@ -26,8 +26,9 @@ class FdReader final : public io::Reader {
  public:
   // drop_behind: fd was opened here at offset 0 and is read once (see FileSourceOptions).
   FdReader(util::Fd fd, io::ReaderInfo info, std::string what, const util::CancelToken* cancel,
-           bool drop_behind = false)
-      : m_fd(std::move(fd)), m_info(std::move(info)), m_what(std::move(what)), m_cancel(cancel) {
+           bool drop_behind = false, uint64_t drop_step = k_file_source_drop_step)
+      : m_fd(std::move(fd)), m_info(std::move(info)), m_what(std::move(what)), m_cancel(cancel),
+        m_drop_step(drop_step ? drop_step : k_file_source_drop_step) {
     struct stat st {};
     m_stream = ::fstat(m_fd.get(), &st) != 0 || !(S_ISREG(st.st_mode) || S_ISBLK(st.st_mode));
     m_drop_behind = drop_behind && !m_stream;
@@ -51,7 +52,7 @@ class FdReader final : public io::Reader {
       if (n >= 0) {
         if (m_drop_behind) {
           m_pos += static_cast<uint64_t>(n);
-          if (n == 0 || m_pos - m_dropped >= k_file_source_drop_step) drop_consumed(n == 0);
+          if (n == 0 || m_pos - m_dropped >= m_drop_step) drop_consumed(n == 0);
         }
         return static_cast<size_t>(n);
       }
@@ -92,6 +93,7 @@ class FdReader final : public io::Reader {
   io::ReaderInfo m_info;
   std::string m_what;
   const util::CancelToken* m_cancel;
+  uint64_t m_drop_step;
   bool m_stream = false;
   bool m_drop_behind = false;
   uint64_t m_pos = 0;       // bytes read so far (= the file offset: opened at 0, read only here)
@@ -192,7 +194,7 @@ Result<std::unique_ptr<io::Reader>> open_file_source(std::string_view location, 
     if (!opts.force_shared && image_in_use(fd.get())) return std::unexpected(in_use_error(name, ""));
     (void)::posix_fadvise(fd.get(), 0, 0, POSIX_FADV_SEQUENTIAL);
     io::ReaderInfo info{"file", static_cast<uint64_t>(st.st_size), true, abs.string()};
-    return std::make_unique<FdReader>(std::move(fd), std::move(info), name, opts.cancel, opts.drop_behind);
+    return std::make_unique<FdReader>(std::move(fd), std::move(info), name, opts.cancel, opts.drop_behind, opts.drop_step);
   }
   if (S_ISBLK(st.st_mode)) {
     if (!opts.force_shared) CDI_TRY(check_device_free(name));
@@ -200,7 +202,7 @@ Result<std::unique_ptr<io::Reader>> open_file_source(std::string_view location, 
     if (::ioctl(fd.get(), BLKGETSIZE64, &size) != 0) return fail_sys("BLKGETSIZE64 on " + name);
     (void)::posix_fadvise(fd.get(), 0, 0, POSIX_FADV_SEQUENTIAL);
     io::ReaderInfo info{"block", size, true, abs.string()};
-    return std::make_unique<FdReader>(std::move(fd), std::move(info), name, opts.cancel, opts.drop_behind);
+    return std::make_unique<FdReader>(std::move(fd), std::move(info), name, opts.cancel, opts.drop_behind, opts.drop_step);
   }
   // FIFO, character device, socket: a stream of unknown length.
   io::ReaderInfo info{"file", std::nullopt, false, std::nullopt};

@@ -350,7 +350,9 @@ TEST_CASE("file source: a file read once leaves little of it in the page cache",
   TempDir backing;
   cdi::test::sys::Ext4Mount fs(backing.path(), 256 * 1024 * 1024);
   constexpr uint64_t k_mib = 1 << 20;
-  const uint64_t size = 3 * source::k_file_source_drop_step + 5 * k_mib + 4097;   // odd tail
+  const uint64_t option = GENERATE(uint64_t{0}, uint64_t{32} << 20);   // 0: the default step
+  const uint64_t step = option ? option : source::k_file_source_drop_step;
+  const uint64_t size = 3 * step + 5 * k_mib + 4097;   // odd tail
   auto data = pattern(size, 9);
   write_file(fs / "disk.img", data);
   {
@@ -365,13 +367,14 @@ TEST_CASE("file source: a file read once leaves little of it in the page cache",
   bool drop = GENERATE(true, false);
   FileSourceOptions o;
   o.drop_behind = drop;
+  o.drop_step = option;
   auto r = open_file_source((fs / "disk.img").string(), o);
   REQUIRE(r);
   // Read 2.5 steps worth in odd chunks, then look: the first two steps are gone, the position's
   // step (and the readahead past it) may be resident.
   std::vector<std::byte> got;
   std::vector<std::byte> buf(1000003);
-  const uint64_t mid = 2 * source::k_file_source_drop_step + source::k_file_source_drop_step / 2;
+  const uint64_t mid = 2 * step + step / 2;
   while (got.size() < mid) {
     auto n = (*r)->read(std::span(buf).first(std::min<size_t>(buf.size(), mid - got.size())));
     REQUIRE(n);
@@ -379,11 +382,11 @@ TEST_CASE("file source: a file read once leaves little of it in the page cache",
     got.insert(got.end(), buf.begin(), buf.begin() + static_cast<ptrdiff_t>(*n));
   }
   auto pages = cdi::test::sys::resident_pages(fs / "disk.img", size);
-  uint64_t behind = cdi::test::sys::resident_bytes(pages, 0, 2 * source::k_file_source_drop_step);
+  uint64_t behind = cdi::test::sys::resident_bytes(pages, 0, 2 * step);
   if (drop)
     CHECK(behind <= 4096);
   else
-    CHECK(behind >= source::k_file_source_drop_step);   // kept: drop_behind = false leaves the cache alone
+    CHECK(behind >= step);   // kept: drop_behind = false leaves the cache alone
   // To the end: byte-exact, and (dropping) nothing of the file is left.
   for (;;) {
     auto n = (*r)->read(buf);
