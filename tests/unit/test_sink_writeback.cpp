@@ -343,3 +343,25 @@ TEST_CASE("open_sink passes writeback_window to the sink", "[sink][writeback]") 
   REQUIRE((*sink)->finish(8 * k_mib));
   CHECK(read_bytes(fs / "x.img", 0, 8 * k_mib) == data);
 }
+
+TEST_CASE("FileSink on ext4: an external writer's pages are dropped at finish", "[sink][writeback][file_sink]") {
+  // qemu-img writes the temporary file itself (direct_path); finish() fsyncs and drops them.
+  TempDir backing;
+  Ext4Mount fs(backing.path(), 64 * k_mib);
+  const uint64_t size = 16 * k_mib + 100;
+  auto data = pattern(size, 26);
+  auto sink = FileSink::create(fs / "ext.img", {});
+  REQUIRE(sink);
+  REQUIRE((*sink)->prepare_direct(size));
+  auto path = (*sink)->direct_path();
+  REQUIRE(path);
+  {
+    util::Fd fd(::open(path->c_str(), O_WRONLY | O_CLOEXEC));
+    REQUIRE(fd);
+    REQUIRE(::pwrite(fd.get(), data.data(), size, 0) == static_cast<ssize_t>(size));
+  }
+  CHECK(resident_bytes(resident_pages(*path, size), 0, size) >= size / 2);   // the writer's pages
+  REQUIRE((*sink)->finish(size));
+  CHECK(resident_bytes(resident_pages(fs / "ext.img", size), 0, size) <= 2 * 4096);
+  CHECK(read_bytes(fs / "ext.img", 0, size) == data);
+}
