@@ -48,7 +48,7 @@ Result<std::unique_ptr<BlockDeviceSink>> BlockDeviceSink::open(const std::filesy
 
   const uint64_t head = std::min(options.head_size, capacity);
   return std::unique_ptr<BlockDeviceSink>(
-      new BlockDeviceSink(dev, std::move(fd), capacity, static_cast<uint32_t>(sector), head));
+      new BlockDeviceSink(dev, std::move(fd), capacity, static_cast<uint32_t>(sector), head, options.writeback_window));
 }
 
 BlockDeviceSink::~BlockDeviceSink() {
@@ -176,6 +176,8 @@ Result<void> BlockDeviceSink::finish(uint64_t image_size) {
     CDI_TRY(util::pwrite_all(m_fd.get(), std::span(m_head.data(), static_cast<size_t>(head)), 0, where));
     if (::fdatasync(m_fd.get()) != 0) return fail_sys("flushing " + where);
   }
+  // All on the device: its clean pages need not stay charged to the importer's memory cgroup.
+  m_throttle.release(m_fd.get(), 0, m_end);
   m_finished = true;
   m_fd.reset();  // releases the exclusive claim
   return {};
@@ -199,6 +201,7 @@ void BlockDeviceSink::abort() noexcept {
     off += n;
   }
   (void)::fdatasync(m_fd.get());
+  m_throttle.release(m_fd.get(), 0, std::max<uint64_t>(m_end, m_head.size()));
   m_fd.reset();
 }
 

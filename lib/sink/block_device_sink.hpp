@@ -6,7 +6,8 @@
 //   abort() wipes the first MiB.
 // - Zero ranges are made zero for real (BLKZEROOUT, pwrite for unaligned edges): the device is
 //   dirty. BLKDISCARD is never used, since discarded blocks need not read back as zeros.
-// - Buffered writes with a bound on dirty page cache; every writeback error is reported.
+// - Buffered writes with a bound on the device's page cache (dirty and clean, writeback.hpp);
+//   every writeback error is reported.
 #pragma once
 
 #include <cstdint>
@@ -24,6 +25,9 @@ namespace cdi::sink {
 struct BlockSinkOptions {
   // Bytes at the start of the device held back until finish() and wiped by abort().
   uint64_t head_size = uint64_t{1} << 20;
+  // Bytes per write-back window (writeback.hpp): at most about two windows of the device stay in
+  // the page cache while it is written. 0: the default (64 MiB); smaller than 1 MiB: 1 MiB.
+  uint64_t writeback_window = detail::k_writeback_window;
 };
 
 class BlockDeviceSink final : public Sink {
@@ -42,7 +46,8 @@ class BlockDeviceSink final : public Sink {
   Result<void> write_at(uint64_t offset, std::span<const std::byte> data) override;
   // Adjacent zero ranges are coalesced and issued later (before finish() completes).
   Result<void> zero_range(uint64_t offset, uint64_t length) override;
-  // Issues pending zero ranges, fdatasync, writes the held-back head, fdatasync again.
+  // Issues pending zero ranges, fdatasync, writes the held-back head, fdatasync again, drops the
+  // written range from the page cache.
   // image_size larger than the device: limit. Errors: io; internal when called twice.
   Result<void> finish(uint64_t image_size) override;
   // Wipes the first head_size bytes with zeros (best effort) unless finish() succeeded.
@@ -64,9 +69,10 @@ class BlockDeviceSink final : public Sink {
   uint32_t logical_sector_size() const { return m_sector; }
 
  private:
-  BlockDeviceSink(std::filesystem::path path, util::Fd fd, uint64_t capacity, uint32_t sector, uint64_t head)
+  BlockDeviceSink(std::filesystem::path path, util::Fd fd, uint64_t capacity, uint32_t sector, uint64_t head,
+                  uint64_t window)
       : m_path(std::move(path)), m_fd(std::move(fd)), m_capacity(capacity), m_sector(sector),
-        m_head(static_cast<size_t>(head)) {}
+        m_head(static_cast<size_t>(head)), m_throttle(window) {}
   Result<void> check_extent(uint64_t offset, uint64_t length) const;
   Result<void> flush_zeros();
   Result<void> write_zeros(uint64_t offset, uint64_t length);

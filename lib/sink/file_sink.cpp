@@ -162,6 +162,9 @@ Result<void> FileSink::finish(uint64_t image_size) {
     return fail_sys("setting the size of " + where + " to " + std::to_string(final_size));
   if (m_options.preallocate) CDI_TRY(preallocate_file(m_fd.get(), final_size, where));
   if (::fsync(m_fd.get()) != 0) return fail_sys("syncing " + where);
+  // Everything is on the device: the clean pages (the last windows, an external writer's, the
+  // preallocation's zeros) need not stay charged to the importer's memory cgroup.
+  m_throttle.release(m_fd.get(), 0, 0);
   if (m_anonymous) {
     CDI_TRY(link_into_place(where));
   } else {

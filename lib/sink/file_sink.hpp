@@ -36,6 +36,9 @@ struct FileSinkOptions {
   bool preallocate = false;
   // Internal, for tests: never use O_TMPFILE (the path taken where the filesystem lacks it).
   bool force_named_temp = false;
+  // Bytes per write-back window (writeback.hpp): at most about two windows of the file stay in
+  // the page cache while it is written. 0: the default (64 MiB); smaller than 1 MiB: 1 MiB.
+  uint64_t writeback_window = detail::k_writeback_window;
 };
 
 class FileSink final : public Sink {
@@ -54,8 +57,8 @@ class FileSink final : public Sink {
   // A hole: nothing is written; the file is extended at finish(). The temporary file is new, so
   // holes read back as zeros.
   Result<void> zero_range(uint64_t offset, uint64_t length) override;
-  // Size = max(image_size, min_size); ftruncate, [preallocate], fsync, link/rename to the target,
-  // fsync the directory. Errors: io; internal when called twice or when extents end past image_size.
+  // Size = max(image_size, min_size); ftruncate, [preallocate], fsync, drop the file's pages from
+  // the page cache, link/rename to the target, fsync the directory. Errors: io; internal when called twice or when extents end past image_size.
   // On an error before the rename, the temporary file stays until abort()/destruction.
   Result<void> finish(uint64_t image_size) override;
   void abort() noexcept override;
@@ -83,7 +86,7 @@ class FileSink final : public Sink {
  private:
   FileSink(std::filesystem::path path, util::Fd dir, std::string temp_name, util::Fd fd, FileSinkOptions options)
       : m_path(std::move(path)), m_dir(std::move(dir)), m_temp_name(std::move(temp_name)), m_fd(std::move(fd)),
-        m_options(options), m_anonymous(m_temp_name.empty()) {}
+        m_options(options), m_anonymous(m_temp_name.empty()), m_throttle(options.writeback_window) {}
   Result<void> check_usable(uint64_t offset, uint64_t length) const;
   Result<void> link_into_place(const std::string& where);
 

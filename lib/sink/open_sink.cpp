@@ -15,7 +15,9 @@ bool is_block_device(const std::filesystem::path& path) {
 
 Result<std::unique_ptr<Sink>> open_sink(const std::filesystem::path& dest, const SinkOptions& options) {
   if (is_block_device(dest)) {
-    auto sink = CDI_TRY(BlockDeviceSink::open(dest, BlockSinkOptions{}));
+    BlockSinkOptions bo;
+    bo.writeback_window = options.writeback_window;
+    auto sink = CDI_TRY(BlockDeviceSink::open(dest, bo));
     return std::unique_ptr<Sink>(std::move(sink));
   }
   FileSinkOptions fo;
@@ -23,6 +25,7 @@ Result<std::unique_ptr<Sink>> open_sink(const std::filesystem::path& dest, const
   fo.mode = options.mode;
   fo.apply_umask = options.apply_umask;
   fo.preallocate = options.preallocate;
+  fo.writeback_window = options.writeback_window;
   auto sink = CDI_TRY(FileSink::create(dest, fo));
   return std::unique_ptr<Sink>(std::move(sink));
 }

@@ -10,6 +10,7 @@
 #include <memory>
 
 #include "lib/sink/sink.hpp"
+#include "lib/sink/writeback.hpp"
 
 namespace cdi::sink {
 
@@ -23,6 +24,11 @@ struct SinkOptions {
   // Allocate the whole file target at finish() (fallocate, else zeros). Block devices need
   // nothing more: their zero ranges are already written for real (BLKZEROOUT keeps allocation).
   bool preallocate = false;
+  // Bytes per write-back window, files and devices alike (lib/sink/writeback.hpp): while the
+  // target is written, at most about two windows of it stay in the page cache, which is charged
+  // to the importer's memory cgroup. 0: the default (64 MiB); below 1 MiB: 1 MiB. A planner with
+  // a small memory budget sizes it down (8-16 MiB for a 64 MiB budget).
+  uint64_t writeback_window = detail::k_writeback_window;
 };
 
 // True when path (following symlinks) exists and is a block device. Never fails.

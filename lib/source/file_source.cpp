@@ -24,10 +24,17 @@ namespace {
 
 class FdReader final : public io::Reader {
  public:
-  FdReader(util::Fd fd, io::ReaderInfo info, std::string what, const util::CancelToken* cancel)
-      : m_fd(std::move(fd)), m_info(std::move(info)), m_what(std::move(what)), m_cancel(cancel) {
+  // drop_behind: fd was opened here at offset 0 and is read once (see FileSourceOptions).
+  FdReader(util::Fd fd, io::ReaderInfo info, std::string what, const util::CancelToken* cancel,
+           bool drop_behind = false, uint64_t drop_step = k_file_source_drop_step)
+      : m_fd(std::move(fd)), m_info(std::move(info)), m_what(std::move(what)), m_cancel(cancel),
+        m_drop_step(drop_step ? drop_step : k_file_source_drop_step) {
     struct stat st {};
     m_stream = ::fstat(m_fd.get(), &st) != 0 || !(S_ISREG(st.st_mode) || S_ISBLK(st.st_mode));
+    m_drop_behind = drop_behind && !m_stream;
+  }
+  ~FdReader() override {
+    if (m_drop_behind) drop_consumed();
   }
 
   Result<size_t> read(std::span<std::byte> dst) override {
@@ -42,7 +49,13 @@ class FdReader final : public io::Reader {
         if (pr == 0 || (pr < 0 && errno == EINTR)) continue;
       }
       ssize_t n = ::read(m_fd.get(), dst.data(), dst.size());
-      if (n >= 0) return static_cast<size_t>(n);
+      if (n >= 0) {
+        if (m_drop_behind) {
+          m_pos += static_cast<uint64_t>(n);
+          if (n == 0 || m_pos - m_dropped >= m_drop_step) drop_consumed(n == 0);
+        }
+        return static_cast<size_t>(n);
+      }
       if (errno == EINTR) continue;
       int err = errno;
       return std::unexpected(Error(Errc::io, "reading " + m_what + ": " + std::strerror(err), err));
@@ -51,11 +64,41 @@ class FdReader final : public io::Reader {
   io::ReaderInfo info() const override { return m_info; }
 
  private:
+  // DONTNEED of what was consumed, [m_dropped, m_pos), or at the end of the file of everything
+  // from m_dropped on. DONTNEED only drops folios wholly inside its range, and the page cache uses
+  // large folios (up to a PMD: 2 MiB with 4 KiB pages), naturally aligned: the range starts at a
+  // PMD boundary at or below m_dropped, so the folio the previous drop's end cut through goes
+  // now; it ends at a page boundary at or below the position, leaving the page being read.
+  // Advice: a failure changes nothing.
+  void drop_consumed(bool at_end = false) {
+    if (m_at_end) return;
+    static const uint64_t page = [] {
+      long p = ::sysconf(_SC_PAGESIZE);
+      return p > 0 ? static_cast<uint64_t>(p) : uint64_t{4096};
+    }();
+    const uint64_t pmd = page * (page / 8);
+    const uint64_t lo = m_dropped / pmd * pmd;
+    if (at_end) {
+      m_at_end = true;
+      (void)::posix_fadvise(m_fd.get(), static_cast<off_t>(lo), 0, POSIX_FADV_DONTNEED);
+      return;
+    }
+    const uint64_t hi = m_pos / page * page;
+    if (hi <= m_dropped) return;
+    (void)::posix_fadvise(m_fd.get(), static_cast<off_t>(lo), static_cast<off_t>(hi - lo), POSIX_FADV_DONTNEED);
+    m_dropped = hi;
+  }
+
   util::Fd m_fd;
   io::ReaderInfo m_info;
   std::string m_what;
   const util::CancelToken* m_cancel;
+  uint64_t m_drop_step;
   bool m_stream = false;
+  bool m_drop_behind = false;
+  uint64_t m_pos = 0;       // bytes read so far (= the file offset: opened at 0, read only here)
+  uint64_t m_dropped = 0;   // [0, m_dropped) already dropped from the page cache
+  bool m_at_end = false;    // read() saw the end and dropped the rest
 };
 
 int hex_value(char c) {
@@ -151,7 +194,7 @@ Result<std::unique_ptr<io::Reader>> open_file_source(std::string_view location, 
     if (!opts.force_shared && image_in_use(fd.get())) return std::unexpected(in_use_error(name, ""));
     (void)::posix_fadvise(fd.get(), 0, 0, POSIX_FADV_SEQUENTIAL);
     io::ReaderInfo info{"file", static_cast<uint64_t>(st.st_size), true, abs.string()};
-    return std::make_unique<FdReader>(std::move(fd), std::move(info), name, opts.cancel);
+    return std::make_unique<FdReader>(std::move(fd), std::move(info), name, opts.cancel, opts.drop_behind, opts.drop_step);
   }
   if (S_ISBLK(st.st_mode)) {
     if (!opts.force_shared) CDI_TRY(check_device_free(name));
@@ -159,7 +202,7 @@ Result<std::unique_ptr<io::Reader>> open_file_source(std::string_view location, 
     if (::ioctl(fd.get(), BLKGETSIZE64, &size) != 0) return fail_sys("BLKGETSIZE64 on " + name);
     (void)::posix_fadvise(fd.get(), 0, 0, POSIX_FADV_SEQUENTIAL);
     io::ReaderInfo info{"block", size, true, abs.string()};
-    return std::make_unique<FdReader>(std::move(fd), std::move(info), name, opts.cancel);
+    return std::make_unique<FdReader>(std::move(fd), std::move(info), name, opts.cancel, opts.drop_behind, opts.drop_step);
   }
   // FIFO, character device, socket: a stream of unknown length.
   io::ReaderInfo info{"file", std::nullopt, false, std::nullopt};

@@ -22,17 +22,22 @@ struct FileSourceOptions {
   // Checked before every read; streams (pipes, FIFOs, terminals) wait in short poll slices so a
   // cancel is noticed even while no data arrives. Errors: cancelled.
   const util::CancelToken* cancel = nullptr;
+  // A regular file or device is read once, front to back (POSIX_FADV_SEQUENTIAL): what has been
+  // consumed is dropped from the page cache behind the read position, every drop_step bytes and
+  // at the end (POSIX_FADV_DONTNEED), so a multi-GiB local source does not fill the importer's
+  // memory cgroup with page cache. Dropping never changes what anyone reads — a later reader of
+  // the same file (qemu-img after our probe) reads it from the disk again. false: keep the pages
+  // (a caller that re-reads the whole file right after).
+  bool drop_behind = true;
+  // Consumed bytes dropped at a time; 0: k_file_source_drop_step.
+  uint64_t drop_step = 0;
 };
 
-// Opens location:
-//   "-"                         stdin: info {name "stdin", not seekable, size only if stdin is a
-//                               regular file}; stdin itself is never closed.
-//   "file:///p", "file://localhost/p", "file:/p"   percent-decoded path p (absolute)
-//   anything else               a path
-// A regular file: info {name "file", size, seekable, path = absolute path}. A block device:
-// {name "block", size = device size, seekable, path}. A FIFO or character device: a stream.
-// Errors: not_found ("<path>: No such file or directory"), invalid_argument (a directory, a bad
-// file:// URL, a URL of another scheme), busy (in use; see FileSourceOptions), io.
+// Default FileSourceOptions::drop_step: at most this much of a source read once stays cached
+// behind the read position (plus the kernel's readahead ahead of it), small next to a 64 MiB
+// memory budget; one fadvise call per step costs next to nothing.
+inline constexpr uint64_t k_file_source_drop_step = uint64_t{8} << 20;
+
 Result<std::unique_ptr<io::Reader>> open_file_source(std::string_view location, const FileSourceOptions& opts);
 
 // "file:" URL -> path (percent-decoded). The host must be empty or "localhost", the path

@@ -6,13 +6,16 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <fstream>
 #include <thread>
 
 #include "lib/source/file_source.hpp"
+#include "lib/util/fd.hpp"
 #include "tests/support/loop_device.hpp"
 #include "tests/support/memory_reader.hpp"
+#include "tests/support/page_cache.hpp"
 
 using namespace cdi;
 using cdi::source::FileSourceOptions;
@@ -339,4 +342,81 @@ TEST_CASE("file source reads stdin", "[source]") {
   writer.join();
   REQUIRE(all);
   CHECK(*all == data);
+}
+
+TEST_CASE("file source: a file read once leaves little of it in the page cache", "[source][pagecache]") {
+  // On a real ext4 (tmpfs ignores DONTNEED): what was consumed is dropped behind the read
+  // position every k_file_source_drop_step bytes, and the rest at the end of the file.
+  TempDir backing;
+  cdi::test::sys::Ext4Mount fs(backing.path(), 256 * 1024 * 1024);
+  constexpr uint64_t k_mib = 1 << 20;
+  const uint64_t option = GENERATE(uint64_t{0}, uint64_t{32} << 20);   // 0: the default step
+  const uint64_t step = option ? option : source::k_file_source_drop_step;
+  const uint64_t size = 3 * step + 5 * k_mib + 4097;   // odd tail
+  auto data = pattern(size, 9);
+  write_file(fs / "disk.img", data);
+  {
+    // Clean pages, as a source on disk has (DONTNEED cannot drop pages still dirty).
+    util::Fd fd(::open((fs / "disk.img").c_str(), O_RDONLY | O_CLOEXEC));
+    REQUIRE(fd);
+    REQUIRE(::fsync(fd.get()) == 0);
+  }
+  auto all_resident = [&] { return cdi::test::sys::resident_bytes(cdi::test::sys::resident_pages(fs / "disk.img", size), 0, size); };
+  REQUIRE(all_resident() >= size / 2);   // just written: in the page cache (the control)
+
+  bool drop = GENERATE(true, false);
+  FileSourceOptions o;
+  o.drop_behind = drop;
+  o.drop_step = option;
+  auto r = open_file_source((fs / "disk.img").string(), o);
+  REQUIRE(r);
+  // Read 2.5 steps worth in odd chunks, then look: the first two steps are gone, the position's
+  // step (and the readahead past it) may be resident.
+  std::vector<std::byte> got;
+  std::vector<std::byte> buf(1000003);
+  const uint64_t mid = 2 * step + step / 2;
+  while (got.size() < mid) {
+    auto n = (*r)->read(std::span(buf).first(std::min<size_t>(buf.size(), mid - got.size())));
+    REQUIRE(n);
+    REQUIRE(*n > 0);
+    got.insert(got.end(), buf.begin(), buf.begin() + static_cast<ptrdiff_t>(*n));
+  }
+  auto pages = cdi::test::sys::resident_pages(fs / "disk.img", size);
+  uint64_t behind = cdi::test::sys::resident_bytes(pages, 0, 2 * step);
+  if (drop)
+    CHECK(behind <= 4096);
+  else
+    CHECK(behind >= step);   // kept: drop_behind = false leaves the cache alone
+  // To the end: byte-exact, and (dropping) nothing of the file is left.
+  for (;;) {
+    auto n = (*r)->read(buf);
+    REQUIRE(n);
+    if (*n == 0) break;
+    got.insert(got.end(), buf.begin(), buf.begin() + static_cast<ptrdiff_t>(*n));
+  }
+  CHECK(got == data);
+  if (drop)
+    CHECK(all_resident() <= 4096);
+  else
+    CHECK(all_resident() >= size / 2);
+  r->reset();
+  // A later reader (qemu-img after our probe) still reads the same bytes.
+  auto again = open_file_source((fs / "disk.img").string(), {});
+  REQUIRE(again);
+  auto all = read_all(**again, size_t{1} << 20);
+  REQUIRE(all);
+  CHECK(*all == data);
+}
+
+TEST_CASE("file source: a block device read once leaves little of it in the page cache", "[source][pagecache]") {
+  constexpr uint64_t k_mib = 1 << 20;
+  const uint64_t size = 2 * source::k_file_source_drop_step + 3 * k_mib;
+  ScratchLoop loop(size, 0x5A);
+  auto r = open_file_source(loop.path().string(), {});
+  REQUIRE(r);
+  auto got = read_all(**r, size_t{1} << 20);
+  REQUIRE(got);
+  CHECK(got->size() == size);
+  CHECK(std::all_of(got->begin(), got->end(), [](std::byte b) { return b == std::byte{0x5A}; }));
+  CHECK(cdi::test::sys::resident_bytes(cdi::test::sys::resident_pages(loop.path(), size), 0, size) <= 4096);
 }
