@@ -114,6 +114,20 @@ t_single_block_xz_in_64mib() {
   cmp <(xz -dc "$SHARED/disk.xz") "$W/dest/fs/disk.img" >&2 || fail "the import differs from xz -dc"
 }
 
+# multi-block xz (32 MiB blocks): unconstrained, liblzma's threaded decoder keeps a block per
+# thread (~100 MiB); in a 64 MiB cgroup the budget read from the cgroup sizes it down to fit
+t_multiblock_xz_in_64mib() {
+  require_root
+  disk_images
+  ext4_mount "$W/dest/fs" $((DISK_MIB + 64))
+  cdi_in_cgroup --memory 64M -- --url "$SHARED/disk.multiblock.xz" --dest "$W/dest/fs/disk.img" --progress none -v
+  assert_import_ok
+  grep -q "memory: .*64.0 MiB limit (cgroup" "$W/_meta/err" || { show_output; fail "the cgroup's limit was not read"; }
+  (($(report peak) <= 64 * MIB)) || fail "peak $(report peak) above the limit"
+  cmp <(xz -dc "$SHARED/disk.multiblock.xz") "$W/dest/fs/disk.img" >&2 || fail "the import differs from xz -dc"
+}
+
 run_test cpu_quota_leaves_one_decompression_thread t_cpu_quota_leaves_one_decompression_thread
 run_test single_block_xz_in_64mib t_single_block_xz_in_64mib
+run_test multiblock_xz_in_64mib t_multiblock_xz_in_64mib
 finish
