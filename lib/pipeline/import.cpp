@@ -346,33 +346,23 @@ Result<void> import_qcow2_native(Detected& d, const ImportOptions& o, sink::Sink
                                  std::to_string(*bound.size) + ")");
   if (o.progress) o.progress->total_written.store(static_cast<int64_t>(info.virtual_size));
   formats::qcow2::DecodeOptions qo;
-  if (rep.plan.access == Access::local_file) {
-    // The plan: positioned reads of the local file (nothing held, no scratch). The stream opened
-    // for detection is left unread (a checksum was verified on it before this).
-    auto file = CDI_TRY(io::FileRandomAccess::open(*d.direct_path));
-    qo.max_virtual_size = bound.size;
-    qo.threads = o.threads;
-    qo.cancel = o.cancel;
-    set_phase(o, Phase::transferring);
-    sink::AsyncSink async(target);
-    ProgressSink counted(async, o.progress);
-    auto st = CDI_TRY(formats::qcow2::decode_random_access(*file, counted, qo));
-    CDI_TRY(async.drain());
-    if (o.progress && !o.checksum) o.progress->bytes_read.store(st.bytes_in);
-    rep.image_size = st.virtual_size;
-    return {};
-  }
   qo.hold_limit = o.hold_limit;
   qo.scratch_dir = o.scratch_dir;
   qo.max_virtual_size = bound.size;
   qo.threads = o.threads;
   qo.cancel = o.cancel;
+  // The plan's access: positioned reads of the local file (nothing held, no scratch; the stream
+  // opened for detection is left unread, a checksum was verified on it before this), or the stream.
+  std::unique_ptr<io::FileRandomAccess> file;
+  if (rep.plan.access == Access::local_file) file = CDI_TRY(io::FileRandomAccess::open(*d.direct_path));
   set_phase(o, Phase::transferring);
   // The decoder reads and decompresses; a writer thread issues the target's syscalls meanwhile.
   sink::AsyncSink async(target);
   ProgressSink counted(async, o.progress);
-  auto st = CDI_TRY(formats::qcow2::decode(*d.top, counted, qo));
+  auto st = CDI_TRY(file ? formats::qcow2::decode_random_access(*file, counted, qo)
+                         : formats::qcow2::decode(*d.top, counted, qo));
   CDI_TRY(async.drain());
+  if (file && o.progress && !o.checksum) o.progress->bytes_read.store(st.bytes_in);
   rep.image_size = st.virtual_size;
   rep.held_peak = st.held_peak;
   rep.spilled_bytes = st.spilled_bytes;

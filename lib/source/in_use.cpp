@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "lib/util/fd.hpp"
+#include "lib/util/mountinfo.hpp"
 
 namespace cdi::source {
 
@@ -23,29 +24,6 @@ namespace {
 // 2 write-unchanged, 3 resize. We want consistent-read and do not share write or resize, exactly
 // as `qemu-img convert` without -U.
 constexpr std::array<off_t, 3> k_qemu_conflict_bytes = {100 + 1, 100 + 3, 200 + 0};
-
-// mountinfo escapes blanks and backslashes as \ooo.
-std::string unescape_mount(const std::string& s) {
-  std::string out;
-  for (size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '\\' && i + 3 < s.size()) {
-      int v = 0;
-      bool ok = true;
-      for (size_t k = 1; k <= 3; ++k) {
-        char c = s[i + k];
-        if (c < '0' || c > '7') ok = false;
-        v = v * 8 + (c - '0');
-      }
-      if (ok) {
-        out += static_cast<char>(v);
-        i += 3;
-        continue;
-      }
-    }
-    out += s[i];
-  }
-  return out;
-}
 
 }  // namespace
 
@@ -76,7 +54,7 @@ std::optional<std::string> device_mount_point(dev_t rdev) {
     std::istringstream ls(line);
     std::string id, parent, devno, root, mnt;
     if (!(ls >> id >> parent >> devno >> root >> mnt)) continue;
-    if (devno == want) return unescape_mount(mnt);
+    if (devno == want) return util::unescape_mountinfo(mnt);
   }
   return std::nullopt;
 }

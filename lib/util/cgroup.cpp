@@ -5,6 +5,8 @@
 #include <fstream>
 #include <sstream>
 
+#include "lib/util/mountinfo.hpp"
+
 namespace cdi::util {
 namespace {
 
@@ -33,29 +35,6 @@ bool has_token(std::string_view list, std::string_view token) {
   return false;
 }
 
-// mountinfo escapes space, tab, newline and backslash as \ooo.
-std::string unescape(std::string_view s) {
-  std::string out;
-  for (size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '\\' && i + 3 < s.size()) {
-      int v = 0;
-      bool ok = true;
-      for (size_t k = 1; k <= 3; ++k) {
-        char c = s[i + k];
-        if (c < '0' || c > '7') ok = false;
-        v = v * 8 + (c - '0');
-      }
-      if (ok) {
-        out.push_back(static_cast<char>(v));
-        i += 3;
-        continue;
-      }
-    }
-    out.push_back(s[i]);
-  }
-  return out;
-}
-
 struct Mount {
   std::string root;    // the part of the hierarchy mounted ("/" for all of it)
   std::string point;   // where
@@ -73,7 +52,7 @@ std::vector<Mount> cgroup_mounts(const CgroupPaths& paths) {
     size_t dash = 6;
     while (dash < f.size() && f[dash] != "-") ++dash;
     if (f.size() < 6 || dash + 1 >= f.size()) continue;
-    Mount m{unescape(f[3]), unescape(f[4]), std::string(f[dash + 1]),
+    Mount m{unescape_mountinfo(f[3]), unescape_mountinfo(f[4]), std::string(f[dash + 1]),
             dash + 3 < f.size() ? std::string(f[dash + 3]) : std::string()};
     if (m.fstype == "cgroup" || m.fstype == "cgroup2") out.push_back(std::move(m));
   }

@@ -191,6 +191,17 @@ class ScratchLoop {
   LoopDevice m_loop;
 };
 
+// `n` pseudo-random bytes from `seed`, never 0 (holes and zeroed ranges stand out).
+inline std::vector<std::byte> nonzero_pattern(size_t n, uint32_t seed) {
+  std::vector<std::byte> v(n);
+  uint32_t x = seed * 2654435761u + 1;
+  for (auto& b : v) {
+    x = x * 1103515245u + 12345u;
+    b = std::byte(static_cast<unsigned char>((x >> 16) | 1));
+  }
+  return v;
+}
+
 // Reads `length` bytes at `offset` of a file or device through a new descriptor.
 inline std::vector<std::byte> read_bytes(const std::filesystem::path& path, uint64_t offset, size_t length) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);

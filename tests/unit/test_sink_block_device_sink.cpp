@@ -21,15 +21,7 @@ namespace {
 
 constexpr uint64_t k_mib = 1 << 20;
 
-std::vector<std::byte> pattern(size_t n, uint32_t seed) {
-  std::vector<std::byte> v(n);
-  uint32_t x = seed * 2654435761u + 1;
-  for (auto& b : v) {
-    x = x * 1103515245u + 12345u;
-    b = std::byte(static_cast<unsigned char>((x >> 16) | 1));  // never 0
-  }
-  return v;
-}
+std::vector<std::byte> pattern(size_t n, uint32_t seed) { return cdi::test::sys::nonzero_pattern(n, seed); }
 
 std::vector<std::byte> filled(size_t n, unsigned char c) { return std::vector<std::byte>(n, std::byte{c}); }
 
