@@ -386,8 +386,8 @@ Result<UploadOutcome> run_upload_server(const UploadServerOptions& opts) {
   if (tls && !(opts.tls_cert && opts.tls_key))
     return fail(Errc::invalid_argument, "TLS needs both a certificate and a key");
   if (!tls && !opts.insecure_http)
-    return fail(Errc::invalid_argument, "refusing to serve uploads without TLS: give a TLS certificate and key, "
-                                        "or --insecure-http for local use");
+    return std::unexpected(Error(Errc::invalid_argument, "refusing to serve uploads without TLS: give a TLS certificate and key")
+                               .with_hint(", or --insecure-http for local use"));
   if (opts.client_ca && !tls)
     return fail(Errc::invalid_argument, "client-certificate auth needs TLS (a certificate and a key)");
   if (opts.client_ca && opts.client_name.empty())
