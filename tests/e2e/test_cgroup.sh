@@ -38,6 +38,37 @@ disk_images() {
   touch "$SHARED/done"
 }
 
+# data_images: $SHARED/data.raw, a $DATA_MIB MiB disk shaped like a used cloud image (per 8 MiB:
+# 2 MiB of random bytes, 2 MiB of log-like text, 4 MiB of holes: half of it data, so the target's
+# page cache is hundreds of MiB unless it is dropped), and every input format made from it.
+DATA_MIB=384
+data_images() {
+  [[ -f $SHARED/data.done ]] && return 0
+  mkdir -p "$SHARED"
+  local raw=$SHARED/data.raw
+  python3 - "$raw" "$DATA_MIB" <<'PY'
+import os, sys
+path, mib = sys.argv[1], int(sys.argv[2])
+MiB = 1 << 20
+line = b"Dec  2 05:40:00 node kernel: [123456.789012] EXT4-fs (vda1): mounted filesystem with ordered data mode\n"
+text = (line * (2 * MiB // len(line) + 1))[:2 * MiB]
+with open(path, "wb") as f:
+    f.truncate(mib * MiB)
+    for i in range(mib // 8):
+        f.seek(i * 8 * MiB)
+        f.write(os.urandom(2 * MiB))
+        f.write(text[i % 97:] + text[:i % 97])
+PY
+  pigz -p 2 -c "$raw" > "$SHARED/data.raw.gz"
+  zstd -q -T2 -c "$raw" > "$SHARED/data.raw.zst"
+  qemu-img convert -q -f raw -O qcow2 "$raw" "$SHARED/data.qcow2"
+  qemu-img convert -q -f raw -O qcow2 -c -o compression_type=zlib "$raw" "$SHARED/data.zlib.qcow2"
+  qemu-img convert -q -f raw -O qcow2 -c -o compression_type=zstd "$raw" "$SHARED/data.zstd.qcow2"
+  xz -0 -T2 --block-size=16MiB -c "$SHARED/data.qcow2" > "$SHARED/data.qcow2.xz"
+  qemu-img convert -q -f raw -O vmdk -o subformat=monolithicSparse "$raw" "$SHARED/data.vmdk"
+  touch "$SHARED/data.done"
+}
+
 # cdi_in_cgroup CGROUP_RUN_OPTIONS... -- CDI_ARGS...: like `cdi`, inside a fresh cgroup; the
 # harness' JSON report lands in $W/_meta/cgroup.json (see report below).
 cdi_in_cgroup() {
@@ -127,7 +158,42 @@ t_multiblock_xz_in_64mib() {
   cmp <(xz -dc "$SHARED/disk.multiblock.xz") "$W/dest/fs/disk.img" >&2 || fail "the import differs from xz -dc"
 }
 
+# in_64mib INPUT [ARGS...]: imports $SHARED/INPUT inside a 64 MiB memory cgroup onto a loop-mounted
+# ext4; byte-exact with the source disk, no OOM kill, and the usage (page cache included) never
+# reached the limit.
+in_64mib() {
+  local input=$1
+  shift
+  require_root
+  data_images
+  ext4_mount "$W/dest/fs" $((DATA_MIB + 64))
+  mkdir -p "$W/dest/fs/scratch"
+  cdi_in_cgroup --memory 64M -- --url "$SHARED/$input" --dest "$W/dest/fs/disk.img" --progress none -v "$@"
+  assert_import_ok
+  # Page cache under control: the cgroup's usage never reached its limit (v1's max_usage_in_bytes
+  # stops at the limit when reclaim had to run there; memory.failcnt stays 0 on this kernel even
+  # then, so it is checked too but is not enough). Without the write-back drops it reaches 64 MiB.
+  (($(report peak) < 64 * MIB)) || fail "$input: usage reached the 64 MiB limit (peak $(report peak))"
+  (($(size_of "$W/dest/fs/disk.img") == DATA_MIB * MIB)) || fail "$input: size $(size_of "$W/dest/fs/disk.img")"
+  cmp "$SHARED/data.raw" "$W/dest/fs/disk.img" >&2 || fail "$input: the import differs from the source disk"
+  echo "  $input: peak $(( $(report peak) / MIB )) MiB, limit hit $(report failcnt) times" >&2
+  # the page cache is under control: the cgroup never had to reclaim at its limit
+  [[ $(report failcnt) == 0 ]] || fail "$input: the cgroup hit its limit $(report failcnt) times (memory.failcnt)"
+}
+t_raw_in_64mib() { in_64mib data.raw; }
+t_raw_gz_in_64mib() { in_64mib data.raw.gz; }
+t_raw_zst_in_64mib() { in_64mib data.raw.zst; }
+t_qcow2_in_64mib() { in_64mib data.qcow2; }
+t_qcow2_zlib_in_64mib() { in_64mib data.zlib.qcow2; }
+t_qcow2_zstd_in_64mib() { in_64mib data.zstd.qcow2; }
+t_qcow2_xz_in_64mib() { in_64mib data.qcow2.xz; }
+# qemu-img converts it from the local file (cache=none on the target where O_DIRECT works)
+t_vmdk_in_64mib() { in_64mib data.vmdk; }
+
 run_test cpu_quota_leaves_one_decompression_thread t_cpu_quota_leaves_one_decompression_thread
 run_test single_block_xz_in_64mib t_single_block_xz_in_64mib
 run_test multiblock_xz_in_64mib t_multiblock_xz_in_64mib
+for t in raw raw_gz raw_zst qcow2 qcow2_zlib qcow2_zstd qcow2_xz vmdk; do
+  run_test "${t}_in_64mib" "t_${t}_in_64mib"
+done
 finish
