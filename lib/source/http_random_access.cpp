@@ -211,6 +211,10 @@ struct HttpRandomAccess::Impl {
       last = a.last;   // at open: clipped to the length
       if (a.stalled) {
         reason = "no data for " + std::to_string(o.stall_timeout.count()) + " s (stalled)";
+      } else if (rc == CURLE_OK && a.headers_done && st == 416 && !opening) {
+        return std::unexpected(changed("HTTP 416: bytes " + std::to_string(first + got) + "-" + std::to_string(last) +
+                                           " are no longer there",
+                                       url));
       } else if (rc == CURLE_OK && a.headers_done && st == 412) {
         return std::unexpected(changed("HTTP 412: " + condition + " no longer holds", url));
       } else if (rc == CURLE_OK && a.headers_done && st >= 300 && st < 400) {
@@ -291,6 +295,9 @@ Result<std::unique_ptr<HttpRandomAccess>> HttpRandomAccess::open(std::string url
   uint64_t n = CDI_TRY(im.get(url, 0, ra.min_read - 1, first.bytes.data(), first.bytes.size(), true));
   first.bytes.resize(n);
   self->m_size = *im.size;
+  if (ra.expected_etag && im.etag != ra.expected_etag)
+    return fail(Errc::corrupt_input, "the resource changed (ETag " + *ra.expected_etag + " -> " + im.etag.value_or("none") +
+                                         ") for " + http::redact_url(url));
   if (ra.expected_size && *ra.expected_size != self->m_size)
     return fail(Errc::corrupt_input, "the resource changed (its length went from " + std::to_string(*ra.expected_size) +
                                          " to " + std::to_string(self->m_size) + " bytes) for " + http::redact_url(url));

@@ -43,6 +43,8 @@ struct HttpRandomAccessOptions {
   std::string credentials_url;
   // The length the streaming source saw; another length at open is corrupt_input.
   std::optional<uint64_t> expected_size;
+  // The ETag the streaming source saw; another one at open is corrupt_input.
+  std::optional<std::string> expected_etag;
 };
 
 class HttpRandomAccess final : public io::RandomAccess {
@@ -50,7 +52,7 @@ class HttpRandomAccess final : public io::RandomAccess {
   // Fetches the first min_read bytes (cached) to learn the length and the validator. Errors:
   // invalid_argument (URL, options), not_found, auth, network (transport, statuses, retries
   // exhausted), unsupported (no byte ranges, no strong ETag or Last-Modified), corrupt_input
-  // (length differs from expected_size), cancelled.
+  // (length or ETag differs from expected_size / expected_etag), cancelled.
   static Result<std::unique_ptr<HttpRandomAccess>> open(std::string url, const HttpOptions& opts,
                                                         const HttpContext& ctx,
                                                         HttpRandomAccessOptions ra = {});

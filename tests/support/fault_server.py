@@ -11,6 +11,7 @@ URLs (FILE is a path under DOCROOT; ?n=K makes the fault hit the first K request
 URL, default 1; add any other query, e.g. ?n=1&t=NAME, to get a fresh counter):
   /ok/FILE               Range (bytes=A- / A-B) and If-Range honoured: 206 + Content-Range; ETag;
                          If-Match / If-Unmodified-Since (exact date) not met: 412
+  /noetag/FILE           as /ok/ without an ETag (Last-Modified only)
   /norange/FILE          always 200 with the whole file (Range ignored)
   /truncate/N/FILE       faulty requests: full Content-Length, N bytes, then FIN; later ones as /ok/
   /reset/N/FILE          faulty requests: N bytes then TCP RST
@@ -116,6 +117,8 @@ class Handler(BaseHTTPRequestHandler):
         if not norange:   # preconditions of random access reads (RFC 9110 13.1.1, 13.1.4)
             if_match = self.headers.get("If-Match")
             ius = self.headers.get("If-Unmodified-Since")
+            if mode == "noetag":
+                if_match = None
             if (if_match is not None and if_match != etag) or (
                     if_match is None and ius is not None and ius != self.date(mtime)):
                 return self.empty(mode, 412)
@@ -135,7 +138,8 @@ class Handler(BaseHTTPRequestHandler):
         self.send_response(status)
         self.send_header("Content-Type", "application/octet-stream")
         if not norange:
-            self.send_header("ETag", etag)
+            if mode != "noetag":
+                self.send_header("ETag", etag)
             self.send_header("Last-Modified", self.date(mtime))
             self.send_header("Accept-Ranges", "bytes")
         if status == 206:

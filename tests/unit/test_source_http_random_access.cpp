@@ -5,6 +5,7 @@
 #include <catch2/catch.hpp>
 #include <filesystem>
 #include <random>
+#include <thread>
 
 #include "formats/qcow2/qcow2_decoder.hpp"
 #include "lib/source/http_random_access.hpp"
@@ -120,12 +121,35 @@ TEST_CASE("http random access: the resource replaced between reads is an error",
   REQUIRE_FALSE(ra2);
   CHECK(ra2.error().code() == Errc::corrupt_input);
 
+  // Another ETag than the streaming source saw.
+  source::HttpRandomAccessOptions o4;
+  o4.expected_etag = "\"something-else\"";
+  auto ra4 = source::HttpRandomAccess::open(srv.url("/ok/disk.img"), fast(), {}, o4);
+  REQUIRE_FALSE(ra4);
+  CHECK(ra4.error().code() == Errc::corrupt_input);
+
   // A different length than the streaming source saw.
   source::HttpRandomAccessOptions o3;
   o3.expected_size = srv.data.size() + 1;
   auto ra3 = source::HttpRandomAccess::open(srv.url("/ok/disk.img"), fast(), {}, o3);
   REQUIRE_FALSE(ra3);
   CHECK(ra3.error().code() == Errc::corrupt_input);
+}
+
+TEST_CASE("http random access: pinned by Last-Modified without an ETag", "[http_source][http_random_access]") {
+  FaultServer srv(3 << 20);
+  source::HttpRandomAccessOptions o;
+  o.max_request = 1 << 20;
+  auto ra = source::HttpRandomAccess::open(srv.url("/noetag/disk.img"), fast(), {}, o);
+  REQUIRE(ra);
+  std::vector<std::byte> buf(1 << 20);
+  REQUIRE(*io::pread_full(**ra, 1 << 20, buf) == buf.size());
+  CHECK(buf == slice(srv.data, 1 << 20, buf.size()));
+  fs::last_write_time(srv.docroot() / "disk.img", fs::last_write_time(srv.docroot() / "disk.img") + std::chrono::seconds(10));
+  auto r = io::pread_full(**ra, 2 << 20, buf);
+  REQUIRE_FALSE(r);
+  CHECK(r.error().code() == Errc::corrupt_input);
+  CHECK(r.error().what().find("If-Unmodified-Since") != std::string::npos);
 }
 
 TEST_CASE("http random access: 5xx, drops and stalls are retried, resuming inside the range", "[http_source][http_random_access]") {
@@ -230,4 +254,21 @@ TEST_CASE("http random access: qcow2 (qemu-img -c) decodes byte-exact in few req
     CHECK((*ra)->requests() <= 3 + data_requests);
   }
   CHECK(unconditional(srv.log()) == 2);
+}
+
+TEST_CASE("http random access: cancellation stops a slow range promptly", "[http_source][http_random_access]") {
+  FaultServer srv;
+  util::CancelToken cancel;
+  source::HttpContext ctx;
+  ctx.cancel = &cancel;
+  std::thread stopper([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    cancel.cancel();
+  });
+  auto t0 = std::chrono::steady_clock::now();
+  auto ra = source::HttpRandomAccess::open(srv.url("/slow/64/disk.img"), fast(), ctx);   // 1 MiB at 64 KiB/s
+  stopper.join();
+  REQUIRE_FALSE(ra);
+  CHECK(ra.error().code() == Errc::cancelled);
+  CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::seconds(5));
 }
