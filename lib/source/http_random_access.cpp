@@ -26,6 +26,7 @@ struct HttpRandomAccess::Impl {
   std::string condition;                  // "If-Match: …" / "If-Unmodified-Since: …"
   std::optional<uint64_t> size;           // total length, known after the first reply
   uint64_t* requests = nullptr;
+  uint64_t* connections = nullptr;
 
   // One request for bytes [first, last] into dst (dst[0] is byte `first`).
   struct Attempt {
@@ -197,6 +198,9 @@ struct HttpRandomAccess::Impl {
       ++*requests;
       CURLcode rc = curl_easy_perform(curl.get());
       cur = nullptr;
+      long connects = 0;
+      if (curl_easy_getinfo(curl.get(), CURLINFO_NUM_CONNECTS, &connects) == CURLE_OK && connects > 0)
+        *connections += static_cast<uint64_t>(connects);
       if (ctx.cancel) CDI_TRY(ctx.cancel->check());
       if (a.fatal) return std::unexpected(*a.fatal);
       const std::string w = where(url);
@@ -280,6 +284,7 @@ Result<std::unique_ptr<HttpRandomAccess>> HttpRandomAccess::open(std::string url
   im.send_credentials = origin == im.cfg.origin0;
   im.ctx = ctx;
   im.requests = &self->m_requests;
+  im.connections = &self->m_connections;
   im.curl = CDI_TRY(http::new_handle(im.cfg, im.errbuf));
   CURL* c = im.curl.get();
   bool ok = curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, &Impl::header_cb) == CURLE_OK &&

@@ -66,6 +66,8 @@ class HttpRandomAccess final : public io::RandomAccess {
 
   // GET requests sent so far (including retries), for logs and tests.
   uint64_t requests() const { return m_requests; }
+  // New connections libcurl opened for them (1 while the server keeps the connection alive).
+  uint64_t connections() const { return m_connections; }
 
   struct Impl;
 
@@ -85,6 +87,7 @@ class HttpRandomAccess final : public io::RandomAccess {
   std::string m_url;
   uint64_t m_size = 0;
   uint64_t m_requests = 0;
+  uint64_t m_connections = 0;
   std::deque<Segment> m_cache;     // oldest first
   size_t m_cached = 0;             // bytes in m_cache
   std::deque<io::ByteRange> m_plan;   // hinted spans still ahead, in read order

@@ -206,6 +206,7 @@ TEST_CASE("http random access: a sequential scan of 64 MiB is a few large GETs",
     CHECK(same);
     // Unhinted: 1, 2, 4, 8, 16, 16, 16, 1 MiB; hinted: the first MiB, then 16 MiB requests.
     CHECK(in.requests() <= (hinted ? 6u : 9u));
+    CHECK(in.connections() == 1);   // one kept-alive connection
   }
   CHECK(srv.requests() <= 15);
 }
