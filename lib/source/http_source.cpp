@@ -17,26 +17,20 @@
 #include <thread>
 
 #include "lib/io/push_pull_adapter.hpp"
+#include "lib/source/http_client.hpp"
 #include "lib/source/http_util.hpp"
 
 namespace cdi::source {
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
+using http::CurlHandle;
+using http::read_small_file;
+using http::Slist;
+using http::tls_failure;
 
 namespace {
 
 constexpr int k_max_redirects = 10;
-constexpr size_t k_max_small_file = 1u << 20;   // password / header / PEM files
-
-struct CurlDeleter {
-  void operator()(CURL* c) const noexcept { curl_easy_cleanup(c); }
-};
-using CurlHandle = std::unique_ptr<CURL, CurlDeleter>;
-
-struct SlistDeleter {
-  void operator()(curl_slist* l) const noexcept { curl_slist_free_all(l); }
-};
-using Slist = std::unique_ptr<curl_slist, SlistDeleter>;
 
 struct BioDeleter {
   void operator()(BIO* b) const noexcept { BIO_free(b); }
@@ -47,23 +41,6 @@ struct X509Deleter {
 
 void log(const HttpContext& ctx, const std::string& s) {
   if (ctx.log) ctx.log(s);
-}
-
-// Reads a small file whole. Errors: not_found / io via fail_sys, limit when larger than 1 MiB.
-Result<std::string> read_small_file(const fs::path& p, std::string_view what) {
-  std::error_code ec;
-  auto st = fs::status(p, ec);
-  if (ec || !fs::exists(st)) return fail(Errc::not_found, std::string(what) + " " + p.string() + ": No such file or directory");
-  if (!fs::is_regular_file(st)) return fail(Errc::invalid_argument, std::string(what) + " " + p.string() + " is not a regular file");
-  std::ifstream in(p, std::ios::binary);
-  if (!in) return fail(Errc::io, std::string(what) + " " + p.string() + ": cannot open");
-  std::string s;
-  s.resize(k_max_small_file + 1);
-  in.read(s.data(), static_cast<std::streamsize>(s.size()));
-  if (in.bad()) return fail(Errc::io, std::string(what) + " " + p.string() + ": read error");
-  s.resize(static_cast<size_t>(in.gcount()));
-  if (s.size() > k_max_small_file) return fail(Errc::limit, std::string(what) + " " + p.string() + " is larger than 1 MiB");
-  return s;
 }
 
 // Every certificate in PEM text, re-encoded.
@@ -81,16 +58,6 @@ std::pair<std::string, size_t> pem_certificates(const std::string& text) {
   char* data = nullptr;
   long len = BIO_get_mem_data(out.get(), &data);
   return {std::string(data ? data : "", len > 0 ? static_cast<size_t>(len) : 0), n};
-}
-
-std::string trim_newline(std::string s) {
-  while (!s.empty() && (s.back() == '\n' || s.back() == '\r')) s.pop_back();
-  return s;
-}
-
-void global_init() {
-  static const bool done = [] { return curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK; }();
-  (void)done;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -155,12 +122,7 @@ class HttpSource final : public io::Reader {
   std::string m_scheme;
   HttpOptions m_opts;
   HttpContext m_ctx;
-  http::Origin m_origin0;
-  std::string m_password;
-  std::vector<std::string> m_public_headers;   // --header lines that may follow a redirect
-  std::vector<std::string> m_secret_headers;   // --header-file lines and credential headers
-  std::string m_ca_pem;                        // empty: libcurl's default store
-  http::ProxyEnv m_proxy;                      // from the environment at open, or empty
+  http::ClientConfig m_cfg;                    // checked options, files read, CA bundle, proxies
   CurlHandle m_curl;
   Slist m_request_headers;                     // the current request's header list
   char m_errbuf[CURL_ERROR_SIZE] = {};
@@ -190,100 +152,18 @@ class HttpSource final : public io::Reader {
 };
 
 Result<void> HttpSource::prepare() {
-  m_origin0 = CDI_TRY(http::origin_of(m_url0));
-  if (!m_opts.username.empty() != m_opts.password_file.has_value())
-    return std::unexpected(Error(Errc::invalid_argument, "a username and a password file go together")
-                               .with_hint(" (--username, --password-file)"));
-  if (m_opts.username.find(':') != std::string::npos)
-    return std::unexpected(Error(Errc::invalid_argument, "the username must not contain ':'").with_hint(" (--username)"));
-  if (m_opts.password_file) {
-    m_password = trim_newline(CDI_TRY(http::flag_hint(read_small_file(*m_opts.password_file, "password file"), "--password-file")));
-    if (m_password.find('\n') != std::string::npos)
-      return std::unexpected(
-          Error(Errc::invalid_argument, "password file " + m_opts.password_file->string() + " holds more than one line")
-              .with_hint(" (--password-file)"));
-  }
-  for (const auto& h : m_opts.headers) {
-    auto line = CDI_TRY(http::flag_hint(http::check_extra_header(h), "--header", "extra header"));
-    auto name = line.substr(0, line.find(':'));
-    std::string lname = name;
-    std::ranges::transform(lname, lname.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-    bool secret = lname == "authorization" || lname == "proxy-authorization" || lname == "cookie";
-    (secret ? m_secret_headers : m_public_headers).push_back(std::move(line));
-  }
-  for (const auto& f : m_opts.header_files) {
-    auto text = trim_newline(CDI_TRY(http::flag_hint(read_small_file(f, "header file"), "--header-file")));
-    if (text.find('\n') != std::string::npos)
-      return std::unexpected(Error(Errc::invalid_argument, "header file " + f.string() + " must hold exactly one header line")
-                                 .with_hint(" (--header-file)"));
-    m_secret_headers.push_back(CDI_TRY(http::flag_hint(http::check_extra_header(text), "--header-file", "header file " + f.string())));
-  }
-  if (m_opts.client_key && !m_opts.client_cert)
-    return std::unexpected(Error(Errc::invalid_argument, "a client key needs a client certificate")
-                               .with_hint(" (--client-key needs --client-cert)"));
-  for (const auto& p : {m_opts.client_cert, m_opts.client_key})
-    if (p) {
-      bool cert = p == m_opts.client_cert;
-      CDI_TRY(http::flag_hint(read_small_file(*p, cert ? "client certificate" : "client key"), cert ? "--client-cert" : "--client-key"));
-    }
-  if (m_opts.cert_dir && m_opts.cert_dir_certs_d && !m_opts.client_cert) {
-    if (auto pair = CDI_TRY(certs_d_client_pair(*m_opts.cert_dir))) {
-      m_opts.client_cert = pair->cert;
-      m_opts.client_key = pair->key;
-    }
-  }
-  if (m_opts.cert_dir && !m_opts.insecure_tls) {
-    auto b = CDI_TRY(build_ca_bundle(*m_opts.cert_dir, m_opts.system_ca_bundle, m_opts.cert_dir_certs_d));
-    for (const auto& w : b.warnings) log(m_ctx, "warning: " + w);
-    log(m_ctx, "trusting " + std::to_string(b.dir_certificates) + " certificate(s) from " + m_opts.cert_dir->string() +
-                   " in addition to the system store");
-    m_ca_pem = std::move(b.pem);
-  }
-  if (m_opts.insecure_tls) log(m_ctx, "warning: TLS certificate verification is DISABLED (insecure TLS requested)");
-  if (m_opts.proxy_from_env) {
-    m_proxy = http::proxy_env_from([](const char* n) { return std::getenv(n); });
-    for (const auto& [scheme, url] : {std::pair{"http", &m_proxy.http}, std::pair{"https", &m_proxy.https}})
-      if (!url->empty()) log(m_ctx, std::string(scheme) + " requests go through proxy " + http::redact_url(*url));
-    if (!m_proxy.no_proxy.empty()) log(m_ctx, "no proxy for: " + m_proxy.no_proxy);
-  }
-
-  global_init();
-  m_curl.reset(curl_easy_init());
-  if (!m_curl) return fail(Errc::internal, "curl_easy_init failed");
+  m_cfg = CDI_TRY(http::prepare_client(m_url0, m_opts, m_ctx.log));
+  m_opts = m_cfg.opts;
+  m_curl = CDI_TRY(http::new_handle(m_cfg, m_errbuf));
   CURL* c = m_curl.get();
   bool ok = true;
   auto set = [&](CURLoption opt, auto v) { ok = ok && curl_easy_setopt(c, opt, v) == CURLE_OK; };
-  set(CURLOPT_NOSIGNAL, 1L);
-  set(CURLOPT_ERRORBUFFER, m_errbuf);
-  set(CURLOPT_PROTOCOLS_STR, "http,https");
-  set(CURLOPT_FOLLOWLOCATION, 0L);   // redirects are ours: credentials, downgrades, loops, pinning
-  set(CURLOPT_USERAGENT, "cdi-import/" CDI_VERSION);
-  set(CURLOPT_SSLVERSION, static_cast<long>(CURL_SSLVERSION_TLSv1_2));
-  set(CURLOPT_SSL_VERIFYPEER, m_opts.insecure_tls ? 0L : 1L);
-  set(CURLOPT_SSL_VERIFYHOST, m_opts.insecure_tls ? 0L : 2L);
-  set(CURLOPT_PROXY_SSL_VERIFYPEER, m_opts.insecure_tls ? 0L : 1L);
-  set(CURLOPT_PROXY_SSL_VERIFYHOST, m_opts.insecure_tls ? 0L : 2L);
-  if (!m_ca_pem.empty()) {
-    curl_blob blob{m_ca_pem.data(), m_ca_pem.size(), CURL_BLOB_NOCOPY};   // m_ca_pem outlives the handle's use
-    set(CURLOPT_CAINFO_BLOB, &blob);
-    set(CURLOPT_PROXY_CAINFO_BLOB, &blob);
-  }
-  if (m_opts.client_cert) {
-    set(CURLOPT_SSLCERT, m_opts.client_cert->c_str());
-    set(CURLOPT_SSLCERTTYPE, "PEM");
-    set(CURLOPT_SSLKEY, (m_opts.client_key ? *m_opts.client_key : *m_opts.client_cert).c_str());
-  }
-  set(CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(std::chrono::milliseconds(m_opts.connect_timeout).count()));
-  set(CURLOPT_TCP_KEEPALIVE, 1L);
-  set(CURLOPT_BUFFERSIZE, 256L * 1024);
   set(CURLOPT_HEADERFUNCTION, &HttpSource::header_cb);
   set(CURLOPT_HEADERDATA, this);
   set(CURLOPT_WRITEFUNCTION, &HttpSource::write_cb);
   set(CURLOPT_WRITEDATA, this);
   set(CURLOPT_XFERINFOFUNCTION, &HttpSource::xferinfo_cb);
   set(CURLOPT_XFERINFODATA, this);
-  set(CURLOPT_NOPROGRESS, 0L);
-  set(CURLOPT_HTTPAUTH, static_cast<long>(CURLAUTH_BASIC));
   if (!ok) return fail(Errc::internal, "libcurl rejected an option (libcurl too old?)");
   return {};
 }
@@ -320,38 +200,13 @@ void HttpSource::end(Result<void> r) {
 void HttpSource::run() { end(transfer()); }
 
 Result<void> HttpSource::configure_request(Request& req, bool send_range) {
-  CURL* c = m_curl.get();
-  curl_easy_setopt(c, CURLOPT_URL, req.url.c_str());
-  curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
-  // The proxy follows the request's scheme (a redirect may change it). "" = direct, env ignored.
-  const std::string& proxy = http::proxy_for(m_proxy, req.url.rfind("https:", 0) == 0 ? "https" : "http");
-  curl_easy_setopt(c, CURLOPT_PROXY, proxy.c_str());
-  curl_easy_setopt(c, CURLOPT_NOPROXY, m_proxy.no_proxy.empty() ? nullptr : m_proxy.no_proxy.c_str());
-  if (m_send_credentials && !m_opts.username.empty()) {
-    curl_easy_setopt(c, CURLOPT_USERNAME, m_opts.username.c_str());
-    curl_easy_setopt(c, CURLOPT_PASSWORD, m_password.c_str());
-  } else {
-    curl_easy_setopt(c, CURLOPT_USERNAME, nullptr);
-    curl_easy_setopt(c, CURLOPT_PASSWORD, nullptr);
-  }
-  curl_slist* list = nullptr;
-  auto add = [&](const std::string& h) {
-    if (auto* l = curl_slist_append(list, h.c_str())) list = l;
-  };
-  for (const auto& h : m_public_headers) add(h);
-  if (m_send_credentials)
-    for (const auto& h : m_secret_headers) add(h);
-  if (m_send_credentials && m_opts.auth_header) {
-    auto line = CDI_TRY(m_opts.auth_header(m_refresh_auth));
-    m_refresh_auth = false;
-    if (!line.empty()) add(line);
-  }
+  std::vector<std::string> extra;
   if (send_range) {
-    add("Range: bytes=" + std::to_string(m_delivered) + "-");
-    if (m_validator) add("If-Range: " + *m_validator);
+    extra.push_back("Range: bytes=" + std::to_string(m_delivered) + "-");
+    if (m_validator) extra.push_back("If-Range: " + *m_validator);
   }
-  m_request_headers.reset(list);
-  curl_easy_setopt(c, CURLOPT_HTTPHEADER, list);
+  m_request_headers = CDI_TRY(http::set_request(m_curl.get(), m_cfg, req.url, m_send_credentials, m_refresh_auth, extra));
+  m_refresh_auth = false;
   return {};
 }
 
@@ -496,12 +351,6 @@ Result<void> HttpSource::wait_backoff(std::chrono::milliseconds d) {
   return {};
 }
 
-bool tls_failure(CURLcode rc) {
-  return rc == CURLE_PEER_FAILED_VERIFICATION || rc == CURLE_SSL_CACERT_BADFILE || rc == CURLE_SSL_CERTPROBLEM ||
-         rc == CURLE_SSL_ISSUER_ERROR || rc == CURLE_SSL_PINNEDPUBKEYNOTMATCH || rc == CURLE_SSL_CRL_BADFILE ||
-         rc == CURLE_SSL_INVALIDCERTSTATUS;
-}
-
 Result<void> HttpSource::transfer() {
   unsigned failures = 0;                      // failed attempts in a row without a new byte
   auto last_progress = Clock::now();
@@ -550,9 +399,9 @@ Result<void> HttpSource::transfer() {
         auto to = CDI_TRY(http::origin_of(next));
         if (from.scheme == "https" && to.scheme == "http")
           return fail(Errc::network, "refusing a redirect from https to plain http: " + join());
-        if (m_send_credentials && !(to == m_origin0)) {
+        if (m_send_credentials && !(to == m_cfg.origin0)) {
           m_send_credentials = false;
-          if (!m_opts.username.empty() || !m_secret_headers.empty())
+          if (!m_opts.username.empty() || !m_cfg.secret_headers.empty())
             log(m_ctx, "redirect to another origin (" + to.scheme + "://" + to.host + ":" + std::to_string(to.port) +
                            "): credentials and secret headers are not sent there");
         }
@@ -571,26 +420,10 @@ Result<void> HttpSource::transfer() {
         continue;
       }
       if (rc == CURLE_OK && req.headers_done && st >= 400) {
-        std::string msg = "HTTP " + std::to_string(st);
-        if (auto r = http::reason_phrase(st); !r.empty()) msg += " " + std::string(r);
-        msg += where;
-        if (auto said = http::error_body_excerpt(req.error_body, st); !said.empty()) msg += " (server says: " + said + ")";
+        std::string msg = http::status_message(st, where, req.error_body);
         if (!http::is_retryable_status(st)) {
-          Errc code = (st == 404 || st == 410) ? Errc::not_found
-                      : (st == 401 || st == 403 || st == 407) ? Errc::auth
-                                                              : Errc::network;
-          const auto& proxy = http::proxy_for(m_proxy, url.rfind("https:", 0) == 0 ? "https" : "http");
-          if (!proxy.empty() && (st == 401 || st == 407))
-            msg += " (through proxy " + http::redact_url(proxy) + "; proxy credentials go in its URL: http://user:password@host:port)";
-          std::string hint;   // names CLI flags: Error::hint, rendered by cmd/ only
-          if (!proxy.empty() && (st == 401 || st == 407)) {
-          } else if (st == 401 && m_opts.username.empty() && !m_opts.auth_header) {
-            msg += " (no credentials given)";
-            hint = " (pass --username/--password-file)";
-          } else if (st == 416) {
-            msg += " (cannot resume at byte " + std::to_string(m_delivered) + ")";
-          }
-          return std::unexpected(Error(code, msg).with_hint(hint));
+          if (st == 416) msg += " (cannot resume at byte " + std::to_string(m_delivered) + ")";
+          return std::unexpected(http::status_error(m_cfg, st, url, std::move(msg)));
         }
         reason = msg;
         if (auto ra = req.headers.get("Retry-After")) retry_after = http::parse_retry_after(*ra, std::chrono::system_clock::now());
@@ -608,7 +441,7 @@ Result<void> HttpSource::transfer() {
       if (rc == CURLE_OK)
         return fail(Errc::network, "unexpected HTTP " + std::to_string(st) + where);
       std::string detail = m_errbuf[0] ? std::string(m_errbuf) : std::string(curl_easy_strerror(rc));
-      if (const auto& proxy = http::proxy_for(m_proxy, url.rfind("https:", 0) == 0 ? "https" : "http"); !proxy.empty())
+      if (const auto& proxy = http::proxy_of(m_cfg, url); !proxy.empty())
         detail += " (through proxy " + http::redact_url(proxy) + ")";
       if (tls_failure(rc))
         return std::unexpected(Error(Errc::network, "TLS: " + detail + where)

@@ -5,11 +5,13 @@
 A small HTTP/1.1 server (python3 stdlib) that serves files from DOCROOT and misbehaves on purpose,
 for the HTTP source's fault tests. Binds 127.0.0.1 on a kernel-chosen port, writes the port to
 --portfile and exits by itself after --lifetime seconds, so a crashed test cannot leak it. Every
-request is logged on stderr as: fault-server: MODE PATH range=RANGE if-range=IF_RANGE status=N
+request is logged on stderr as: fault-server: MODE PATH range=RANGE if-range=IF_RANGE if-match=IF_MATCH status=N
 
 URLs (FILE is a path under DOCROOT; ?n=K makes the fault hit the first K requests of that exact
 URL, default 1; add any other query, e.g. ?n=1&t=NAME, to get a fresh counter):
-  /ok/FILE               Range (bytes=A- / A-B) and If-Range honoured: 206 + Content-Range; ETag
+  /ok/FILE               Range (bytes=A- / A-B) and If-Range honoured: 206 + Content-Range; ETag;
+                         If-Match / If-Unmodified-Since (exact date) not met: 412
+  /noetag/FILE           as /ok/ without an ETag (Last-Modified only)
   /norange/FILE          always 200 with the whole file (Range ignored)
   /truncate/N/FILE       faulty requests: full Content-Length, N bytes, then FIN; later ones as /ok/
   /reset/N/FILE          faulty requests: N bytes then TCP RST
@@ -55,8 +57,9 @@ class Handler(BaseHTTPRequestHandler):
         pass
 
     def note(self, mode, status):
-        sys.stderr.write("fault-server: %s %s range=%s if-range=%s status=%d\n" % (
-            mode, self.path, self.headers.get("Range", "-"), self.headers.get("If-Range", "-"), status))
+        sys.stderr.write("fault-server: %s %s range=%s if-range=%s if-match=%s status=%d\n" % (
+            mode, self.path, self.headers.get("Range", "-"), self.headers.get("If-Range", "-"),
+            self.headers.get("If-Match", "-"), status))
         sys.stderr.flush()
 
     def file_for(self, rel):
@@ -111,6 +114,14 @@ class Handler(BaseHTTPRequestHandler):
             extra = [] if arg == "-" else [("Retry-After", arg)]
             return self.empty(mode, 503, extra)
         norange = mode == "norange" or (mode == "norange-reset" and not faulty)
+        if not norange:   # preconditions of random access reads (RFC 9110 13.1.1, 13.1.4)
+            if_match = self.headers.get("If-Match")
+            ius = self.headers.get("If-Unmodified-Since")
+            if mode == "noetag":
+                if_match = None
+            if (if_match is not None and if_match != etag) or (
+                    if_match is None and ius is not None and ius != self.date(mtime)):
+                return self.empty(mode, 412)
         first, last = 0, size - 1
         status = 200
         rng = self.headers.get("Range")
@@ -127,7 +138,8 @@ class Handler(BaseHTTPRequestHandler):
         self.send_response(status)
         self.send_header("Content-Type", "application/octet-stream")
         if not norange:
-            self.send_header("ETag", etag)
+            if mode != "noetag":
+                self.send_header("ETag", etag)
             self.send_header("Last-Modified", self.date(mtime))
             self.send_header("Accept-Ranges", "bytes")
         if status == 206:

@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "lib/source/http_source.hpp"
+#include "tests/support/fault_server.hpp"
 #include "tests/support/memory_reader.hpp"
 
 extern char** environ;
@@ -22,62 +23,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::vector<std::byte> pattern(size_t n) {
-  std::vector<std::byte> v(n);
-  uint32_t x = 12345;
-  for (auto& b : v) {
-    x = x * 1103515245 + 12345;
-    b = static_cast<std::byte>(x >> 24);
-  }
-  return v;
-}
-
-// A fault server on a fresh docroot holding disk.img (3 MiB of pseudo-random bytes).
-class FaultServer {
- public:
-  FaultServer() : m_dir(fs::temp_directory_path() / ("cdi-http-test." + std::to_string(::getpid()) + "." + std::to_string(s_seq++))) {
-    fs::create_directories(m_dir / "www");
-    data = pattern(3 << 20);
-    std::ofstream(m_dir / "www/disk.img", std::ios::binary).write(reinterpret_cast<const char*>(data.data()), data.size());
-    std::string script = std::string(CDI_TEST_SOURCE_DIR) + "/tests/support/fault_server.py";
-    std::string docroot = (m_dir / "www").string(), portfile = (m_dir / "port").string();
-    std::vector<std::string> args{"python3", script, docroot, "--portfile", portfile, "--lifetime", "300"};
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
-    posix_spawn_file_actions_addopen(&fa, 2, (m_dir / "log").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    REQUIRE(posix_spawnp(&m_pid, "python3", &fa, nullptr, argv.data(), environ) == 0);
-    posix_spawn_file_actions_destroy(&fa);
-    for (int i = 0; i < 500 && !fs::exists(portfile); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    std::ifstream in(portfile);
-    in >> m_port;
-    REQUIRE(m_port > 0);
-  }
-  ~FaultServer() {
-    ::kill(m_pid, SIGTERM);
-    ::waitpid(m_pid, nullptr, 0);
-    std::error_code ec;
-    fs::remove_all(m_dir, ec);
-  }
-  std::string url(const std::string& path) const {
-    return "http://127.0.0.1:" + std::to_string(m_port) + path + "?t=" + std::to_string(s_seq++);
-  }
-  std::string log() const {
-    std::ifstream in(m_dir / "log");
-    return std::string(std::istreambuf_iterator<char>(in), {});
-  }
-  std::vector<std::byte> data;
-
- private:
-  static inline int s_seq = 0;
-  fs::path m_dir;
-  pid_t m_pid = -1;
-  int m_port = 0;
-};
+using test::FaultServer;
 
 source::HttpOptions fast() {
   source::HttpOptions o;
