@@ -63,34 +63,41 @@ struct Detected {
   std::optional<std::string> direct_path;  // the top stream IS this local file (no layers)
 };
 
-// The memory budget of this import (--memory-limit, else the cgroup's limit, minus a margin).
-util::MemoryBudget memory_budget(const ImportOptions& o) {
-  return util::MemoryBudget::detect(o.memory_limit, util::CgroupPaths::system(), o.memory_limit_source);
-}
+// How the memory budget (--memory-limit, else the cgroup's limit, minus a margin) is shared. No
+// limit: every consumer keeps its default. Under a limit, from the usable part:
+//   - 8 MiB for the copy loop's blocks in flight and the sink's queue;
+//   - the target's write-back window, an eighth of the usable budget (1-64 MiB), twice (about two
+//     windows are in the page cache at a time; bench/results/pagecache.md);
+//   - of the rest, half for the decompressors (liblzma's threaded decoder falls back to fewer
+//     threads; a dictionary or zstd window that cannot fit is refused by the codec up front) and
+//     half for the qcow2 decoder's hold buffer (capped by --qcow2-hold-limit; data that precede
+//     their L2 tables beyond it spill to scratch).
+// A budget below the fixed minimums (4 MiB of buffers, two 1 MiB windows) is Errc::limit up
+// front, not an OOM kill.
+struct MemoryPlan {
+  uint64_t codec = 0;                 // CodecOptions::memory_limit (0 = the codecs' defaults)
+  uint64_t writeback_window = sink::SinkOptions{}.writeback_window;
+  uint64_t hold_limit = 0;            // the qcow2 decoder's hold limit
+  std::string text;                   // for -v and the plan: "" without a limit
+};
 
-// The decompressors' share of the budget (CodecOptions::memory_limit; 0 = their defaults when
-// there is no limit). 8 MiB stay for the copy loop's blocks in flight and the sink's queue; the
-// decompressors get half of the rest (at least 8 MiB: one xz -6 dictionary), the other half is
-// left to the disk-format stage (qcow2 workers and hold buffer) and I/O buffers.
-Result<uint64_t> codec_memory(const ImportOptions& o) {
-  auto budget = memory_budget(o);
-  if (!budget.limited()) return 0;
+Result<MemoryPlan> memory_plan(const ImportOptions& o) {
+  MemoryPlan m;
+  m.hold_limit = o.hold_limit;
+  auto budget = util::MemoryBudget::detect(o.memory_limit, util::CgroupPaths::system(), o.memory_limit_source);
+  if (!budget.limited()) return m;
   CDI_TRY(budget.take("copy and sink buffers", 8ull << 20, 4ull << 20));
-  uint64_t share = CDI_TRY(budget.take("decompression", budget.remaining() / 2, 8ull << 20));
-  log(o, "memory: " + budget.describe() + "; decompression gets " + util::format_bytes(share));
-  return share;
+  m.writeback_window = std::clamp<uint64_t>(budget.usable() / 8, 1ull << 20, 64ull << 20);
+  CDI_TRY(budget.take("target write-back (two windows)", 2 * m.writeback_window, 2ull << 20));
+  const uint64_t half = budget.remaining() / 2;
+  m.codec = CDI_TRY(budget.take("decompression", half, 0));
+  m.hold_limit = std::min(o.hold_limit, budget.remaining());
+  m.text = budget.describe() + "; decompression " + util::format_bytes(m.codec) + ", qcow2 hold " +
+           util::format_bytes(m.hold_limit) + ", write-back window " + util::format_bytes(m.writeback_window);
+  return m;
 }
 
-// The target's write-back window (dirty, then dropped, page cache: about two windows at a time):
-// 64 MiB without a memory limit, else an eighth of the usable budget, 1 to 64 MiB
-// (bench/results/pagecache.md: 8 MiB windows keep a 64 MiB cgroup out of reclaim).
-uint64_t writeback_window(const ImportOptions& o) {
-  auto budget = memory_budget(o);
-  if (!budget.limited()) return sink::SinkOptions{}.writeback_window;
-  return std::clamp<uint64_t>(budget.usable() / 8, 1ull << 20, 64ull << 20);
-}
-
-Result<Detected> detect(std::unique_ptr<io::Reader> src, const ImportOptions& o) {
+Result<Detected> detect(std::unique_ptr<io::Reader> src, const ImportOptions& o, const MemoryPlan& mem) {
   Detected d;
   d.source = SourceFacts::from(src->info());
   d.facts.stages.push_back(d.source.name);
@@ -98,7 +105,7 @@ Result<Detected> detect(std::unique_ptr<io::Reader> src, const ImportOptions& o)
   bool layered = false;
   formats::OpenOptions open_opts;
   open_opts.codec = formats::CodecOptions{o.threads, o.cancel};
-  open_opts.codec.memory_limit = CDI_TRY(codec_memory(o));
+  open_opts.codec.memory_limit = mem.codec;
   open_opts.tar_entry = o.tar_entry;
   for (int depth = 0;; ++depth) {
     auto head = CDI_TRY(d.top->peek(formats::k_probe_bytes));
@@ -149,13 +156,14 @@ uint64_t local_raw_image_size(const std::string& path, uint64_t file_size, bool*
 }
 
 // The facts the planner takes from the options.
-PlanOptions plan_options(const ImportOptions& o) {
+PlanOptions plan_options(const ImportOptions& o, const MemoryPlan& mem) {
   PlanOptions po;
   po.content_type = o.content_type;
   po.scratch_offered = o.scratch_dir.has_value();
   po.checksum = o.checksum.has_value();
   po.qcow2_via_qemu_img = o.qcow2_via_qemu_img;
-  po.hold_limit = o.hold_limit;
+  po.hold_limit = mem.hold_limit;
+  po.memory = mem.text;
   po.nbdkit_unavailable = NbdkitCurl::unsupported_reason(o.source.http);
   return po;
 }
@@ -190,6 +198,7 @@ struct Exec {
   const ImportOptions& o;
   ImportReport& rep;
   std::shared_ptr<io::HashTap> tap;
+  MemoryPlan mem;
 
   // Drains what the stages left unread into the digest and compares (once).
   Result<void> verify_checksum() {
@@ -276,10 +285,11 @@ Bound image_bound(const ImportOptions& o, const sink::Sink& s) {
 // space nor qemu-img is ever used. The snappy framing has no end marker: the source must fail at
 // a cut (the upload server's request body does), and the stages read their input to its end.
 Result<void> import_clone(std::unique_ptr<io::Reader> wire, Exec& x) {
+  const MemoryPlan& mem = x.mem;
   const auto& o = x.o;
   auto& rep = x.rep;
   const bool block = sink::is_block_device(o.dest);
-  rep.plan = plan_clone(SourceFacts::from(wire->info()), plan_options(o), block);
+  rep.plan = plan_clone(SourceFacts::from(wire->info()), plan_options(o, mem), block);
   report_plan(rep);
   formats::OpenOptions oo;
   oo.codec = formats::CodecOptions{o.threads, o.cancel};
@@ -310,7 +320,7 @@ Result<void> import_clone(std::unique_ptr<io::Reader> wire, Exec& x) {
   const fs::path dest = dir ? fs::path(o.dest) / "disk.img" : fs::path(o.dest);
   sink::SinkOptions so;
   so.preallocate = o.preallocate;
-  so.writeback_window = writeback_window(o);
+  so.writeback_window = mem.writeback_window;
   auto target = CDI_TRY(sink::open_sink(dest, so));
   rep.plan.target = target_kind_of(*target);
   report_plan(rep);
@@ -346,7 +356,7 @@ Result<void> import_qcow2_native(Detected& d, const ImportOptions& o, sink::Sink
                                  std::to_string(*bound.size) + ")");
   if (o.progress) o.progress->total_written.store(static_cast<int64_t>(info.virtual_size));
   formats::qcow2::DecodeOptions qo;
-  qo.hold_limit = o.hold_limit;
+  qo.hold_limit = rep.plan.needs.memory;   // the plan's hold limit (the budget's share)
   qo.scratch_dir = o.scratch_dir;
   qo.max_virtual_size = bound.size;
   qo.threads = o.threads;
@@ -392,7 +402,7 @@ Result<void> import_with_qemu(Detected& d, const ImportOptions& o, sink::Sink& t
       log(o, "reading " + fmt + " in place with Range requests through nbdkit-curl (no scratch)");
       d.top.reset();   // closes our own GET
     } else if (started.error().code() == Errc::not_found) {
-      auto po = plan_options(o);
+      auto po = plan_options(o, CDI_TRY(memory_plan(o)));
       po.nbdkit_unavailable = started.error().what();
       po.nbdkit_fallback = true;
       po.target = plan.target;
@@ -510,7 +520,9 @@ Result<ImportReport> run_import(const ImportOptions& o) {
   rep.labels = src->info().labels;
   if (auto sz = src->info().size; sz && o.progress) o.progress->total_read.store(static_cast<int64_t>(*sz));
   std::unique_ptr<io::Reader> counted = std::make_unique<io::CountingReader>(std::move(src), read_counter);
-  Exec x{o, rep, nullptr};
+  auto mem = CDI_TRY(memory_plan(o));
+  if (!mem.text.empty()) log(o, "memory: " + mem.text);
+  Exec x{o, rep, nullptr, mem};
   // A checksum: a tee right above the wire bytes; verified before anything is converted or committed.
   if (o.checksum) {
     auto [hashing, t] = CDI_TRY(io::HashingReader::open(std::move(counted), o.checksum->algo));
@@ -529,8 +541,8 @@ Result<ImportReport> run_import(const ImportOptions& o) {
     return rep;
   }
 
-  auto d = CDI_TRY_CTX(detect(std::move(counted), o), o.url);
-  rep.plan = plan_detected(d, plan_options(o));
+  auto d = CDI_TRY_CTX(detect(std::move(counted), o, mem), o.url);
+  rep.plan = plan_detected(d, plan_options(o, mem));
   report_plan(rep);
   log(o, "detected " + chain_text(rep.chain));
   for (const auto& why : rep.plan.reasons) log(o, "plan: " + why);
@@ -547,7 +559,7 @@ Result<ImportReport> run_import(const ImportOptions& o) {
   sink::SinkOptions so;
   so.min_size = o.resize_to.value_or(o.image_size.value_or(0));
   so.preallocate = o.preallocate;
-  so.writeback_window = writeback_window(o);
+  so.writeback_window = mem.writeback_window;
   auto target = CDI_TRY(sink::open_sink(o.dest, so));
   rep.plan.target = target_kind_of(*target);
   report_plan(rep);
@@ -595,8 +607,9 @@ Result<InspectReport> inspect(const ImportOptions& o) {
   auto src = CDI_TRY_CTX(open_source(o), o.url);
   rep.source_size = src->info().size;
   rep.labels = src->info().labels;
-  auto d = CDI_TRY_CTX(detect(std::move(src), o), o.url);
-  rep.plan = plan_detected(d, plan_options(o));
+  auto mem = CDI_TRY(memory_plan(o));
+  auto d = CDI_TRY_CTX(detect(std::move(src), o, mem), o.url);
+  rep.plan = plan_detected(d, plan_options(o, mem));
   const auto& plan = rep.plan;
   rep.chain = plan.stages;
   rep.format = plan.format;

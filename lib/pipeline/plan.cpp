@@ -167,6 +167,7 @@ void note_fixed_vhd(Plan& p) {
 
 Plan plan_import(const SourceFacts& s, const DetectedFacts& d, const PlanOptions& o) {
   Plan p;
+  if (!o.memory.empty()) because(p, "memory budget: " + o.memory);
   p.content_type = o.content_type;
   p.target = o.target;
   p.stages = d.stages;

@@ -93,6 +93,7 @@ struct PlanOptions {
   bool checksum = false;                  // the wire bytes' digest is verified
   bool qcow2_via_qemu_img = false;        // qemu-img instead of the native qcow2 decoder
   uint64_t hold_limit = 64ull << 20;      // the native qcow2 decoder's out-of-order memory
+  std::string memory;                     // the memory budget's shares, for the plan's reasons ("": no limit)
   // Why nbdkit-curl cannot serve this source (NbdkitCurl::unsupported_reason, or its start failure);
   // nullopt when it can.
   std::optional<std::string> nbdkit_unavailable;

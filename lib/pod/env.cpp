@@ -83,6 +83,11 @@ Result<ImporterConfig> parse_importer_env(const Environment& env) {
     if (!q) return fail(Errc::invalid_argument, "Invalid IMPORTER_IMAGE_SIZE \"" + size + "\": " + q.error().what());
     c.image_size = *q;
   }
+  if (auto limit = env_get(env, "CDI_IMPORT_MEMORY_LIMIT"); !limit.empty()) {
+    auto q = util::parse_quantity(limit);
+    if (!q) return fail(Errc::invalid_argument, "Invalid CDI_IMPORT_MEMORY_LIMIT \"" + limit + "\": " + q.error().what());
+    c.memory_limit = *q;
+  }
   c.filesystem_overhead = parse_overhead(env_get(env, "FILESYSTEM_OVERHEAD"));
   c.cache_none = env_get(env, "CACHE_MODE") == "TRYNONE";
   c.insecure_tls = parse_go_bool(env_get(env, "INSECURE_TLS")).value_or(false);

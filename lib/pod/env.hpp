@@ -63,6 +63,8 @@ struct ImporterConfig {
   std::string endpoint;                // IMPORTER_ENDPOINT
   std::string access_key, secret_key;  // IMPORTER_ACCESS_KEY_ID / IMPORTER_SECRET_KEY
   std::optional<uint64_t> image_size;  // IMPORTER_IMAGE_SIZE (a quantity)
+  // CDI_IMPORT_MEMORY_LIMIT (ours, a quantity; 0 = none): overrides the cgroup's memory limit.
+  std::optional<uint64_t> memory_limit;
   double filesystem_overhead = 0;      // FILESYSTEM_OVERHEAD
   bool preallocation = false;          // PREALLOCATION
   bool cache_none = false;             // CACHE_MODE=TRYNONE

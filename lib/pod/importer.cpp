@@ -304,6 +304,8 @@ class Run {
     o.dest = dest().string();
     o.content_type = m_archive ? pipeline::ContentType::archive : pipeline::ContentType::kubevirt;
     if (scratch_usable(m_ctx.paths.scratch_dir())) o.scratch_dir = m_ctx.paths.scratch_dir();
+    o.memory_limit = m_cfg.memory_limit;
+    o.memory_limit_source = "CDI_IMPORT_MEMORY_LIMIT";
     if (!m_block) {
       o.image_size = m_available;
       o.image_size_what = "the available space";

@@ -200,6 +200,26 @@ t_info_plan() {
     || { show_output; fail "the import did not log the plan info printed"; }
 }
 
+# --memory-limit: the budget's shares are logged and in the plan; a budget below the fixed
+# minimums, and a decompressor that cannot fit, fail up front (exit 6) with nothing written
+t_memory_limit() {
+  run_import -v --progress none --memory-limit 64Mi --url "$IMG/raw.xz" --dest "$W/dest/disk.raw"
+  assert_same_as_qemu "$IMG/source.raw" "$W/dest/disk.raw" raw
+  grep -q "memory: 44.0 MiB usable of a 64.0 MiB limit (--memory-limit), 20.0 MiB kept back; decompression 12.5 MiB, qcow2 hold 12.5 MiB, write-back window 5.5 MiB" "$W/_meta/err" ||
+    { show_output; fail "the budget's shares are not logged"; }
+  grep -q "plan: memory budget: 44.0 MiB usable" "$W/_meta/err" || { show_output; fail "the budget is not in the plan"; }
+  rm -f "$W/dest/disk.raw"
+  expect_exit 6 --progress none --memory-limit 20Mi --url "$IMG/raw.xz" --dest "$W/dest/disk.raw"
+  assert_error_matches "memory budget: copy and sink buffers needs at least 4.0 MiB"
+  assert_wrote_nothing "$W/dest"
+  expect_exit 6 --progress none --memory-limit 30Mi --url "$IMG/raw.xz" --dest "$W/dest/disk.raw"
+  assert_error_matches "xz: decoding needs more memory than the 560.0 KiB limit even single-threaded"
+  assert_failed_cleanly "$W/dest/disk.raw"
+  expect_exit 2 --progress none --memory-limit lots --url "$IMG/raw.xz" --dest "$W/dest/disk.raw"
+  # 0: no limit, whatever the cgroup says
+  run_import -v --progress none --memory-limit 0 --url "$IMG/raw.xz" --dest "$W/dest/disk.raw"
+  ! grep -q "memory:" "$W/_meta/err" || { show_output; fail "--memory-limit 0 still budgeted"; }
+}
 run_test help_and_version t_help_and_version
 run_test usage_errors t_usage_errors
 run_test missing_source t_missing_source
@@ -214,4 +234,5 @@ run_test info_plan t_info_plan
 run_test sigterm_streaming_raw t_sigterm_streaming_raw
 run_test sigint_streaming_qcow2 t_sigint_streaming_qcow2
 run_test sigterm_while_spooling_to_scratch t_sigterm_while_spooling_to_scratch
+run_test memory_limit t_memory_limit
 finish

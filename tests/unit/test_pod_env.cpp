@@ -61,6 +61,20 @@ TEST_CASE("pod::parse_importer_env: PREALLOCATION is mandatory (CDI's text)", "[
   }
 }
 
+TEST_CASE("pod::parse_importer_env: CDI_IMPORT_MEMORY_LIMIT overrides the cgroup's memory limit", "[pod][env]") {
+  auto env = base_env();
+  CHECK_FALSE(pod::parse_importer_env(env).value().memory_limit);
+  env.push_back({"CDI_IMPORT_MEMORY_LIMIT", "64Mi"});
+  CHECK(pod::parse_importer_env(env).value().memory_limit == (uint64_t{64} << 20));
+  env.back().second = "0";
+  CHECK(pod::parse_importer_env(env).value().memory_limit == 0u);
+  env.back().second = "lots";
+  auto bad = pod::parse_importer_env(env);
+  REQUIRE_FALSE(bad);
+  CHECK(bad.error().code() == Errc::invalid_argument);
+  CHECK(bad.error().what().starts_with("Invalid CDI_IMPORT_MEMORY_LIMIT \"lots\": "));
+}
+
 TEST_CASE("pod::parse_importer_env: sizes, overhead, checksum errors", "[pod][env]") {
   auto env = base_env();
   env[4].second = "10Gi";
