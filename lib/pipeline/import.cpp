@@ -384,7 +384,7 @@ Result<void> import_qcow2_native(Detected& d, const ImportOptions& o, sink::Sink
 // nbdkit-curl not installed: the plan is made again without it, and the fallback is recorded.
 // `verify_spool` runs once a stream has been spooled, before qemu-img sees it: a checksum is
 // verified then (the spool drained the whole stream), so a bad image is never converted.
-Result<void> import_with_qemu(Detected& d, const ImportOptions& o, sink::Sink& target, ImportReport& rep,
+Result<void> import_with_qemu(Detected& d, const ImportOptions& o, const MemoryPlan& mem, sink::Sink& target, ImportReport& rep,
                               const std::function<Result<void>()>& verify_spool) {
   auto& plan = rep.plan;
   const std::string fmt(plan.qemu_driver());
@@ -402,7 +402,7 @@ Result<void> import_with_qemu(Detected& d, const ImportOptions& o, sink::Sink& t
       log(o, "reading " + fmt + " in place with Range requests through nbdkit-curl (no scratch)");
       d.top.reset();   // closes our own GET
     } else if (started.error().code() == Errc::not_found) {
-      auto po = plan_options(o, CDI_TRY(memory_plan(o)));
+      auto po = plan_options(o, mem);
       po.nbdkit_unavailable = started.error().what();
       po.nbdkit_fallback = true;
       po.target = plan.target;
@@ -576,11 +576,11 @@ Result<ImportReport> run_import(const ImportOptions& o) {
       case Converter::qemu_img_local:
         // qemu-img reads a local file by path: verify it first, so a bad image is never converted.
         CDI_TRY_CTX(x.verify_checksum(), o.url);
-        CDI_TRY_CTX(import_with_qemu(d, o, *target, rep, [] { return Result<void>{}; }), o.url);
+        CDI_TRY_CTX(import_with_qemu(d, o, mem, *target, rep, [] { return Result<void>{}; }), o.url);
         break;
       case Converter::qemu_img_nbdkit:
       case Converter::qemu_img_spool:
-        CDI_TRY_CTX(import_with_qemu(d, o, *target, rep, [&] { return x.verify_checksum(); }), o.url);
+        CDI_TRY_CTX(import_with_qemu(d, o, mem, *target, rep, [&] { return x.verify_checksum(); }), o.url);
         break;
       case Converter::stream:
         CDI_TRY(import_stream(d, o, *target, rep));
