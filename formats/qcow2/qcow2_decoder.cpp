@@ -71,6 +71,7 @@ struct Claim {
   uint64_t need = 0;            // l1/l2/refcount table/compressed: bytes collected into buf
   uint32_t alloc = ~0u;         // data with extended L2: allocated subclusters
   bool done = false;            // collected bytes were handed on
+  uint64_t known_at = 0;        // stream offset where its parent table is complete (measure_layout)
   std::vector<std::byte> buf;
 };
 
@@ -189,6 +190,7 @@ class Decoder {
 
   Result<DecodeStats> run();
   Result<DecodeStats> run_random_access();
+  Result<Layout> run_measure();
 
  private:
   using ClaimMap = std::map<uint64_t, Claim>;
@@ -315,7 +317,7 @@ Result<void> Decoder::add_claim(Claim c) {
   if (c.kind == Kind::data && c.alloc == ~0u && c.start >= m_pos && next != m_claims.begin()) {
     Claim& p = std::prev(next)->second;
     if (p.kind == Kind::data && p.alloc == ~0u && p.end == c.start && p.required_end == p.end &&
-        p.guest + (p.end - p.start) == c.guest) {
+        p.guest + (p.end - p.start) == c.guest && p.known_at == c.known_at) {
       p.end = c.end;
       p.required_end = c.required_end;
       return {};
@@ -462,8 +464,13 @@ Result<void> Decoder::parse_l1(Claim& c) {
     }
     if (off % m_cs) return corrupt(fmt("L1 entry {}: L2 table offset {:#x} is not cluster aligned", i, off));
     ++m_pending_l2;
-    CDI_TRY(add_claim(
-        Claim{.start = off, .end = off + m_cs, .kind = Kind::l2, .guest = g, .required_end = off + m_cs, .need = m_cs}));
+    CDI_TRY(add_claim(Claim{.start = off,
+                            .end = off + m_cs,
+                            .kind = Kind::l2,
+                            .guest = g,
+                            .required_end = off + m_cs,
+                            .need = m_cs,
+                            .known_at = c.start + c.need}));
   }
   // Entries past l1_needed map beyond the virtual size (a shrunk image); qemu never reads them.
   m_l1_done = true;
@@ -497,7 +504,8 @@ Result<void> Decoder::parse_l2(Claim& c) {
                               .kind = Kind::compressed,
                               .guest = g,
                               .required_end = coff + 1,  // the rest may be sector padding (checked by decompressing)
-                              .need = csize}));
+                              .need = csize,
+                              .known_at = c.start + m_cs}));
       continue;
     }
     uint64_t off = e & k_offset_mask;
@@ -512,7 +520,7 @@ Result<void> Decoder::parse_l2(Claim& c) {
       CDI_TRY(m_emit.zero(g, glen));
       if (off) {
         if (off % m_cs) return corrupt(fmt("{}: host offset {:#x} is not cluster aligned", where(), off));
-        CDI_TRY(add_claim(Claim{.start = off, .end = off + m_cs, .kind = Kind::zero_alloc, .guest = g}));
+        CDI_TRY(add_claim(Claim{.start = off, .end = off + m_cs, .kind = Kind::zero_alloc, .guest = g, .known_at = c.start + m_cs}));
       }
       continue;
     }
@@ -541,7 +549,7 @@ Result<void> Decoder::parse_l2(Claim& c) {
       }
     }
     if (required == 0) {  // no allocated subcluster inside the virtual size
-      CDI_TRY(add_claim(Claim{.start = off, .end = off + m_cs, .kind = Kind::zero_alloc, .guest = g}));
+      CDI_TRY(add_claim(Claim{.start = off, .end = off + m_cs, .kind = Kind::zero_alloc, .guest = g, .known_at = c.start + m_cs}));
       continue;
     }
     CDI_TRY(add_claim(Claim{.start = off,
@@ -549,7 +557,8 @@ Result<void> Decoder::parse_l2(Claim& c) {
                             .kind = Kind::data,
                             .guest = g,
                             .required_end = off + required,
-                            .alloc = alloc}));
+                            .alloc = alloc,
+                            .known_at = c.start + m_cs}));
   }
   --m_pending_l2;
   set_metadata_complete();
@@ -564,7 +573,8 @@ Result<void> Decoder::parse_refcount_table(Claim& c) {
       return corrupt(fmt("refcount table entry {}: block offset {:#x} is not a valid cluster offset", i, off));
     // Refcounts are not needed to read the image; the block is claimed so that nothing else may
     // point into it, and required so that truncation is caught.
-    CDI_TRY(add_claim(Claim{.start = off, .end = off + m_cs, .kind = Kind::refcount_block, .required_end = off + m_cs}));
+    CDI_TRY(add_claim(Claim{.start = off, .end = off + m_cs, .kind = Kind::refcount_block, .required_end = off + m_cs,
+                            .known_at = c.start + c.need}));
   }
   return {};
 }
@@ -868,6 +878,79 @@ Result<void> Decoder::ra_read_data(uint64_t& eof) {
   return {};
 }
 
+// The metadata of a random access input (measure_layout): the header, snapshot table, L1, refcount
+// and L2 tables are read as run_random_access reads them; then the stream decoder's hold is
+// simulated. In a stream, a host cluster that passes before an exclusive claim covering it is
+// known (its parent table complete) is held: until that claim becomes known, or, when nothing
+// exclusive covers it (compressed clusters, unreferenced bytes), until every table is complete.
+// No release point lies inside a held range (claims do not overlap their parent tables), so the
+// peak is the sum of the ranges passed and not yet released just before each release point.
+Result<Layout> Decoder::run_measure() {
+  std::optional<uint64_t> size = m_ra->size();
+  if (!size) return fail(Errc::internal, fmt("random access to {} without a known size", m_ra->name()));
+  uint64_t eof = *size;
+  std::vector<std::byte> first(k_sector);
+  first.resize(CDI_TRY(ra_read(0, first)));
+  if (size_t need = header_bytes_needed(first); need > first.size() && first.size() == k_sector) {
+    first.resize(need);
+    first.resize(k_sector + CDI_TRY(ra_read(k_sector, std::span(first).subspan(k_sector))));
+  }
+  CDI_TRY(init_header(first, eof));
+  m_ra_bufsize = std::max<size_t>(k_ra_buffer, 2 * m_cs);
+  m_ra_buf = std::make_unique_for_overwrite<std::byte[]>(m_ra_bufsize);
+  CDI_TRY(ra_scan_snapshots(eof));
+  CDI_TRY(ra_read_tables({Kind::l1, Kind::refcount_table}, eof));
+  CDI_TRY(ra_read_tables({Kind::l2}, eof));
+  CDI_TRY(check_present(eof));
+  if (!m_metadata_complete) return fail(Errc::internal, "metadata incomplete without a missing claim");
+  Layout l;
+  l.virtual_size = m_h.virtual_size;
+  l.input_size = eof;
+  l.metadata_read = m_stats.bytes_in;
+  // Where the stream knows every claim: the L1 table and every L2 table complete.
+  uint64_t all_known = 0;
+  for (const auto& [start, c] : m_claims)
+    if (c.kind == Kind::l1 || c.kind == Kind::l2) {
+      all_known = std::max({all_known, c.start + c.need, c.known_at});
+      if (c.kind == Kind::l2) ++l.l2_tables;
+    }
+  all_known = std::min(all_known, eof);
+  l.tables_end = all_known;
+  // Held ranges [s, e) released at r (r >= e).
+  struct Range { uint64_t s, e, r; };
+  std::vector<Range> held;
+  uint64_t x = 0;
+  auto gap = [&](uint64_t to) {  // nothing exclusive: held until every table is known
+    to = std::min(to, all_known);
+    if (x < to) held.push_back({x, to, all_known});
+  };
+  for (const auto& [start, c] : m_claims) {
+    if (x >= all_known) break;
+    if (c.kind == Kind::compressed) continue;  // shares its clusters: held until all_known
+    gap(start);
+    x = std::max(x, start);
+    uint64_t e = std::min(c.end, all_known);
+    if (c.known_at > start && start < e) held.push_back({start, e, c.known_at});
+    x = std::max(x, c.end);
+  }
+  gap(all_known);
+  std::vector<std::pair<uint64_t, int64_t>> ev;  // (offset, +bytes at the range's end / -bytes at release)
+  for (const Range& h : held) {
+    ev.push_back({h.e, static_cast<int64_t>(h.e - h.s)});
+    ev.push_back({h.r, -static_cast<int64_t>(h.e - h.s)});
+  }
+  std::sort(ev.begin(), ev.end(), [](const auto& a, const auto& b) {
+    return a.first != b.first ? a.first < b.first : a.second > b.second;  // additions first at one offset
+  });
+  int64_t cur = 0, peak = 0;
+  for (const auto& [at, d] : ev) {
+    cur += d;
+    peak = std::max(peak, cur);
+  }
+  l.stream_hold = static_cast<uint64_t>(peak);
+  return l;
+}
+
 Result<DecodeStats> Decoder::run_random_access() {
   std::optional<uint64_t> size = m_ra->size();
   if (!size) return fail(Errc::internal, fmt("random access to {} without a known size", m_ra->name()));
@@ -900,6 +983,29 @@ Result<DecodeStats> Decoder::run_random_access() {
 Result<DecodeStats> decode_random_access(io::RandomAccess& in, sink::Sink& out, const DecodeOptions& opts) {
   Decoder d(in, out, opts);
   auto r = d.run_random_access();
+  if (!r) return std::unexpected(std::move(r).error().context("qcow2"));
+  return r;
+}
+
+namespace {
+// measure_layout writes nothing: the zero ranges the tables imply go here.
+class NullSink final : public sink::Sink {
+ public:
+  Result<void> write_at(uint64_t, std::span<const std::byte>) override {
+    return fail(Errc::internal, "measure_layout wrote data");
+  }
+  Result<void> zero_range(uint64_t, uint64_t) override { return {}; }
+  Result<void> finish(uint64_t) override { return {}; }
+  void abort() noexcept override {}
+  sink::SinkInfo info() const override { return {}; }
+  sink::SinkStats stats() const override { return {}; }
+};
+}  // namespace
+
+Result<Layout> measure_layout(io::RandomAccess& in, const DecodeOptions& opts) {
+  NullSink null;
+  Decoder d(in, null, opts);
+  auto r = d.run_measure();
   if (!r) return std::unexpected(std::move(r).error().context("qcow2"));
   return r;
 }

@@ -116,4 +116,19 @@ Result<DecodeStats> decode(io::Reader& in, sink::Sink& out, const DecodeOptions&
 // truncation.
 Result<DecodeStats> decode_random_access(io::RandomAccess& in, sink::Sink& out, const DecodeOptions& opts);
 
+// The layout of a qcow2 image read by positioned reads of its metadata only (header, snapshot,
+// L1, refcount and L2 tables, with the same checks as decode_random_access), for the plan.
+struct Layout {
+  uint64_t virtual_size = 0;
+  uint64_t input_size = 0;
+  uint64_t l2_tables = 0;
+  uint64_t tables_end = 0;       // host offset where a stream knows every L1/L2 table
+  uint64_t metadata_read = 0;    // bytes read to measure
+  // Most bytes decode() (one stream) would hold at once: data clusters and unreferenced bytes that
+  // pass before the tables mapping them (all-zero clusters counted: an upper bound).
+  uint64_t stream_hold = 0;
+};
+// Errors: those of decode_random_access for the metadata. Writes nothing.
+Result<Layout> measure_layout(io::RandomAccess& in, const DecodeOptions& opts);
+
 }  // namespace cdi::formats::qcow2

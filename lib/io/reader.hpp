@@ -25,6 +25,9 @@ struct ReaderInfo {
   // An HTTP(S) source whose server serves byte ranges of a known length: the pinned URL, so a tool
   // that needs random access (qemu-img for vmdk/vhdx/...) may read it in place.
   std::optional<std::string> range_url;
+  // That server's validator of the first response (a strong ETag, else Last-Modified): later
+  // Range requests are made conditional on it (If-Match / If-Unmodified-Since).
+  std::optional<std::string> validator;
   // Labels of a container image source (KUBEVIRT_IO_* env vars of its config), in config order.
   std::vector<std::pair<std::string, std::string>> labels = {};
 };

@@ -25,6 +25,7 @@
 #include "lib/pipeline/progress_sink.hpp"
 #include "lib/pipeline/qemu_img.hpp"
 #include "lib/pipeline/scratch.hpp"
+#include "lib/source/http_random_access.hpp"
 #include "lib/sink/async_sink.hpp"
 #include "lib/sink/open_sink.hpp"
 #include "lib/util/fd.hpp"
@@ -61,6 +62,7 @@ struct Detected {
   DetectedFacts facts;
   bool tar_entry = false;                  // the last layer peeled is a tar's entry
   std::optional<std::string> direct_path;  // the top stream IS this local file (no layers)
+  std::unique_ptr<io::RandomAccess> ranges;  // qcow2 over HTTP: the byte ranges its tables were read with
 };
 
 // How the memory budget (--memory-limit, else the cgroup's limit, minus a margin) is shared. No
@@ -166,6 +168,41 @@ PlanOptions plan_options(const ImportOptions& o, const MemoryPlan& mem) {
   po.memory = mem.text;
   po.nbdkit_unavailable = NbdkitCurl::unsupported_reason(o.source.http);
   return po;
+}
+
+// A qcow2 image alone in a local file or on a server that serves byte ranges: its tables are read
+// by random access, so the plan knows what one stream would hold (plan_qcow2_http_ranges). A
+// server whose ranges cannot be pinned (no validator, no 206) leaves the image to the stream.
+Result<void> measure_qcow2(Detected& d, const ImportOptions& o, const MemoryPlan& mem) {
+  if (d.facts.format != DiskFormat::qcow2 || o.qcow2_via_qemu_img || d.facts.stages.size() != 1) return {};
+  formats::qcow2::DecodeOptions qo;
+  qo.cancel = o.cancel;
+  if (d.direct_path) {
+    auto file = CDI_TRY(io::FileRandomAccess::open(*d.direct_path));
+    d.facts.qcow2_stream_hold = CDI_TRY(formats::qcow2::measure_layout(*file, qo)).stream_hold;
+    return {};
+  }
+  if (!d.source.range_url || o.source_factory) return {};
+  source::HttpContext ctx;
+  ctx.cancel = o.cancel;
+  ctx.log = o.log;
+  source::HttpRandomAccessOptions ra;
+  ra.credentials_url = o.url;
+  ra.expected_size = d.source.size;
+  ra.expected_validator = d.source.validator;
+  ra.cache_bytes = std::clamp<uint64_t>(mem.hold_limit, 4ull << 20, 32ull << 20);
+  auto opened = source::HttpRandomAccess::open(*d.source.range_url, o.source.http, ctx, ra);
+  if (!opened && opened.error().code() == Errc::unsupported) {
+    log(o, "qcow2: byte ranges not usable, streaming: " + opened.error().what());
+    return {};
+  }
+  auto http = CDI_TRY(std::move(opened));
+  auto layout = CDI_TRY(formats::qcow2::measure_layout(*http, qo));
+  log(o, "qcow2: read " + std::to_string(layout.l2_tables) + " L2 tables by ranges (" + std::to_string(http->requests()) +
+             " requests): one stream would hold " + util::format_bytes(layout.stream_hold));
+  d.facts.qcow2_stream_hold = layout.stream_hold;
+  d.ranges = std::move(http);
+  return {};
 }
 
 // Plans a detected image. A local raw file's tail is read first: a fixed VHD is a fact the plan
@@ -363,8 +400,13 @@ Result<void> import_qcow2_native(Detected& d, const ImportOptions& o, sink::Sink
   qo.cancel = o.cancel;
   // The plan's access: positioned reads of the local file (nothing held, no scratch; the stream
   // opened for detection is left unread, a checksum was verified on it before this), or the stream.
-  std::unique_ptr<io::FileRandomAccess> file;
+  std::unique_ptr<io::RandomAccess> file;
   if (rep.plan.access == Access::local_file) file = CDI_TRY(io::FileRandomAccess::open(*d.direct_path));
+  if (rep.plan.access == Access::http_ranges) {
+    if (!d.ranges) return fail(Errc::internal, "plan reads qcow2 by ranges without them");
+    file = std::move(d.ranges);
+    d.top.reset();   // closes our own GET (a checksum was verified on it before this)
+  }
   set_phase(o, Phase::transferring);
   // The decoder reads and decompresses; a writer thread issues the target's syscalls meanwhile.
   sink::AsyncSink async(target);
@@ -542,6 +584,7 @@ Result<ImportReport> run_import(const ImportOptions& o) {
   }
 
   auto d = CDI_TRY_CTX(detect(std::move(counted), o, mem), o.url);
+  CDI_TRY_CTX(measure_qcow2(d, o, mem), o.url);
   rep.plan = plan_detected(d, plan_options(o, mem));
   report_plan(rep);
   log(o, "detected " + chain_text(rep.chain));
@@ -570,7 +613,8 @@ Result<ImportReport> run_import(const ImportOptions& o) {
     switch (rep.plan.converter) {
       case Converter::qcow2_native:
         // Random access reads the file itself, not the stream: verify the stream first.
-        if (rep.plan.access == Access::local_file) CDI_TRY_CTX(x.verify_checksum(), o.url);
+        if (rep.plan.access == Access::local_file || rep.plan.access == Access::http_ranges)
+          CDI_TRY_CTX(x.verify_checksum(), o.url);
         CDI_TRY_CTX(import_qcow2_native(d, o, *target, rep), o.url);
         break;
       case Converter::qemu_img_local:
@@ -609,6 +653,7 @@ Result<InspectReport> inspect(const ImportOptions& o) {
   rep.labels = src->info().labels;
   auto mem = CDI_TRY(memory_plan(o));
   auto d = CDI_TRY_CTX(detect(std::move(src), o, mem), o.url);
+  CDI_TRY_CTX(measure_qcow2(d, o, mem), o.url);
   rep.plan = plan_detected(d, plan_options(o, mem));
   const auto& plan = rep.plan;
   rep.chain = plan.stages;

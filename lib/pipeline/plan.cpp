@@ -14,6 +14,30 @@ void because(Plan& p, std::string why) { p.reasons.push_back(std::move(why)); }
 // The format table's needs for the image's format (random access for what qemu-img converts).
 bool needs_random_access(DiskFormat f) { return formats::needs_of(f).random_access_input; }
 
+// A qcow2 image alone on a server that serves byte ranges, its tables read by ranges before
+// planning: streamed when what the stream would hold fits the hold limit (one sequential
+// download), else decoded by Range requests (nothing held, no scratch, offered or not). A checksum
+// needs the whole stream: it is verified on the stream first, then the image is read by ranges.
+bool plan_qcow2_http_ranges(Plan& p, const SourceFacts& s, const DetectedFacts& d, const PlanOptions& o) {
+  if (d.stages.size() != 1 || !s.range_url || !d.qcow2_stream_hold) return false;
+  const std::string held = util::format_bytes(*d.qcow2_stream_hold);
+  if (*d.qcow2_stream_hold <= o.hold_limit) {
+    because(p, "qcow2: its tables were read by HTTP ranges: one stream holds at most " + held +
+                   ", within the hold limit (" + util::format_bytes(o.hold_limit) + "): streamed in one download");
+    p.access = Access::sequential;
+    p.needs.memory = o.hold_limit;
+    return true;
+  }
+  p.access = Access::http_ranges;
+  p.needs.random_access = true;
+  because(p, "qcow2: its tables were read by HTTP ranges: one stream would hold " + held + ", more than the hold limit (" +
+                 util::format_bytes(o.hold_limit) + "): the native decoder reads the data in file order with Range "
+                 "requests pinned to the first response's validator (nothing held, no scratch)");
+  if (o.checksum) because(p, "the checksum needs the whole stream: it is verified on the stream first, then the image "
+                             "is read again by ranges");
+  return true;
+}
+
 void plan_qcow2_native(Plan& p, const SourceFacts& s, const DetectedFacts& d, const PlanOptions& o) {
   p.converter = Converter::qcow2_native;
   if (d.stages.size() == 1 && s.seekable && s.path) {
@@ -23,9 +47,12 @@ void plan_qcow2_native(Plan& p, const SourceFacts& s, const DetectedFacts& d, co
     p.needs.random_access = true;
     because(p, "qcow2: the source is a local file: the native decoder reads its header, L1 and L2 tables, "
                "then the data in file order with positioned reads (nothing held, no scratch, whatever the layout)");
+    if (d.qcow2_stream_hold)
+      because(p, "its tables were read: one stream would hold " + util::format_bytes(*d.qcow2_stream_hold));
     if (o.checksum) because(p, "the checksum is verified before the decoder reads the file");
     return;
   }
+  if (plan_qcow2_http_ranges(p, s, d, o)) return;
   p.access = Access::sequential;
   p.needs.memory = o.hold_limit;
   because(p, "qcow2: the native decoder streams it in one pass (no qemu-img, no random access)");
@@ -145,6 +172,7 @@ SourceFacts SourceFacts::from(const io::ReaderInfo& info) {
   f.path = info.path;
   f.size = info.size;
   f.range_url = info.range_url;
+  f.validator = info.validator;
   f.rereadable = info.seekable && info.path.has_value();
   return f;
 }
@@ -208,7 +236,7 @@ Plan plan_import(const SourceFacts& s, const DetectedFacts& d, const PlanOptions
     because(p, d.format == DiskFormat::iso ? "iso is raw data: copied as it streams" : "raw: copied as it streams");
     if (d.fixed_vhd) note_fixed_vhd(p);
   }
-  if (o.checksum && p.access != Access::local_file)
+  if (o.checksum && p.access != Access::local_file && !(p.converter == Converter::qcow2_native && p.access == Access::http_ranges))
     because(p, "the checksum needs the whole stream: verified before the target is committed");
   return p;
 }

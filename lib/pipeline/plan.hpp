@@ -55,7 +55,7 @@ std::string_view describe(Converter c);
 enum class Access {
   sequential,    // one pass over the stream
   local_file,    // random access on the local source file
-  http_ranges,   // random access with HTTP Range requests (nbdkit-curl)
+  http_ranges,   // random access with HTTP Range requests (nbdkit-curl, or the native qcow2 decoder)
   scratch_spool, // random access on a scratch copy of the stream
 };
 std::string_view to_string(Access a);
@@ -71,6 +71,7 @@ struct SourceFacts {
   std::optional<std::string> path;       // a local file holding exactly the stream's bytes
   std::optional<uint64_t> size;
   std::optional<std::string> range_url;  // the server serves byte ranges of this pinned URL
+  std::optional<std::string> validator;  // its first response's strong ETag or Last-Modified
   // The bytes can be read a second time (a local file). Nothing uses a second read yet (issue 14).
   bool rereadable = false;
 
@@ -84,6 +85,9 @@ struct DetectedFacts {
   formats::disk::DiskFormat format = formats::disk::DiskFormat::raw;
   std::optional<uint64_t> top_size;       // the length of the top stream (the disk bytes), when known
   bool fixed_vhd = false;                 // a local raw file ending in a fixed VHD footer
+  // A qcow2 image whose tables were read by random access before planning (a local file, HTTP
+  // with byte ranges; formats::qcow2::measure_layout): the most the streaming decoder would hold.
+  std::optional<uint64_t> qcow2_stream_hold;
 };
 
 // The options that decide.

@@ -295,6 +295,15 @@ Result<std::unique_ptr<HttpRandomAccess>> HttpRandomAccess::open(std::string url
             curl_easy_setopt(c, CURLOPT_XFERINFODATA, &im) == CURLE_OK;
   if (!ok) return fail(Errc::internal, "libcurl rejected an option (libcurl too old?)");
 
+  if (ra.expected_validator && !ra.expected_validator->empty()) {
+    const std::string& v = *ra.expected_validator;
+    if (v.front() == '"') {
+      im.condition = "If-Match: " + v;
+      if (!ra.expected_etag) self->m_ra.expected_etag = ra.expected_etag = v;
+    } else {
+      im.condition = "If-Unmodified-Since: " + v;
+    }
+  }
   Segment first;
   first.bytes.resize(ra.min_read);
   uint64_t n = CDI_TRY(im.get(url, 0, ra.min_read - 1, first.bytes.data(), first.bytes.size(), true));

@@ -45,6 +45,10 @@ struct HttpRandomAccessOptions {
   std::optional<uint64_t> expected_size;
   // The ETag the streaming source saw; another one at open is corrupt_input.
   std::optional<std::string> expected_etag;
+  // The streaming source's validator (ReaderInfo::validator: a strong ETag, else Last-Modified):
+  // every request, the first included, is conditional on it (If-Match / If-Unmodified-Since), so a
+  // resource replaced since the stream's first response is corrupt_input ("changed").
+  std::optional<std::string> expected_validator;
 };
 
 class HttpRandomAccess final : public io::RandomAccess {

@@ -84,6 +84,7 @@ class HttpSource final : public io::Reader {
   io::ReaderInfo info() const override {
     io::ReaderInfo i{m_scheme, m_total, false, std::nullopt};
     i.range_url = m_range_url;
+    if (m_range_url) i.validator = m_validator;
     return i;
   }
 

@@ -179,6 +179,51 @@ TEST_CASE("plan: qcow2 from a local file is read by random access: nothing held,
   }
 }
 
+TEST_CASE("plan: qcow2 over HTTP with ranges: streamed when the measured hold fits, else read by ranges", "[plan]") {
+  const SourceFacts src = http_ranges();
+  for (bool scratch : {false, true}) {
+    for (bool checksum : {false, true}) {
+      INFO("scratch=" << scratch << " checksum=" << checksum);
+      auto o = opts(scratch, checksum);
+      o.hold_limit = 1 << 20;
+      auto fits = image(src, DiskFormat::qcow2);
+      fits.qcow2_stream_hold = 1 << 20;   // exactly the limit: it fits
+      auto p = plan_import(src, fits, o);
+      CHECK(p.converter == Converter::qcow2_native);
+      CHECK(p.access == Access::sequential);
+      CHECK(p.needs.memory == (1u << 20));
+      CHECK_FALSE(p.needs.random_access);
+      CHECK(p.needs.scratch_when.empty());
+      CHECK_REASON(p, "one stream holds at most 1.0 MiB, within the hold limit (1.0 MiB): streamed in one download");
+
+      auto over = image(src, DiskFormat::qcow2);
+      over.qcow2_stream_hold = (1 << 20) + 1;
+      auto q = plan_import(src, over, o);
+      CHECK(q.converter == Converter::qcow2_native);
+      CHECK(q.access == Access::http_ranges);
+      CHECK(q.needs.random_access);
+      CHECK(q.needs.memory == 0);
+      CHECK_FALSE(q.needs.scratch);
+      CHECK(q.needs.scratch_when.empty());
+      CHECK_FALSE(q.refusal);
+      CHECK_REASON(q, "more than the hold limit (1.0 MiB): the native decoder reads the data in file order with Range");
+      CHECK(has_reason(q, "it is verified on the stream first, then the image is read again by ranges") == checksum);
+    }
+  }
+  // Not measured (ranges unusable), or layered: streamed with the hold buffer as before.
+  auto p = plan_import(src, image(src, DiskFormat::qcow2), opts());
+  CHECK(p.access == Access::sequential);
+  auto layered = image(src, DiskFormat::qcow2, {"xz"});
+  layered.qcow2_stream_hold = 1ull << 40;
+  CHECK(plan_import(src, layered, opts()).access == Access::sequential);
+  // A local file states the measured hold too, and still reads in place.
+  auto local = image(local_file(), DiskFormat::qcow2);
+  local.qcow2_stream_hold = 5 << 20;
+  auto l = plan_import(local_file(), local, opts());
+  CHECK(l.access == Access::local_file);
+  CHECK_REASON(l, "its tables were read: one stream would hold 5.0 MiB");
+}
+
 TEST_CASE("plan: qcow2 through qemu-img: in place for a local file, else a spool", "[plan]") {
   auto o = opts();
   o.qcow2_via_qemu_img = true;
