@@ -586,6 +586,7 @@ Result<ImportReport> run_import(const ImportOptions& o) {
   auto d = CDI_TRY_CTX(detect(std::move(counted), o, mem), o.url);
   CDI_TRY_CTX(measure_qcow2(d, o, mem), o.url);
   rep.plan = plan_detected(d, plan_options(o, mem));
+  if (rep.plan.access != Access::http_ranges) d.ranges.reset();   // streamed: its cache and connection go
   report_plan(rep);
   log(o, "detected " + chain_text(rep.chain));
   for (const auto& why : rep.plan.reasons) log(o, "plan: " + why);
