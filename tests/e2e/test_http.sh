@@ -9,7 +9,7 @@ source "$E2E_DIR/../support/nginx.sh"
 
 SRV=$T/srv
 mkdir -p "$SRV"
-trap 'nginx_stop; fault_stop; proxy_stop; cleanup' EXIT
+trap 'nginx_stop; fault_stop; proxy_stop; rm -rf "$IMG/_ranges.$$"; cleanup' EXIT
 nginx_start "$SRV/nginx" "$IMG" || { echo "nginx did not start" >&2; exit 1; }
 fault_start "$SRV" "$IMG" || { echo "fault server did not start" >&2; exit 1; }
 ACCESS=$SRV/nginx/access.log
@@ -294,6 +294,74 @@ run_test changed_file_refused t_changed_file_refused
 run_test chunked_without_length t_chunked_without_length
 run_test cancel_is_prompt t_cancel_is_prompt
 
+# --- qcow2 whose data precede their L2 tables: read by Range requests, nothing held, no scratch ---
+# 4 KiB clusters put one L2 table per 2 MiB of guest, written after the first data of its range,
+# so one stream would have to hold ~300 KiB; with --qcow2-hold-limit 16Ki (tens of KiB for zstd, more for zlib) the plan reads the
+# tables by ranges, then the data in file order (If-Match on the first response's ETag).
+RANGES_DIR=$IMG/_ranges.$$
+make_late_l2() {   # make_late_l2 ALGO -> $RANGES_DIR/late-ALGO.qcow2 (and late.raw)
+  mkdir -p "$RANGES_DIR"
+  local src=$RANGES_DIR/late.raw
+  if [[ ! -e $src ]]; then
+    head -c $((8 * MIB)) /dev/urandom > "$src.tmp"
+    { yes 'text of the qcow2 late-L2 range test ' || true; } | head -c $((6 * MIB)) >> "$src.tmp"
+    truncate -s $((32 * MIB)) "$src.tmp"
+    mv "$src.tmp" "$src"
+  fi
+  [[ -e $RANGES_DIR/late-$1.qcow2 ]] ||
+    qemu-img convert -q -f raw -O qcow2 -c -o cluster_size=4096,compression_type=$1 "$src" "$RANGES_DIR/late-$1.qcow2"
+}
+t_qcow2_late_l2_by_ranges() {   # t_qcow2_late_l2_by_ranges ALGO
+  local algo=$1 img name=late-$1.qcow2 base
+  make_late_l2 "$algo"
+  img=$RANGES_DIR/$name
+  base=$H/_ranges.$$
+  # the source of the comparison is the qcow2 itself: assert_same_as_qemu converts it
+  cdi info --qcow2-hold-limit 16Ki "$base/$name"
+  ((LAST_RC == 0)) || { show_output; fail "info failed"; }
+  grep -q "access: random access with HTTP Range requests" "$W/_meta/out" || { show_output; fail "info does not plan ranges"; }
+  grep -q "scratch: not needed" "$W/_meta/out" || { show_output; fail "info says scratch is needed"; }
+  local why; why=$(grep "why: qcow2: its tables were read by HTTP ranges" "$W/_meta/out") || { show_output; fail "info gives no reason"; }
+  # no scratch offered: no exit 10; peak RSS bounded (the hold limit is 16 KiB, the image 32 MiB)
+  : > "$ACCESS"
+  snapshot
+  set +e
+  /usr/bin/time -f '%M' -o "$W/_meta/rss" timeout -k 5 "$CMD_TIMEOUT" "$CDI" -v --progress none --qcow2-hold-limit 16Ki \
+    --url "$base/$name" --dest "$W/dest/disk.raw" > "$W/_meta/out" 2> "$W/_meta/err"
+  LAST_RC=$?
+  set -e
+  check_success
+  assert_same_as_qemu "$img" "$W/dest/disk.raw"
+  grep -q "plan: ${why#*why: }" "$W/_meta/err" || { show_output; fail "the import ran another plan than info printed"; }
+  grep -q "random access by byte ranges to .* pinned by If-Match" "$W/_meta/err" || { show_output; fail "not pinned"; }
+  (( $(grep -c "GET /_ranges.$$/$name HTTP/1.1\" 206" "$ACCESS") >= 2 )) || fail "no Range requests in the access log"
+  ! grep "imported" "$W/_meta/err" | sed 's/.*(file)://' | grep -qi "held\|spill\|scratch" || { show_output; fail "held or spilled"; }
+  local rss; rss=$(tail -n 1 "$W/_meta/rss")
+  ((rss < 96 * 1024)) || fail "peak RSS ${rss} KiB"
+  # scratch offered (its own tmpfs, watched with df): still unused
+  rm -f "$W/dest/disk.raw"
+  cdi_watch_scratch -v --progress none --qcow2-hold-limit 16Ki --url "$base/$name" --dest "$W/dest/disk.raw"
+  check_success
+  assert_same_as_qemu "$img" "$W/dest/disk.raw"
+  # the same image from a pipe cannot seek: scratch required (exit 10)
+  rm -f "$W/dest/disk.raw"
+  cdi_stdin "$img" --progress none --qcow2-hold-limit 16Ki --url - --dest "$W/dest/disk.raw"
+  ((LAST_RC == 10)) || { show_output; fail "from a pipe: exit $LAST_RC, expected 10"; }
+  [[ ! -e $W/dest/disk.raw ]] || fail "a failed import left a target"
+}
+t_qcow2_ranges_resource_changed() {
+  # the first GET gets one ETag, every later request another: the pinned range reads get 412
+  make_late_l2 zstd
+  expect_exit 4 --progress none "${FAST[@]}" --qcow2-hold-limit 16Ki \
+    --url "$F/changed/1000000000/_ranges.$$/late-zstd.qcow2?t=$RANDOM" --dest "$W/dest/disk.raw"
+  # (If-Match is only sent by the range reads; a resumed stream sends If-Range)
+  assert_error_matches "the resource changed while it was read \\(HTTP 412: If-Match"
+  assert_failed_cleanly "$W/dest/disk.raw"
+}
+run_test qcow2_zlib_late_l2_by_ranges t_qcow2_late_l2_by_ranges zlib
+run_test qcow2_zstd_late_l2_by_ranges t_qcow2_late_l2_by_ranges zstd
+run_test qcow2_ranges_resource_changed t_qcow2_ranges_resource_changed
+
 # --- vmdk/vhd/vhdx/vdi: read in place with Range requests (nbdkit-curl), else spooled ----------
 
 t_in_place() {   # t_in_place IMAGE [URL_BASE ARGS...]: no --scratch-dir given, none needed
@@ -422,7 +490,7 @@ PLAIN_PROXY_PORT=$PROXY_PORT PLAIN_PROXY_PID=$PROXY_PID
 PROXY_PID=
 proxy_start "$SRV/proxy-auth" proxyuser 'proxy-pw' || { echo "tinyproxy (auth) did not start" >&2; exit 1; }
 AUTH_PROXY_PORT=$PROXY_PORT
-trap 'nginx_stop; fault_stop; proxy_stop; kill $PLAIN_PROXY_PID 2>/dev/null; cleanup' EXIT
+trap 'nginx_stop; fault_stop; proxy_stop; rm -rf "$IMG/_ranges.$$"; kill $PLAIN_PROXY_PID 2>/dev/null; cleanup' EXIT
 PLOG=$SRV/proxy/proxy.log
 proxy_lines() { grep -c "$1" "${2:-$PLOG}" 2>/dev/null || true; }
 
