@@ -6,7 +6,8 @@
 #    exactly one xz decompression thread, two CPUs two;
 #  - inside a 64 MiB memory cgroup, with the output on a loop-mounted ext4 (tmpfs pages are
 #    charged to the cgroup and cannot be reclaimed: not a fair target), an import of a few
-#    hundred MiB finishes byte-exact (cmp with `xz -dc`) and nothing is OOM-killed.
+#    hundred MiB finishes byte-exact (cmp with `xz -dc`) and nothing is OOM-killed; the same for
+#    uploads with the upload server itself inside the cgroup (sync and async routes).
 # Threads are counted by the harness: the most threads the cgroup held at once (v1 tasks, v2
 # cgroup.threads), sampled every 10 ms. Needs root.
 source "$(dirname "$0")/lib.sh"
@@ -201,10 +202,54 @@ t_qcow2_xz_in_64mib() { in_64mib data.qcow2.xz; }
 # qemu-img converts it from the local file (cache=none on the target where O_DIRECT works)
 t_vmdk_in_64mib() { in_64mib data.vmdk; }
 
+# upload_in_64mib INPUT ROUTE: the upload server runs inside the 64 MiB memory cgroup (the pod's
+# limit), curl streams $SHARED/INPUT to ROUTE; the server exits after the upload, as in CDI. The
+# target on a loop-mounted ext4 is byte-exact with the source disk, nothing was OOM-killed, and
+# the cgroup's usage (page cache included) never reached the limit.
+upload_in_64mib() {
+  local input=$1 route=$2 pid code rc=0 i
+  require_root
+  data_images
+  ext4_mount "$W/dest/fs" $((DATA_MIB + 64))
+  snapshot
+  : > "$W/_meta/err"
+  timeout -k 5 "$CMD_TIMEOUT" python3 "$CGROUP_RUN" --memory "$MEM" --report "$W/_meta/cgroup.json" -- \
+    "$CDI" upload-server --insecure-http --listen 127.0.0.1:0 --dest "$W/dest/fs/disk.img" -v \
+    > "$W/_meta/out" 2> "$W/_meta/err" &
+  pid=$!
+  register_pid "$pid"
+  wait_server_port "$W/_meta/err" "$pid"
+  code=$(curl -sS --max-time 300 -o "$W/_meta/body" -w '%{http_code}' -X POST -H 'Expect:' \
+    -H 'Content-Type: application/octet-stream' --upload-file "$SHARED/$input" \
+    "http://127.0.0.1:$PORT$route" || true)
+  echo "  curl POST $route ($input) -> $code $(head -c 200 "$W/_meta/body")" >&2
+  for i in $(seq 1200); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.05
+  done
+  wait "$pid" || rc=$?
+  LAST_RC=$rc
+  echo "\$ cgroup_run --memory $MEM -- cdi-import upload-server ... -> exit $rc" >&2
+  echo "  cgroup: $(cat "$W/_meta/cgroup.json" 2>/dev/null)" >&2
+  [[ $code == 200 ]] || { show_output; fail "$route answered $code"; }
+  assert_import_ok
+  grep -q "upload complete" "$W/_meta/err" || { show_output; fail "no success line"; }
+  grep -q "memory: .*$MEM_TEXT limit (cgroup" "$W/_meta/err" || { show_output; fail "the cgroup's limit was not read"; }
+  (($(report peak) < MEM_BYTES)) || fail "$input: usage reached the $MEM_TEXT limit (peak $(report peak))"
+  cmp "$SHARED/data.raw" "$W/dest/fs/disk.img" >&2 || fail "$input: the upload differs from the source disk"
+  echo "  upload $input: peak $(( $(report peak) / MIB )) MiB" >&2
+}
+t_upload_qcow2_zstd_sync_in_64mib() { upload_in_64mib data.zstd.qcow2 /v1beta1/upload; }
+t_upload_raw_zst_async_in_64mib() { upload_in_64mib data.raw.zst /v1beta1/upload-async; }
+t_upload_qcow2_xz_sync_in_64mib() { upload_in_64mib data.qcow2.xz /v1beta1/upload; }
+
 run_test cpu_quota_leaves_one_decompression_thread t_cpu_quota_leaves_one_decompression_thread
 run_test single_block_xz_in_64mib t_single_block_xz_in_64mib
 run_test multiblock_xz_in_64mib t_multiblock_xz_in_64mib
 for t in raw raw_gz raw_zst qcow2 qcow2_zlib qcow2_zstd qcow2_xz vmdk; do
   run_test "${t}_in_64mib" "t_${t}_in_64mib"
 done
+run_test upload_qcow2_zstd_sync_in_64mib t_upload_qcow2_zstd_sync_in_64mib
+run_test upload_raw_zst_async_in_64mib t_upload_raw_zst_async_in_64mib
+run_test upload_qcow2_xz_sync_in_64mib t_upload_qcow2_xz_sync_in_64mib
 finish
