@@ -191,6 +191,7 @@ class Decoder {
   Result<DecodeStats> run();
   Result<DecodeStats> run_random_access();
   Result<Layout> run_measure();
+  Result<uint64_t> ra_read_metadata();
 
  private:
   using ClaimMap = std::map<uint64_t, Claim>;
@@ -886,23 +887,7 @@ Result<void> Decoder::ra_read_data(uint64_t& eof) {
 // No release point lies inside a held range (claims do not overlap their parent tables), so the
 // peak is the sum of the ranges passed and not yet released just before each release point.
 Result<Layout> Decoder::run_measure() {
-  std::optional<uint64_t> size = m_ra->size();
-  if (!size) return fail(Errc::internal, fmt("random access to {} without a known size", m_ra->name()));
-  uint64_t eof = *size;
-  std::vector<std::byte> first(k_sector);
-  first.resize(CDI_TRY(ra_read(0, first)));
-  if (size_t need = header_bytes_needed(first); need > first.size() && first.size() == k_sector) {
-    first.resize(need);
-    first.resize(k_sector + CDI_TRY(ra_read(k_sector, std::span(first).subspan(k_sector))));
-  }
-  CDI_TRY(init_header(first, eof));
-  m_ra_bufsize = std::max<size_t>(k_ra_buffer, 2 * m_cs);
-  m_ra_buf = std::make_unique_for_overwrite<std::byte[]>(m_ra_bufsize);
-  CDI_TRY(ra_scan_snapshots(eof));
-  CDI_TRY(ra_read_tables({Kind::l1, Kind::refcount_table}, eof));
-  CDI_TRY(ra_read_tables({Kind::l2}, eof));
-  CDI_TRY(check_present(eof));
-  if (!m_metadata_complete) return fail(Errc::internal, "metadata incomplete without a missing claim");
+  uint64_t eof = CDI_TRY(ra_read_metadata());
   Layout l;
   l.virtual_size = m_h.virtual_size;
   l.input_size = eof;
@@ -951,11 +936,14 @@ Result<Layout> Decoder::run_measure() {
   return l;
 }
 
-Result<DecodeStats> Decoder::run_random_access() {
+// The metadata of a random access input, read as the stream would meet it: the header (its first
+// cluster, or the whole input when shorter), the snapshot table, L1 and refcount table, then the
+// L2 tables. Truncated metadata or data is reported here, before any data is read. Returns the
+// input's size.
+Result<uint64_t> Decoder::ra_read_metadata() {
   std::optional<uint64_t> size = m_ra->size();
   if (!size) return fail(Errc::internal, fmt("random access to {} without a known size", m_ra->name()));
   uint64_t eof = *size;
-  // The header: its first cluster (or the whole input when shorter).
   std::vector<std::byte> first(k_sector);
   first.resize(CDI_TRY(ra_read(0, first)));
   if (size_t need = header_bytes_needed(first); need > first.size() && first.size() == k_sector) {
@@ -969,9 +957,13 @@ Result<DecodeStats> Decoder::run_random_access() {
   CDI_TRY(ra_scan_snapshots(eof));
   CDI_TRY(ra_read_tables({Kind::l1, Kind::refcount_table}, eof));
   CDI_TRY(ra_read_tables({Kind::l2}, eof));
-  // Truncated metadata or data is reported before any data is read.
   CDI_TRY(check_present(eof));
   if (!m_metadata_complete) return fail(Errc::internal, "metadata incomplete without a missing claim");
+  return eof;
+}
+
+Result<DecodeStats> Decoder::run_random_access() {
+  uint64_t eof = CDI_TRY(ra_read_metadata());
   CDI_TRY(ra_read_data(eof));
   m_pos = eof;
   CDI_TRY(finish_stream());
