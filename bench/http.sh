@@ -43,24 +43,7 @@ nginx_start "$SRV" "$IMG" >/dev/null
 cat "$IMG"/raw.gz "$IMG"/raw.xz "$IMG"/disk.qcow2 "$IMG"/qcow2.xz "$IMG"/stream.vmdk "$IMG"/disk.vhdx > /dev/null 2>&1 || true
 U=http://127.0.0.1:$HTTP_PORT
 
-# timed CMD...: runs CMD $RUNS times, median wall seconds into $LAST_S, the largest peak RSS KiB
-# into $LAST_RSS. The served files stay in the page cache (a fast server: the server's own disk is
-# not what is compared); every run writes fresh output files and starts after a `sync`, so no
-# run inherits another's dirty pages. One untimed warm-up read of the served file comes first.
 RUNS=${BENCH_RUNS:-3}
-timed() {
-  local times=() i t0 rss=0
-  for ((i = 0; i < RUNS; i++)); do
-    rm -rf "${OUT:?}"/*
-    sync
-    t0=$EPOCHREALTIME
-    /usr/bin/time -f %M -o "$SRV/rss" "$@" > /dev/null 2>"$SRV/err" || { cat "$SRV/err" >&2; return 1; }
-    times+=("$(echo "${EPOCHREALTIME} - $t0" | bc)")
-    (( $(tail -n 1 "$SRV/rss") > rss )) && rss=$(tail -n 1 "$SRV/rss")
-  done
-  LAST_S=$(printf '%s\n' "${times[@]}" | sort -n | sed -n "$(( (RUNS + 1) / 2 ))p")
-  LAST_RSS=$rss
-}
 
 
 rows=()

@@ -31,3 +31,21 @@ make_cloud_raw() {
   for ((off = 0; off < mibs / 4; off += 16)); do _cloud_chunk "$off" 5 4; done
   for ((off = mibs / 4; off + 3 <= mibs; off += 128)); do _cloud_chunk "$off" 1 1; done
 }
+
+# timed CMD... (needs OUT, SRV, RUNS): runs CMD $RUNS times, median wall seconds into $LAST_S, the largest peak RSS KiB
+# into $LAST_RSS. The served files stay in the page cache (a fast server: the server's own disk is
+# not what is compared); every run writes fresh output files and starts after a `sync`, so no
+# run inherits another's dirty pages. One untimed warm-up read of the served file comes first.
+timed() {
+  local times=() i t0 rss=0
+  for ((i = 0; i < RUNS; i++)); do
+    rm -rf "${OUT:?}"/*
+    sync
+    t0=$EPOCHREALTIME
+    /usr/bin/time -f %M -o "$SRV/rss" "$@" > /dev/null 2>"$SRV/err" || { cat "$SRV/err" >&2; return 1; }
+    times+=("$(echo "${EPOCHREALTIME} - $t0" | bc)")
+    (( $(tail -n 1 "$SRV/rss") > rss )) && rss=$(tail -n 1 "$SRV/rss")
+  done
+  LAST_S=$(printf '%s\n' "${times[@]}" | sort -n | sed -n "$(( (RUNS + 1) / 2 ))p")
+  LAST_RSS=$rss
+}

@@ -19,6 +19,7 @@ DIR=${BENCH_DIR:-$ROOT/bench/.work-qcow2-http}
 CDI=${CDI_IMPORT:-$ROOT/build/cmd/cdi-import/cdi-import}
 RUNS=${BENCH_RUNS:-3}
 [[ -x $CDI ]] || { echo "bench: $CDI not found" >&2; exit 1; }
+source "$ROOT/bench/lib.sh"
 source "$ROOT/tests/support/nginx.sh"
 IMG=$DIR/img-${MIBS}m
 OUT=$DIR/out
@@ -45,36 +46,25 @@ nginx_start "$SRV" "$IMG" >/dev/null
 cat "$IMG/disk.qcow2" > /dev/null
 U=http://127.0.0.1:$HTTP_PORT/disk.qcow2
 
-# timed CMD...: RUNS runs after a `sync`, fresh output each time; median wall seconds in LAST_S,
-# largest peak RSS (KiB) in LAST_RSS; the last run's output is compared with the source disk.
-timed() {
-  local times=() i t0 rss=0
-  for ((i = 0; i < RUNS; i++)); do
-    rm -rf "${OUT:?}"/*
-    sync
-    t0=$EPOCHREALTIME
-    /usr/bin/time -f %M -o "$SRV/rss" "$@" > /dev/null 2> "$SRV/err" || { cat "$SRV/err" >&2; return 1; }
-    times+=("$(echo "${EPOCHREALTIME} - $t0" | bc)")
-    (( $(tail -n 1 "$SRV/rss") > rss )) && rss=$(tail -n 1 "$SRV/rss")
-  done
+# checked CMD...: `timed` (bench/lib.sh), then the last run's output compared with the source disk.
+checked() {
+  timed "$@"
   cmp "$IMG/source.raw" "$OUT/d.raw" || { echo "bench: output differs from the source disk: $*" >&2; exit 1; }
-  LAST_S=$(printf '%s\n' "${times[@]}" | sort -n | sed -n "$(( (RUNS + 1) / 2 ))p")
-  LAST_RSS=$rss
 }
 
 log "cdi-import (its own plan)"
-timed "$CDI" -v --progress none --url "$U" --dest "$OUT/d.raw"
+checked "$CDI" -v --progress none --url "$U" --dest "$OUT/d.raw"
 auto_s=$LAST_S auto_rss=$LAST_RSS
 auto_plan=$(grep -o "plan: qcow2: .*" "$SRV/err" | head -n 1 | sed 's/|/\\|/g' || true)
 log "cdi-import with --qcow2-hold-limit 64Ki (Range path)"
-timed "$CDI" -v --progress none --qcow2-hold-limit 64Ki --url "$U" --dest "$OUT/d.raw"
+checked "$CDI" -v --progress none --qcow2-hold-limit 64Ki --url "$U" --dest "$OUT/d.raw"
 grep -q "random access by byte ranges" "$SRV/err" || { echo "bench: the Range path did not run" >&2; exit 1; }
 rng_s=$LAST_S rng_rss=$LAST_RSS
 log "qemu-img convert -m 1 http://"
-timed bash -c "qemu-img convert -q -m 1 -f qcow2 -O raw '$U' '$OUT/d.raw' && sync '$OUT/d.raw'"
+checked bash -c "qemu-img convert -q -m 1 -f qcow2 -O raw '$U' '$OUT/d.raw' && sync '$OUT/d.raw'"
 qhttp_s=$LAST_S qhttp_rss=$LAST_RSS
 log "CDI-style: download to scratch, then qemu-img convert"
-timed bash -c "curl -s -o '$OUT/s.qcow2' '$U' && qemu-img convert -q -f qcow2 -O raw '$OUT/s.qcow2' '$OUT/d.raw' && sync '$OUT/d.raw'"
+checked bash -c "curl -s -o '$OUT/s.qcow2' '$U' && qemu-img convert -q -f qcow2 -O raw '$OUT/s.qcow2' '$OUT/d.raw' && sync '$OUT/d.raw'"
 cdi_s=$LAST_S
 
 ratio() { printf %.2f "$(echo "scale=4; $1 / $2" | bc)"; }
