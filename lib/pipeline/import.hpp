@@ -36,11 +36,11 @@ struct ImportOptions {
   // mode: the PVC's available space). The library names no CLI flag itself.
   std::string image_size_what = "the requested image size";
   std::optional<std::string> tar_entry;              // which file of a tar holds the disk
-  unsigned threads = 0;
+  unsigned threads = 0;                              // decompression threads, 0 = automatic
   // The memory budget (util::MemoryBudget): an explicit limit (0 = none), else the cgroup's.
   // The decompressors (liblzma's threaded decoder, zstd's window) are sized from it.
   std::optional<uint64_t> memory_limit;
-  std::string memory_limit_source = "--memory-limit";   // how messages name an explicit limit                              // decompression threads, 0 = automatic
+  std::string memory_limit_source = "--memory-limit";   // how messages name an explicit limit
   uint64_t hold_limit = 64ull << 20;                 // qcow2 out-of-order buffer
   bool qcow2_via_qemu_img = false;                   // use qemu-img instead of the native decoder
   ProgressState* progress = nullptr;                 // updated while running, may be null
