@@ -1001,7 +1001,9 @@ Result<void> Decoder::missed_tables_pass(const Reopen& reopen, uint64_t eof) {
     }
   io::ForwardRandomAccess again(CDI_TRY(reopen()), eof, "the tables' second read");
   m_ra = &again;
+  m_metadata_only = true;  // the data the tables map passed: they come in the data read
   CDI_TRY(ra_read_tables({Kind::l2}, eof));
+  m_metadata_only = false;
   CDI_TRY(again.finish());
   m_ra = nullptr;
   CDI_TRY(check_present(eof));
