@@ -753,6 +753,20 @@ Result<InspectReport> inspect(const ImportOptions& o) {
     case Converter::clone:
       break;
   }
+  if (plan.converter == Converter::qcow2_native && plan.access == Access::two_reads) {
+    // The import's first read, made here too (the stream is read to its end): what it found.
+    formats::qcow2::DecodeOptions qo;
+    qo.cancel = o.cancel;
+    auto l = CDI_TRY_CTX(formats::qcow2::measure_stream(*d.top, qo), o.url);
+    std::string found = "first read: " + util::format_bytes(l.input_size) + " of qcow2";
+    if (l.tables_missed)
+      found += ", " + std::to_string(l.tables_missed) + " L2 tables before the L1 table: the import reads the source "
+               "three times (the tables, those tables, the data)";
+    else
+      found += ", " + std::to_string(l.l2_tables) + " L2 tables; one stream would hold " + util::format_bytes(l.stream_hold) +
+               ", two reads hold nothing";
+    rep.plan.reasons.push_back(found);
+  }
   return rep;
 }
 

@@ -380,6 +380,7 @@ t_qcow2_two_reads() {   # t_qcow2_two_reads KIND ALGO: KIND norange | xz-http | 
   grep -q "a second read of the source" "$W/_meta/out" || { show_output; fail "info does not say the source is read twice"; }
   grep -q "scratch: not needed" "$W/_meta/out" || { show_output; fail "info says scratch is needed"; }
   local why; why=$(grep "why: qcow2: the source cannot be seeked" "$W/_meta/out") || { show_output; fail "info gives no reason"; }
+  grep -q "why: first read: .* L2 tables; one stream would hold" "$W/_meta/out" || { show_output; fail "info did not report its first read"; }
   : > "$ACCESS"
   snapshot
   set +e
