@@ -59,6 +59,11 @@ struct HttpOptions {
   bool reject_html = true;
   // Proxies from HTTP_PROXY/HTTPS_PROXY/NO_PROXY (either case, upper first as in Go). Off: direct.
   bool proxy_from_env = true;
+  // A second read of a resource (a two-read qcow2 import): its first read's validator (a strong
+  // ETag "…", else a Last-Modified date). Every request carries If-Match (or If-Unmodified-Since);
+  // a 412, or a response with another validator, is corrupt_input "the resource changed between the
+  // two reads".
+  std::optional<std::string> if_match;
   // Bytes buffered between the transfer thread and the reader.
   size_t buffer_bytes = 4u << 20;
 };
