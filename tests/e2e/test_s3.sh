@@ -48,7 +48,7 @@ start_front() {
   local pid=$!
   PORT=
   for _ in $(seq 200); do
-    PORT=$(grep -oE 'listening on port [0-9]+' "$SRV/$name.out" | awk '{print $4}' || true)
+    PORT=$(grep -soE 'listening on port [0-9]+' "$SRV/$name.out" | awk '{print $4}' || true)
     [[ -n $PORT ]] && break
     sleep 0.05
   done
@@ -122,6 +122,32 @@ t_cli_env() {
   assert_same_as_qemu "${ref[0]}" "$W/dest/disk.raw" "${ref[1]:-}"
 }
 for obj in qcow2-v3.qcow2 raw.xz qcow2.gz; do run_test "cli_env_http_$obj" t_cli_env "$obj"; done
+
+t_qcow2_ranges_signed() {
+  : > "$SRV/http.log"
+  AWS_ACCESS_KEY_ID=$AK AWS_SECRET_ACCESS_KEY=$SK AWS_REGION=us-east-1 \
+    cdi -v --progress none --url "s3://disks/qcow2-v3.qcow2" --s3-endpoint "$H" --dest "$W/dest/disk.raw"
+  check_success
+  assert_same_as_qemu "$IMG/qcow2-v3.qcow2" "$W/dest/disk.raw"
+  grep -q "random access by byte ranges" "$W/_meta/err" || { show_output; fail "the native qcow2 path did not read ranges"; }
+  grep -q 'GET /disks/qcow2-v3.qcow2 range=bytes=0-[0-9]* if-match="[^"]*" auth=signed -> pass' "$SRV/http.log" ||
+    { cat "$SRV/http.log" >&2; fail "no signed, If-Match-pinned Range request"; }
+}
+run_test qcow2_random_access_signed t_qcow2_ranges_signed
+
+t_no_nbdkit_for_signed() {
+  # qemu-img reading in place would need nbdkit-curl with the keys on its command line: refused
+  AWS_ACCESS_KEY_ID=$AK AWS_SECRET_ACCESS_KEY=$SK AWS_REGION=us-east-1 \
+    expect_exit 10 --progress none --qcow2-decoder qemu-img --url "s3://disks/qcow2-v3.qcow2" --s3-endpoint "$H" --dest "$W/dest/disk.raw"
+  grep -q "S3 requests are signed" "$W/_meta/err" || fail "the reason is not named"
+  ! pgrep -f "nbdkit.*disks/qcow2-v3" > /dev/null || fail "nbdkit runs"
+  AWS_ACCESS_KEY_ID=$AK AWS_SECRET_ACCESS_KEY=$SK AWS_REGION=us-east-1 \
+    cdi --progress none --qcow2-decoder qemu-img --url "s3://disks/qcow2-v3.qcow2" --s3-endpoint "$H" \
+    --scratch-dir "$W/scratch" --dest "$W/dest/disk.raw"
+  check_success
+  assert_same_as_qemu "$IMG/qcow2-v3.qcow2" "$W/dest/disk.raw"
+}
+run_test no_nbdkit_for_signed t_no_nbdkit_for_signed
 
 t_cli_https_files() {
   local obj=$1 ref
