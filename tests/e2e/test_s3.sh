@@ -130,7 +130,7 @@ t_qcow2_ranges_signed() {
   check_success
   assert_same_as_qemu "$IMG/qcow2-v3.qcow2" "$W/dest/disk.raw"
   grep -q "random access by byte ranges" "$W/_meta/err" || { show_output; fail "the native qcow2 path did not read ranges"; }
-  grep -q 'GET /disks/qcow2-v3.qcow2 range=bytes=0-[0-9]* if-match="[^"]*" auth=signed -> pass' "$SRV/http.log" ||
+  grep -q 'GET /disks/qcow2-v3.qcow2 range=bytes=0-[0-9]* if-match="[^"]*" auth=signed -> pass signed-headers=[^ ]*if-match;range' "$SRV/http.log" ||
     { cat "$SRV/http.log" >&2; fail "no signed, If-Match-pinned Range request"; }
 }
 run_test qcow2_random_access_signed t_qcow2_ranges_signed
@@ -173,6 +173,8 @@ t_session_token() {
     cdi --progress none --url "s3://disks/qcow2.gz" --s3-endpoint "$H" --dest "$W/dest/disk.raw"
   check_success
   assert_same_as_qemu "$IMG/qcow2-v3.qcow2" "$W/dest/disk.raw"
+  grep -q 'GET /disks/qcow2.gz .*-> pass signed-headers=[^ ]*x-amz-security-token[^ ]* token=tok-123' "$SRV/http.log" ||
+    { tail -n 5 "$SRV/http.log" >&2; fail "the session token was not sent signed"; }
 }
 run_test session_token t_session_token
 
@@ -215,6 +217,15 @@ t_missing() {
   grep -q "NoSuchBucket" "$W/_meta/err" || fail "error does not name NoSuchBucket"
 }
 run_test missing_object_and_bucket t_missing
+
+t_clock_skew() {
+  start_front skew --clock-offset 3600
+  register_pid "$FRONT_PID"
+  AWS_ACCESS_KEY_ID=$AK AWS_SECRET_ACCESS_KEY=$SK AWS_REGION=us-east-1 \
+    expect_exit 7 --progress none --url "s3://disks/qcow2.gz" --s3-endpoint "http://127.0.0.1:$PORT" --dest "$W/dest/disk.raw"
+  grep -q "RequestTimeTooSkewed.*clock skew" "$W/_meta/err" || fail "error does not name the clock skew"
+}
+run_test clock_skew t_clock_skew
 
 t_bad_urls() {
   expect_exit 2 --progress none --url "s3://bucketonly" --s3-endpoint "$H" --dest "$W/dest/disk.raw"

@@ -13,7 +13,7 @@ conditional headers passed through (the key id rewritten to s3rver's S3RVER). --
 that object. Prints "listening on port N"; --tls CERT KEY serves HTTPS.
 
 Usage: s3_verify_front.py --upstream PORT --key AKID:SECRET [--key ...] --region R [--region ...]
-       [--public BUCKET] [--drop KEY:N] [--tls CERT KEY] [--log FILE]
+       [--public BUCKET] [--drop KEY:N] [--tls CERT KEY] [--log FILE] [--clock-offset S]
 """
 import argparse
 import datetime
@@ -48,6 +48,7 @@ def main():
     ap.add_argument("--drop", action="append", default=[])
     ap.add_argument("--tls", nargs=2)
     ap.add_argument("--log")
+    ap.add_argument("--clock-offset", type=int, default=0, help="seconds this server's clock is off (skew tests)")
     a = ap.parse_args()
     keys = dict(k.split(":", 1) for k in a.key)
     drops = {}
@@ -85,7 +86,8 @@ def main():
         if not amz_date or not amz_date.startswith(day):
             return 403, "AccessDenied", "X-Amz-Date missing or not the credential scope's day"
         t = datetime.datetime.strptime(amz_date, "%Y%m%dT%H%M%SZ").replace(tzinfo=datetime.timezone.utc)
-        if abs((datetime.datetime.now(datetime.timezone.utc) - t).total_seconds()) > 900:
+        now = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(seconds=a.clock_offset)
+        if abs((now - t).total_seconds()) > 900:
             return 403, "RequestTimeTooSkewed", "The difference between the request time and the current time is too large."
         if h.headers.get("x-amz-content-sha256") is None:
             return 400, "InvalidRequest", "Missing required header for this request: x-amz-content-sha256"
@@ -129,9 +131,11 @@ def main():
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length else None
             bad = verify(self)
-            log("request %s %s range=%s if-match=%s auth=%s -> %s" % (
+            m = AUTH_RE.fullmatch((self.headers.get("Authorization") or "").strip())
+            log("request %s %s range=%s if-match=%s auth=%s -> %s signed-headers=%s token=%s" % (
                 self.command, self.path, self.headers.get("Range"), self.headers.get("If-Match"),
-                "signed" if self.headers.get("Authorization") else "anonymous", bad[1] if bad else "pass"))
+                "signed" if self.headers.get("Authorization") else "anonymous", bad[1] if bad else "pass",
+                m.group(2) if m else "-", self.headers.get("x-amz-security-token")))
             if bad:
                 self.reply_error(*bad)
                 return
