@@ -8,7 +8,10 @@
 source "$(dirname "$0")/lib.sh"
 
 command -v node > /dev/null && command -v npm > /dev/null || { echo "node/npm are needed (scripts/install-deps.sh)" >&2; exit 1; }
-python3 -c 'import botocore.auth' || { echo "python3-botocore is needed (scripts/install-deps.sh)" >&2; exit 1; }
+# Debian's python3-botocore (AWS's signer) judges the signatures: the system python, not another one on PATH.
+PY=/usr/bin/python3
+[[ -x $PY ]] || PY=python3
+"$PY" -c 'import botocore.auth' || { echo "python3-botocore is needed (scripts/install-deps.sh)" >&2; exit 1; }
 NPM_DIR=$(cd "$IMG/.." && pwd)/s3rver-npm
 if [[ ! -x $NPM_DIR/node_modules/.bin/s3rver ]]; then
   flock "$IMG/.lock" npm install --silent --no-audit --no-fund --prefix "$NPM_DIR" s3rver@3 >&2 ||
@@ -43,7 +46,7 @@ mkdir -p "$CA_DIR" && cp "$SRV/certs/ca.crt" "$CA_DIR/"
 start_front() {
   local name=$1
   shift
-  python3 "$E2E_DIR/../support/s3_verify_front.py" --upstream "$S3PORT" --key "$AK:$SK" \
+  "$PY" "$E2E_DIR/../support/s3_verify_front.py" --upstream "$S3PORT" --key "$AK:$SK" \
     --region us-east-1 --region localhost --region 127 --public pub --log "$SRV/$name.log" "$@" > "$SRV/$name.out" 2>&1 &
   local pid=$!
   PORT=
