@@ -162,6 +162,14 @@ t_cli_https_files() {
 }
 for obj in qcow2-v3.qcow2 raw.xz qcow2.gz; do run_test "cli_https_keyfiles_$obj" t_cli_https_files "$obj"; done
 
+t_info() {
+  AWS_ACCESS_KEY_ID=$AK AWS_SECRET_ACCESS_KEY=$SK AWS_REGION=us-east-1 \
+    cdi info --json "s3://disks/qcow2.gz" --s3-endpoint "$H"
+  check_success
+  jq -e '.format == "qcow2"' "$W/_meta/out" > /dev/null || { show_output; fail "info does not say qcow2"; }
+}
+run_test info_s3 t_info
+
 t_key_with_specials() {
   AWS_ACCESS_KEY_ID=$AK AWS_SECRET_ACCESS_KEY=$SK \
     cdi --progress none --url "s3://disks/dir/with space+plus.xz" --s3-endpoint "$H" --s3-region 127 --dest "$W/dest/disk.raw"
