@@ -240,7 +240,7 @@ int run_info(int argc, char** argv) {
   std::string url;
   bool json = false;
   CommonFlags common;
-  app.add_option("url", url, "image location: a path (file or block device), file:// URL, - (stdin), http(s)://, docker://, oci:, oci-archive:")->required();
+  app.add_option("url", url, "image location: a path (file or block device), file:// URL, - (stdin), http(s)://, s3://, docker://, oci:, oci-archive:")->required();
   app.add_flag("--json", json, "print JSON");
   // The options an import would decide with, so the printed plan is the import's.
   std::string scratch, hold_limit, checksum;
@@ -338,6 +338,7 @@ int run_import(int argc, char** argv) {
   int verbose = 0;
   CommonFlags common;
   app.add_option("--url,-u", url, "image location: a path (file or block device), file:// URL, - for stdin, http(s):// URL, "
+                                  "s3://BUCKET/KEY (see --s3-endpoint, --source s3), "
                                   "or a container image: docker://[host/]repo[:tag|@digest], oci:DIR[:tag], oci-archive:TAR[:tag]")
       ->required();
   app.add_option("--dest,-d", dest, "target: file, block device, or directory (--content-type archive)")->required();
