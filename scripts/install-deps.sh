@@ -22,6 +22,8 @@ PACKAGES=(
   e2fsprogs fuse-overlayfs
   # servers for the http / registry tests
   nginx apache2-utils docker-registry skopeo tinyproxy
+  # tests/e2e/test_s3.sh: s3rver (npm, installed by the test) behind a botocore-verifying front
+  nodejs npm python3-botocore
   # peers in bench/ (nbdkit-curl + qemu-img; qemu-img's own http driver)
   nbdkit qemu-block-extra
   # tests/image: build and run the images with podman (runc), on a debootstrap-made Debian 12 base

@@ -57,7 +57,8 @@ SourceKind source_kind(std::string_view s) {
   if (s == "http") return SourceKind::http;
   if (s == "registry") return SourceKind::registry;
   if (s == "none") return SourceKind::none;
-  if (s == "s3" || s == "gcs" || s == "imageio" || s == "vddk") return SourceKind::unsupported;
+  if (s == "s3") return SourceKind::s3;
+  if (s == "gcs" || s == "imageio" || s == "vddk") return SourceKind::unsupported;
   return SourceKind::unknown;
 }
 

@@ -51,7 +51,7 @@ std::optional<bool> parse_go_bool(std::string_view text);
 // FILESYSTEM_OVERHEAD: a float, 0 on a parse error or a value outside [0, 1) (CDI: parse error ⇒ 0).
 double parse_overhead(std::string_view text);
 
-enum class SourceKind { http, registry, none, unsupported, unknown };
+enum class SourceKind { http, registry, none, s3, unsupported, unknown };
 
 // http/registry/none; s3, gcs, imageio, vddk are known but unsupported; anything else unknown.
 SourceKind source_kind(std::string_view source);
