@@ -21,8 +21,9 @@ struct S3Flags {
 };
 
 inline void add_s3(CLI::App& app, S3Flags& f) {
-  app.add_option("--source", f.source, "s3: read --url (SCHEME://HOST[:PORT]/BUCKET/KEY) as an S3 object, path style")
-      ->check(CLI::IsMember({"s3"}));
+  app.add_option("--source", f.source, "s3 or gcs: read --url (SCHEME://HOST[:PORT]/BUCKET/KEY) as an S3 object "
+                                      "(path style) or a GCS object (that host as the storage endpoint)")
+      ->check(CLI::IsMember({"s3", "gcs"}));
   app.add_option("--s3-endpoint", f.endpoint, "S3-compatible store for s3://BUCKET/KEY (http(s)://HOST[:PORT]; "
                                               "default https://s3.REGION.amazonaws.com)");
   app.add_option("--s3-region", f.region, "region for signing (default: $AWS_REGION, else derived from the host)");
@@ -33,7 +34,7 @@ inline void add_s3(CLI::App& app, S3Flags& f) {
 // Rewrites o.url to the object's http(s) URL and sets the signing keys when the URL is an S3 one.
 inline Result<void> apply_s3(const S3Flags& f, pipeline::ImportOptions& o) {
   bool bucket_form = o.url.size() >= 5 && (o.url.compare(0, 5, "s3://") == 0 || o.url.compare(0, 5, "S3://") == 0);
-  if (f.source.empty() && !bucket_form) {
+  if (f.source != "s3" && !bucket_form) {
     if (!f.endpoint.empty() || !f.access_key_file.empty() || !f.secret_key_file.empty() || !f.region.empty())
       return std::unexpected(Error(Errc::invalid_argument, "S3 options given for a source that is not S3")
                                  .with_hint(" (use --url s3://BUCKET/KEY or --source s3)"));

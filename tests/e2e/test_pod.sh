@@ -234,7 +234,7 @@ t_unknown_source() {
   pod IMPORTER_SOURCE=glance IMPORTER_ENDPOINT="$H/raw.gz"
   expect_term 1 "Unknown data source: glance"
   pod IMPORTER_SOURCE=vddk IMPORTER_ENDPOINT="$H/bucket/raw.gz"
-  expect_term 1 'Unable to connect to vddk data source: unsupported source "vddk": this importer supports http, s3, registry and none'
+  expect_term 1 'Unable to connect to vddk data source: unsupported source "vddk": this importer supports http, s3, gcs, registry and none'
 }
 
 t_http_404() {
