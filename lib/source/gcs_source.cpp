@@ -257,8 +257,13 @@ Result<ObjectMeta> fetch_metadata(Shared& sh, const gcs::ObjectLocation& loc, co
     if (sh.tokens) req.headers.push_back(CDI_TRY(sh.tokens->authorization(attempt > 0)));
     unsigned tries = 0;
     for (;;) {   // transport failures and 5xx: retried as the HTTP source would, in bounds
-      r = http::small_request(req);
+      http::TransportFailure why;
+      r = http::small_request(req, &why);
       if (ctx.cancel) CDI_TRY(ctx.cancel->check());
+      if (!r && r.error().code() == Errc::network && why.kind == http::TransportFailure::Kind::tls)
+        return std::unexpected(Error(Errc::network, "TLS: " + why.message + " for " + http::redact_url(loc.endpoint))
+                                   .context("GCS metadata of " + loc.display())
+                                   .with_hint(sh.cfg.opts.insecure_tls ? "" : " (trust its CA with --cert-dir, or --insecure-tls)"));
       bool retry = (!r && r.error().code() == Errc::network) || (r && http::is_retryable_status(r->status));
       if (!retry || ++tries > sh.cfg.opts.retries) break;
       if (ctx.log) ctx.log("GCS metadata request failed; retrying");
