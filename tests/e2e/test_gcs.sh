@@ -59,6 +59,10 @@ standin plain --drop images/drop.qcow2=300000 --corrupt images/corrupt.raw
 EP=http://127.0.0.1:$PORT
 key_file "$G/keys/sa.key" "$EP/token" "$G/keys/key.json"
 key_file "$G/keys/other.key" "$EP/token" "$G/keys/bad.json"
+# Tokens that live 2 s (renewed after 1 s), and a drop whose resume comes after a 1 s backoff.
+standin short --token-lifetime 2 --drop images/drop.qcow2=300000
+EPT=http://127.0.0.1:$PORT
+key_file "$G/keys/sa.key" "$EPT/token" "$G/keys/key-short.json"
 cert_ca "$G/tls" ca
 cert_leaf "$G/tls" server localhost ca server
 standin tls --tls "$G/tls/server.crt" "$G/tls/server.key"
@@ -146,6 +150,14 @@ t_drop_resumed_same_generation() {
   run_import --url gs://images/drop.qcow2 --dest dest/disk.raw --gcs-endpoint "$EP" --gcs-credentials "$G/keys/key.json" --retries 3
   assert_same_as_qemu "$IMG/qcow2-v3.qcow2" dest/disk.raw
   standin_saw plain "GET /images/drop.qcow2\?generation=[0-9]+ range=bytes=300000- if-range=\"[0-9a-f]{32}\" auth=token status=206"
+}
+
+t_token_renewed_before_expiry() {
+  run_import --url gs://images/drop.qcow2 --dest dest/disk.raw --gcs-endpoint "$EPT" --gcs-credentials "$G/keys/key-short.json" --retries 3
+  assert_same_as_qemu "$IMG/qcow2-v3.qcow2" dest/disk.raw
+  standin_saw short "range=bytes=300000- .*auth=token status=206"
+  (($(grep -c "POST /token .* status=200" "$G/short.log") >= 2)) || fail "the token was not renewed"
+  ! grep -q "status=401" "$G/short.log" || fail "a request went out with an expired token"
 }
 
 t_https_private_ca() {
@@ -253,6 +265,7 @@ run_test gcs_missing_bucket t_missing_bucket
 run_test gcs_bad_url t_bad_url
 run_test gcs_crc32c_mismatch t_crc32c_mismatch
 run_test gcs_drop_resumed_same_generation t_drop_resumed_same_generation
+run_test gcs_token_renewed_before_expiry t_token_renewed_before_expiry
 run_test gcs_https_private_ca t_https_private_ca
 run_test gcs_https_untrusted t_https_untrusted
 run_test gcs_pod_key_under_google t_pod_key_under_google
