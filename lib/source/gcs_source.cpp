@@ -267,7 +267,12 @@ Result<ObjectMeta> fetch_metadata(Shared& sh, const gcs::ObjectLocation& loc, co
       bool retry = (!r && r.error().code() == Errc::network) || (r && http::is_retryable_status(r->status));
       if (!retry || ++tries > sh.cfg.opts.retries) break;
       if (ctx.log) ctx.log("GCS metadata request failed; retrying");
-      std::this_thread::sleep_for(std::min(sh.cfg.opts.backoff_initial * (1u << std::min(tries - 1, 5u)), sh.cfg.opts.backoff_max));
+      auto until = std::chrono::steady_clock::now() +
+                   std::min(sh.cfg.opts.backoff_initial * (1u << std::min(tries - 1, 5u)), sh.cfg.opts.backoff_max);
+      while (std::chrono::steady_clock::now() < until) {   // the backoff, cancellable
+        if (ctx.cancel) CDI_TRY(ctx.cancel->check());
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      }
     }
     if (!r) return std::unexpected(std::move(r).error().context("GCS metadata of " + loc.display()));
     if (r->status == 401 && sh.tokens && attempt == 0) continue;   // an expired token: renew once
