@@ -186,8 +186,10 @@ class GcsReader final : public io::Reader {
     if (m_meta.size) i.size = m_meta.size;
     // The checksums are checked over the stream, and a token must never reach a helper tool: no
     // in-place random access by URL.
+    // Nor a second read by URL (it would go out without the token and skip the checks).
     i.range_url.reset();
     i.validator.reset();
+    i.pinned_url.reset();
     return i;
   }
 
