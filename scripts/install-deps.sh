@@ -25,6 +25,8 @@ PACKAGES=(
   # tests/e2e/test_s3.sh: s3rver (npm, installed by the test) behind a botocore-verifying front
   # (nodejs and npm: added below only when the machine has no node/npm of its own, e.g. nodesource's)
   python3-botocore
+  # tests/e2e/test_gcs.sh: the stand-in verifies RS256 JWTs with python3-cryptography
+  python3-cryptography
   # peers in bench/ (nbdkit-curl + qemu-img; qemu-img's own http driver)
   nbdkit qemu-block-extra
   # tests/image: build and run the images with podman (runc), on a debootstrap-made Debian 12 base
