@@ -87,11 +87,12 @@ run_upload() {
   local cg=$1 input=$2 route=$3 t0 pre=() port= i
   clean
   ((cg)) && pre=(python3 "$CGROUP_RUN" --memory "$MEM" --report "$TMP/cg.json" --)
+  rm -f "$TMP/err"   # not the last run's port: the server's redirection truncates it only once forked
   "${pre[@]}" /usr/bin/time -f %M -o "$TMP/rss" "$CDI" upload-server --listen 127.0.0.1:0 --insecure-http \
     --progress none --dest "$FS/d.raw" > /dev/null 2> "$TMP/err" &
   SRV_PID=$!
   for i in $(seq 400); do
-    port=$(grep -oE 'listening on port [0-9]+' "$TMP/err" | awk '{print $4}' || true)
+    port=$(grep -oE 'listening on port [0-9]+' "$TMP/err" 2> /dev/null | awk '{print $4}' || true)
     [[ -n $port ]] && break
     sleep 0.05
   done
