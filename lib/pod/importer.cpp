@@ -207,7 +207,8 @@ class Run {
     if (m_cfg.kind == SourceKind::unknown) return terminate(1, "Unknown data source: " + m_cfg.source);
     if (m_cfg.kind == SourceKind::unsupported)
       return terminate(1, "Unable to connect to " + m_cfg.source + " data source: unsupported source \"" +
-                              m_cfg.source + "\": this importer supports http, s3, gcs, registry and none");
+                              m_cfg.source + "\": this importer supports http, s3, gcs, registry and none; "
+                              "use CDI's own importer image (quay.io/kubevirt/cdi-importer) for imageio and vddk");
     if (!ct.empty() && ct != "kubevirt" && ct != "archive")
       return terminate(1, "Unable to process data: Unknown content type: " + ct);
     if (m_cfg.endpoint.empty())

@@ -233,8 +233,10 @@ t_unknown_source() {
   pod_root
   pod IMPORTER_SOURCE=glance IMPORTER_ENDPOINT="$H/raw.gz"
   expect_term 1 "Unknown data source: glance"
+  pod IMPORTER_SOURCE=imageio IMPORTER_ENDPOINT="$H/raw.gz"
+  expect_term 1 'Unable to connect to imageio data source: unsupported source "imageio": this importer supports http, s3, gcs, registry and none; use CDI'"'"'s own importer image (quay.io/kubevirt/cdi-importer) for imageio and vddk'
   pod IMPORTER_SOURCE=vddk IMPORTER_ENDPOINT="$H/bucket/raw.gz"
-  expect_term 1 'Unable to connect to vddk data source: unsupported source "vddk": this importer supports http, s3, gcs, registry and none'
+  expect_term 1 'Unable to connect to vddk data source: unsupported source "vddk": this importer supports http, s3, gcs, registry and none; use CDI'"'"'s own importer image (quay.io/kubevirt/cdi-importer) for imageio and vddk'
 }
 
 t_http_404() {
