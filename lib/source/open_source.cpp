@@ -30,7 +30,7 @@ Result<std::unique_ptr<io::Reader>> open_source(std::string_view url, const Sour
   }
   for (std::string_view scheme : {"s3://"}) {
     if (url.substr(0, scheme.size()) == scheme)
-      return fail(Errc::unsupported, "source scheme '" + std::string(scheme) + "' is not supported by this build");
+      return fail(Errc::unsupported, "an " + std::string(scheme) + " URL must be resolved to its S3 endpoint before it is opened");
   }
   FileSourceOptions fo;
   fo.force_shared = o.force_shared;

@@ -3,7 +3,8 @@
 //   http:// https://                 → HTTP(S) source (lib/source/http_source.hpp)
 //   docker:// oci: oci-archive:      → the image's disk file (lib/source/registry_source.hpp)
 //   gs://, or http(s) with gcs.force → Google Cloud Storage (lib/source/gcs_source.hpp)
-//   s3://                            → unsupported (not in this build)
+//   s3://                            → never here: callers resolve it to a signed http(s) endpoint
+//                                      (lib/source/s3_source.hpp); unresolved, it is unsupported
 //   anything else                    → a local path, file:// URL or "-" (lib/source/file_source.hpp)
 #pragma once
 
