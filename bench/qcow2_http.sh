@@ -28,14 +28,7 @@ log() { echo "bench: $*" >&2; }
 
 if [[ ! -f $IMG/.done ]]; then
   log "making a $MIBS MiB guest disk (45 % incompressible, 20 % text, 35 % holes) and its compressed qcow2"
-  rm -f "$IMG/source.raw"
-  truncate -s "${MIBS}M" "$IMG/source.raw"
-  for ((off = 0; off < MIBS; off += 64)); do
-    head -c $((29 << 20)) /dev/zero | openssl enc -aes-128-ctr -nosalt -pass "pass:$off" -pbkdf2 2>/dev/null \
-      | dd of="$IMG/source.raw" bs=1M seek=$off conv=notrunc status=none
-    (set +o pipefail; seq -f "Dec  2 05:40:%02.0f node kernel: EXT4-fs (vda1): mounted filesystem $off" 1 400000 | head -c $((13 << 20))) \
-      | dd of="$IMG/source.raw" bs=1M seek=$((off + 29)) conv=notrunc status=none
-  done
+  make_guest_raw "$IMG/source.raw" "$MIBS"
   qemu-img convert -q -f raw -O qcow2 -c -o compression_type=zlib "$IMG/source.raw" "$IMG/disk.qcow2"
   touch "$IMG/.done"
 fi
