@@ -15,6 +15,21 @@ make_bench_raw() {
   done
 }
 
+# make_guest_raw FILE MIBS: a MIBS MiB guest disk shaped as issue 14 describes it (per 64 MiB:
+# 29 MiB incompressible, 13 MiB text, the rest holes: 45 % / 20 % / 35 %). Deterministic; the
+# disk of bench/qcow2_http.sh and bench/cgroup.sh.
+make_guest_raw() {
+  local file=$1 mibs=$2 off
+  rm -f "$file"
+  truncate -s "${mibs}M" "$file"
+  for ((off = 0; off < mibs; off += 64)); do
+    head -c $((29 << 20)) /dev/zero | openssl enc -aes-128-ctr -nosalt -pass "pass:$off" -pbkdf2 2>/dev/null \
+      | dd of="$file" bs=1M seek=$off conv=notrunc status=none
+    (set +o pipefail; seq -f "Dec  2 05:40:%02.0f node kernel: EXT4-fs (vda1): mounted filesystem $off" 1 400000 | head -c $((13 << 20))) \
+      | dd of="$file" bs=1M seek=$((off + 29)) conv=notrunc status=none
+  done
+}
+
 # make_cloud_raw FILE MIBS: a MIBS MiB raw disk shaped like a cloud image (bench/clone.sh): the
 # first quarter densely used (per 16 MiB: 5 MiB incompressible bytes, 4 MiB text), then per
 # 128 MiB 1 MiB of each; the rest holes. ~15 % data (~310 MiB at 2 GiB). Deterministic.
@@ -30,21 +45,6 @@ make_cloud_raw() {
   }
   for ((off = 0; off < mibs / 4; off += 16)); do _cloud_chunk "$off" 5 4; done
   for ((off = mibs / 4; off + 3 <= mibs; off += 128)); do _cloud_chunk "$off" 1 1; done
-}
-
-# make_guest_raw FILE MIBS: a MIBS MiB raw disk shaped like a used guest disk as issue 14 describes
-# it (per 64 MiB: 29 MiB incompressible bytes, 13 MiB log-like text, the rest holes: 45 % / 20 % /
-# 35 %; bench/qcow2_http.sh, bench/cgroup.sh). Deterministic.
-make_guest_raw() {
-  local file=$1 mibs=$2 off
-  rm -f "$file"
-  truncate -s "${mibs}M" "$file"
-  for ((off = 0; off < mibs; off += 64)); do
-    head -c $((29 << 20)) /dev/zero | openssl enc -aes-128-ctr -nosalt -pass "pass:$off" -pbkdf2 2>/dev/null \
-      | dd of="$file" bs=1M seek=$off conv=notrunc status=none
-    (set +o pipefail; seq -f "Dec  2 05:40:%02.0f node kernel: EXT4-fs (vda1): mounted filesystem $off" 1 400000 | head -c $((13 << 20))) \
-      | dd of="$file" bs=1M seek=$((off + 29)) conv=notrunc status=none
-  done
 }
 
 # timed CMD... (needs OUT, SRV, RUNS): runs CMD $RUNS times, median wall seconds into $LAST_S, the largest peak RSS KiB

@@ -22,6 +22,11 @@ PACKAGES=(
   e2fsprogs fuse-overlayfs
   # servers for the http / registry tests
   nginx apache2-utils docker-registry skopeo tinyproxy
+  # tests/e2e/test_s3.sh: s3rver (npm, installed by the test) behind a botocore-verifying front
+  # (nodejs and npm: added below only when the machine has no node/npm of its own, e.g. nodesource's)
+  python3-botocore
+  # tests/e2e/test_gcs.sh: the stand-in verifies RS256 JWTs with python3-cryptography
+  python3-cryptography
   # peers in bench/ (nbdkit-curl + qemu-img; qemu-img's own http driver)
   nbdkit qemu-block-extra
   # tests/image: build and run the images with podman (runc), on a debootstrap-made Debian 12 base
@@ -33,6 +38,12 @@ export DEBIAN_FRONTEND=noninteractive
 SUDO=()
 if [[ $(id -u) != 0 ]]; then
   SUDO=(sudo env DEBIAN_FRONTEND=noninteractive)
+fi
+
+# Debian's npm conflicts with a nodejs from nodesource (which bundles npm): install Debian's pair
+# only where no node and npm are on the PATH.
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+  PACKAGES+=(nodejs npm)
 fi
 
 missing=()

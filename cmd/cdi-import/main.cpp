@@ -19,6 +19,7 @@
 #include "cmd/cdi-import/progress_view.hpp"
 #include "cmd/cdi-import/tools_cmd.hpp"
 #include "cmd/cdi-import/cli_util.hpp"
+#include "cmd/cdi-import/s3_cli.hpp"
 #include "lib/server/metrics_server.hpp"
 #include "lib/pipeline/checksum_list.hpp"
 #include "lib/pipeline/import.hpp"
@@ -169,6 +170,28 @@ void apply_http(const HttpFlags& f, pipeline::ImportOptions& o) {
   h.stall_timeout = std::chrono::seconds(f.stall_timeout);
 }
 
+// Google Cloud Storage sources (gs://; lib/source/gcs_source.hpp). The key file comes from
+// --gcs-credentials or GOOGLE_APPLICATION_CREDENTIALS; no key = anonymous.
+struct GcsFlags {
+  std::string credentials, endpoint;
+};
+
+void add_gcs(CLI::App& app, GcsFlags& f) {
+  app.add_option("--gcs-credentials", f.credentials,
+                 "Google service account key file (default: $GOOGLE_APPLICATION_CREDENTIALS; none: anonymous)");
+  app.add_option("--gcs-endpoint", f.endpoint,
+                 "GCS API endpoint for gs:// URLs (default: $STORAGE_EMULATOR_HOST, else https://storage.googleapis.com)");
+}
+
+// `source`: the --source value (add_s3 declares the flag): "gcs" reads an http(s) URL as GCS.
+void apply_gcs(const GcsFlags& f, const std::string& source, pipeline::ImportOptions& o) {
+  auto& g = o.source.gcs;
+  g.force = source == "gcs";
+  g.endpoint = f.endpoint;
+  if (!f.credentials.empty()) g.credentials = f.credentials;
+  else if (const char* env = std::getenv("GOOGLE_APPLICATION_CREDENTIALS"); env && *env) g.credentials = env;
+}
+
 // Container image sources (docker://, oci:, oci-archive:; lib/source/registry_source.hpp).
 struct RegistryFlags {
   std::string arch, os = "linux", variant, auth_file;
@@ -239,7 +262,7 @@ int run_info(int argc, char** argv) {
   std::string url;
   bool json = false;
   CommonFlags common;
-  app.add_option("url", url, "image location: a path (file or block device), file:// URL, - (stdin), http(s)://, docker://, oci:, oci-archive:")->required();
+  app.add_option("url", url, "image location: a path (file or block device), file:// URL, - (stdin), http(s)://, s3://, gs://, docker://, oci:, oci-archive:")->required();
   app.add_flag("--json", json, "print JSON");
   // The options an import would decide with, so the printed plan is the import's.
   std::string scratch, hold_limit, checksum;
@@ -251,6 +274,10 @@ int run_info(int argc, char** argv) {
   add_http(app, http);
   RegistryFlags registry;
   add_registry(app, registry);
+  cmd::S3Flags s3;
+  cmd::add_s3(app, s3);
+  GcsFlags gcs;
+  add_gcs(app, gcs);
   if (auto rc = parse_cli(app, argc, argv)) return *rc;
   pipeline::ImportOptions o;
   o.url = url;
@@ -268,6 +295,8 @@ int run_info(int argc, char** argv) {
   apply_common(common, o);
   apply_http(http, o);
   apply_registry(registry, o);
+  if (auto r = cmd::apply_s3(s3, o); !r) return report_error(r.error());
+  apply_gcs(gcs, s3.source, o);
   // A block-device source: say whether it is in use (mounted, held open exclusively) first; a
   // busy device is then refused by inspect() unless --force-shared, like an import.
   std::optional<std::string> in_use;
@@ -334,6 +363,7 @@ int run_import(int argc, char** argv) {
   int verbose = 0;
   CommonFlags common;
   app.add_option("--url,-u", url, "image location: a path (file or block device), file:// URL, - for stdin, http(s):// URL, "
+                                  "s3://BUCKET/KEY (see --s3-endpoint, --source s3), "
                                   "or a container image: docker://[host/]repo[:tag|@digest], oci:DIR[:tag], oci-archive:TAR[:tag]")
       ->required();
   app.add_option("--dest,-d", dest, "target: file, block device, or directory (--content-type archive)")->required();
@@ -360,6 +390,10 @@ int run_import(int argc, char** argv) {
   app.add_option("--metrics-owner-uid", metrics_owner, "ownerUID label of the progress metric (default: $OWNER_UID)");
   RegistryFlags registry;
   add_registry(app, registry);
+  cmd::S3Flags s3;
+  cmd::add_s3(app, s3);
+  GcsFlags gcs;
+  add_gcs(app, gcs);
   if (auto rc = parse_cli(app, argc, argv)) return *rc;
 
   pipeline::ProgressState state;
@@ -394,9 +428,11 @@ int run_import(int argc, char** argv) {
   apply_common(common, o);
   apply_http(http, o);
   apply_registry(registry, o);
+  apply_gcs(gcs, s3.source, o);
   o.progress = &state;
   o.cancel = &g_cancel;
   if (verbose) o.log = [](std::string_view s) { std::fprintf(stderr, "cdi-import: %.*s\n", int(s.size()), s.data()); };
+  if (auto r = cmd::apply_s3(s3, o); !r) return report_error(r.error());
   if (!checksum.empty()) {
     auto c = util::parse_checksum(checksum);
     if (!c) return report_error(c.error().context("--checksum: invalid checksum"));

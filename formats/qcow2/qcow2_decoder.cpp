@@ -71,6 +71,7 @@ struct Claim {
   uint64_t need = 0;            // l1/l2/refcount table/compressed: bytes collected into buf
   uint32_t alloc = ~0u;         // data with extended L2: allocated subclusters
   bool done = false;            // collected bytes were handed on
+  bool missed = false;          // metadata pass: a table that passed before it was known (read again)
   uint64_t known_at = 0;        // stream offset where its parent table is complete (measure_layout)
   std::vector<std::byte> buf;
 };
@@ -192,6 +193,8 @@ class Decoder {
   Result<DecodeStats> run_random_access();
   Result<Layout> run_measure();
   Result<uint64_t> ra_read_metadata();
+  Result<DecodeStats> run_two_reads(const Reopen& reopen, const std::function<Result<void>()>& after_first);
+  Result<Layout> run_measure_stream();
 
  private:
   using ClaimMap = std::map<uint64_t, Claim>;
@@ -218,6 +221,9 @@ class Decoder {
   Result<void> submit_compressed(Claim& c, bool cut);
   Result<void> collect_compressed(bool wait);
   Result<void> finish_stream();
+  Result<uint64_t> metadata_pass();
+  Result<void> missed_tables_pass(const Reopen& reopen, uint64_t eof);
+  Layout layout_of(uint64_t eof) const;
   void set_metadata_complete();
 
   io::Reader* m_in = nullptr;        // the stream (decode), or
@@ -242,6 +248,8 @@ class Decoder {
   std::vector<FinishedJob> m_finished;
   std::unordered_map<uint64_t, uint64_t> m_cut;  // guest -> stream end, for compressed clusters cut by the end
   SnapshotTableScanner m_snapshots;               // checks the snapshot table as the stream passes it
+  bool m_metadata_only = false;                   // two reads, pass 1: tables only, nothing held
+  bool m_snapshots_finished = false;
 };
 
 Result<void> Decoder::read_header() {
@@ -328,7 +336,8 @@ Result<void> Decoder::add_claim(Claim c) {
   if (!inserted) return fail(Errc::internal, "claim inserted twice");
   Claim& cl = it->second;
   if (cl.start < m_pos) CDI_TRY(serve_from_hold(cl));
-  if (cl.need && cl.start + cl.need <= m_pos && !cl.done) m_completed.push_back(cl.start);
+  if (cl.need && cl.start + cl.need <= m_pos && !cl.done && !cl.missed && !(m_metadata_only && cl.kind == Kind::compressed))
+    m_completed.push_back(cl.start);
   return {};
 }
 
@@ -336,6 +345,11 @@ Result<void> Decoder::add_claim(Claim c) {
 Result<void> Decoder::serve_from_hold(Claim& c) {
   uint64_t stop = std::min(c.end, m_pos);
   if (c.kind == Kind::header) return {};
+  if (m_metadata_only) {
+    // Nothing is held: data come in the second read; a table that passed is read again.
+    if (c.need && c.kind != Kind::compressed) c.missed = true;
+    return {};
+  }
   std::vector<std::byte> tmp;
   for (uint64_t k = c.start / m_cs; k * m_cs < stop; ++k) {
     auto h = m_held.find(k);
@@ -380,6 +394,7 @@ Result<void> Decoder::feed(Claim& c, uint64_t x, std::span<const std::byte> byte
     case Kind::refcount_block:
     case Kind::zero_alloc: return {};
     case Kind::data: {
+      if (m_metadata_only) return {};
       const uint64_t vs = m_h.virtual_size;
       for (uint64_t off = 0; off < bytes.size();) {
         uint64_t h = x + off;
@@ -409,7 +424,8 @@ Result<void> Decoder::feed(Claim& c, uint64_t x, std::span<const std::byte> byte
     case Kind::refcount_table:
     case Kind::compressed: {
       uint64_t want_end = c.start + c.need;
-      if (x >= want_end || c.done) return {};  // done: handed on (random access may pass its bytes again)
+      if (x >= want_end || c.done || c.missed) return {};
+      if (m_metadata_only && c.kind == Kind::compressed) return {};  // done: handed on (random access may pass its bytes again)
       uint64_t n = std::min<uint64_t>(bytes.size(), want_end - x);
       if (c.buf.size() < c.need) c.buf.resize(c.need);
       std::memcpy(c.buf.data() + (x - c.start), bytes.data(), n);
@@ -678,7 +694,7 @@ Result<void> Decoder::process_buffer(uint64_t base, std::span<const std::byte> b
           uint64_t a = std::max(c.start, x), b = std::min(c.end, seg_end);
           CDI_TRY(feed(c, a, bytes.subspan(a - base, b - a), true));
         }
-        if (!m_metadata_complete) CDI_TRY(hold(x, bytes.subspan(x - base, seg_end - x)));
+        if (!m_metadata_complete && !m_metadata_only) CDI_TRY(hold(x, bytes.subspan(x - base, seg_end - x)));
       }
     }
     x = seg_end;
@@ -690,7 +706,8 @@ Result<void> Decoder::process_buffer(uint64_t base, std::span<const std::byte> b
 
 Result<void> Decoder::finish_stream() {
   const uint64_t eof = m_pos;
-  CDI_TRY(m_snapshots.finish(eof));  // qemu reads zeros past the end of the file
+  if (!m_snapshots_finished) CDI_TRY(m_snapshots.finish(eof));  // qemu reads zeros past the end of the file
+  m_snapshots_finished = true;
   // Compressed clusters whose nominal range runs past the end: qemu reads zeros there, and the
   // data may well be complete (the size is known only to the sector; qemu-io leaves the file
   // unaligned after a compressed write). Accept them only when the compressed stream reaches its
@@ -888,6 +905,10 @@ Result<void> Decoder::ra_read_data(uint64_t& eof) {
 // peak is the sum of the ranges passed and not yet released just before each release point.
 Result<Layout> Decoder::run_measure() {
   uint64_t eof = CDI_TRY(ra_read_metadata());
+  return layout_of(eof);
+}
+
+Layout Decoder::layout_of(uint64_t eof) const {
   Layout l;
   l.virtual_size = m_h.virtual_size;
   l.input_size = eof;
@@ -933,6 +954,92 @@ Result<Layout> Decoder::run_measure() {
     peak = std::max(peak, cur);
   }
   l.stream_hold = static_cast<uint64_t>(peak);
+  return l;
+}
+
+// ---- two reads ---------------------------------------------------------------------------------
+//
+// An input that can be read again but not seeked (HTTP without ranges, qcow2 inside xz/gzip/zstd):
+// pass 1 streams it through with the stream decoder's claims and checks, collecting only the L1,
+// refcount and L2 tables (data and compressed clusters are skipped, nothing is held; the zero
+// ranges the tables imply are emitted); pass 2 reads it again through a ForwardRandomAccess and
+// hands the data to ra_read_data, whose reads are in host order. An L2 table that passed before
+// the L1 table was known is read in an extra pass (its claims are known by then), before the data.
+
+Result<uint64_t> Decoder::metadata_pass() {
+  m_metadata_only = true;
+  CDI_TRY(read_header());
+  size_t bufsize = std::max<size_t>(2 * m_cs, 1 << 20);
+  auto storage = std::make_unique_for_overwrite<std::byte[]>(bufsize);
+  std::span<std::byte> buf(storage.get(), bufsize);
+  for (;;) {
+    if (m_opts.cancel) CDI_TRY(m_opts.cancel->check());
+    size_t n = CDI_TRY(io::read_full(*m_in, buf));
+    m_stats.bytes_in += n;
+    if (n == 0) break;
+    if (!m_snapshots.done()) CDI_TRY(m_snapshots.feed(m_pos, buf.first(n)));
+    CDI_TRY(process_buffer(m_pos, buf.first(n)));
+    CDI_TRY(m_emit.flush());
+    if (n < bufsize) break;
+  }
+  const uint64_t eof = m_pos;
+  CDI_TRY(m_snapshots.finish(eof));
+  m_snapshots_finished = true;
+  CDI_TRY(check_present(eof));  // the tables known so far: truncation is reported before pass 2
+  CDI_TRY(m_emit.flush());
+  m_metadata_only = false;
+  m_ra_bufsize = std::max<size_t>(k_ra_buffer, 2 * m_cs);
+  m_ra_buf = std::make_unique_for_overwrite<std::byte[]>(m_ra_bufsize);
+  return eof;
+}
+
+Result<void> Decoder::missed_tables_pass(const Reopen& reopen, uint64_t eof) {
+  for (auto& [start, c] : m_claims)
+    if (c.missed) {
+      c.missed = false;
+      std::vector<std::byte>().swap(c.buf);
+    }
+  io::ForwardRandomAccess again(CDI_TRY(reopen()), eof, "the tables' second read");
+  m_ra = &again;
+  m_metadata_only = true;  // the data the tables map passed: they come in the data read
+  CDI_TRY(ra_read_tables({Kind::l2}, eof));
+  m_metadata_only = false;
+  CDI_TRY(again.finish());
+  m_ra = nullptr;
+  CDI_TRY(check_present(eof));
+  if (!m_metadata_complete) return fail(Errc::internal, "metadata incomplete after reading the missed tables");
+  ++m_stats.reads;
+  return {};
+}
+
+Result<DecodeStats> Decoder::run_two_reads(const Reopen& reopen, const std::function<Result<void>()>& after_first) {
+  uint64_t eof = CDI_TRY(metadata_pass());
+  m_stats.reads = 1;
+  if (after_first) CDI_TRY(after_first());
+  if (!m_metadata_complete) CDI_TRY(missed_tables_pass(reopen, eof));
+  io::ForwardRandomAccess again(CDI_TRY(reopen()), eof, "the second read");
+  m_ra = &again;
+  ++m_stats.reads;
+  CDI_TRY(ra_read_data(eof));
+  m_pos = eof;
+  CDI_TRY(finish_stream());
+  CDI_TRY(again.finish());
+  m_ra = nullptr;
+  return m_stats;
+}
+
+Result<Layout> Decoder::run_measure_stream() {
+  const uint64_t eof = CDI_TRY(metadata_pass());
+  Layout l;
+  if (m_metadata_complete) l = layout_of(eof);
+  l.virtual_size = m_h.virtual_size;
+  l.input_size = eof;
+  l.metadata_read = m_stats.bytes_in;
+  for (const auto& [start, c] : m_claims)
+    if (c.kind == Kind::l2) {
+      if (!m_metadata_complete) ++l.l2_tables;
+      if (c.missed) ++l.tables_missed;
+    }
   return l;
 }
 
@@ -998,6 +1105,22 @@ Result<Layout> measure_layout(io::RandomAccess& in, const DecodeOptions& opts) {
   NullSink null;
   Decoder d(in, null, opts);
   auto r = d.run_measure();
+  if (!r) return std::unexpected(std::move(r).error().context("qcow2"));
+  return r;
+}
+
+Result<DecodeStats> decode_two_reads(io::Reader& first, const Reopen& reopen, sink::Sink& out, const DecodeOptions& opts,
+                                     const std::function<Result<void>()>& after_first) {
+  Decoder d(first, out, opts);
+  auto r = d.run_two_reads(reopen, after_first);
+  if (!r) return std::unexpected(std::move(r).error().context("qcow2"));
+  return r;
+}
+
+Result<Layout> measure_stream(io::Reader& in, const DecodeOptions& opts) {
+  NullSink null;
+  Decoder d(in, null, opts);
+  auto r = d.run_measure_stream();
   if (!r) return std::unexpected(std::move(r).error().context("qcow2"));
   return r;
 }

@@ -43,6 +43,8 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
+#include <memory>
 #include <optional>
 
 #include "formats/stage.hpp"
@@ -93,6 +95,7 @@ struct DecodeStats {
   uint64_t held_peak = 0;            // most bytes held at once (memory + scratch), all-zero clusters excluded
   uint64_t spilled_bytes = 0;        // bytes written to the scratch file
   uint64_t compressed_clusters = 0;
+  uint64_t reads = 1;                // times the input was read (decode_two_reads: 2, or 3 with missed tables)
 };
 
 // Consumes `in` once from offset 0 (positioned at the qcow2 magic) until its end and writes the
@@ -127,8 +130,30 @@ struct Layout {
   // Most bytes decode() (one stream) would hold at once: data clusters and unreferenced bytes that
   // pass before the tables mapping them (all-zero clusters counted: an upper bound).
   uint64_t stream_hold = 0;
+  // measure_stream: L2 tables that passed before the L1 table (read again before the data).
+  uint64_t tables_missed = 0;
 };
 // Errors: those of decode_random_access for the metadata. Writes nothing.
 Result<Layout> measure_layout(io::RandomAccess& in, const DecodeOptions& opts);
+
+// Two sequential reads, for an input that can be read again but not seeked (HTTP without byte
+// ranges, qcow2 inside xz/gzip/zstd): pass 1 reads `first` to its end as decode() does, with the
+// same header, claim, snapshot and truncation checks, but keeps only the L1, refcount and L2
+// tables (data and compressed clusters are skipped, nothing is held, no scratch); `after_first`
+// runs then (a checksum of the first read is verified there). Pass 2 reads the stream `reopen`
+// returns (from offset 0, the same bytes) forward only and writes each data cluster as it passes
+// (decode_random_access's data phase, in host order). An L2 table that precedes the L1 table in
+// the file is read in an extra pass before the data. The reopened streams must have exactly the
+// first read's length, else corrupt_input "the resource changed between the two reads"; the
+// caller's `reopen` checks the source's validator. Memory: the tables and claims, as
+// decode_random_access, whatever the layout. Output contract and errors: those of decode(),
+// never scratch_required; stats.bytes_in counts all reads, stats.reads how many.
+using Reopen = std::function<Result<std::unique_ptr<io::Reader>>()>;
+Result<DecodeStats> decode_two_reads(io::Reader& first, const Reopen& reopen, sink::Sink& out, const DecodeOptions& opts,
+                                     const std::function<Result<void>()>& after_first = {});
+
+// Pass 1 of decode_two_reads alone (for `info`): reads `in` to its end and returns the layout
+// (stream_hold only when no table was missed, tables_missed otherwise). Writes nothing.
+Result<Layout> measure_stream(io::Reader& in, const DecodeOptions& opts);
 
 }  // namespace cdi::formats::qcow2

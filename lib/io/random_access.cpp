@@ -5,6 +5,8 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <memory>
+#include <vector>
 
 namespace cdi::io {
 
@@ -45,6 +47,43 @@ void FileRandomAccess::will_need(std::span<const ByteRange> ranges) {
     if (r.length)
       (void)::posix_fadvise(m_fd.get(), static_cast<off_t>(r.offset), static_cast<off_t>(r.length),
                             POSIX_FADV_WILLNEED);
+}
+
+Error changed_between_reads(const std::string& what) {
+  return Error(Errc::corrupt_input, "the resource changed between the two reads (" + what + ")");
+}
+
+Result<size_t> ForwardRandomAccess::read_some(std::span<std::byte> dst) {
+  auto r = m_in->read(dst);
+  if (!r) return std::unexpected(std::move(r).error().context(m_name + ", second read"));
+  m_pos += *r;
+  if (m_pos > m_size) return std::unexpected(changed_between_reads("it is longer than the " + std::to_string(m_size) + " bytes of the first read"));
+  if (*r == 0 && m_pos < m_size)
+    return std::unexpected(changed_between_reads("it ended at " + std::to_string(m_pos) + " bytes, the first read had " + std::to_string(m_size)));
+  return r;
+}
+
+Result<size_t> ForwardRandomAccess::pread(uint64_t offset, std::span<std::byte> dst) {
+  if (offset < m_pos)
+    return fail(Errc::internal, m_name + ": a forward-only read went back from " + std::to_string(m_pos) + " to " + std::to_string(offset));
+  if (dst.empty() || offset >= m_size) return size_t{0};
+  if (offset > m_pos) {
+    std::vector<std::byte> skip(static_cast<size_t>(std::min<uint64_t>(offset - m_pos, 1 << 20)));
+    while (m_pos < offset) {
+      size_t want = static_cast<size_t>(std::min<uint64_t>(skip.size(), offset - m_pos));
+      CDI_TRY(read_some(std::span(skip).first(want)));
+    }
+  }
+  size_t want = static_cast<size_t>(std::min<uint64_t>(dst.size(), m_size - offset));
+  return read_some(dst.first(want));
+}
+
+Result<void> ForwardRandomAccess::finish() {
+  std::vector<std::byte> rest(1 << 20);
+  for (;;) {
+    size_t n = CDI_TRY(read_some(rest));
+    if (n == 0) return {};
+  }
 }
 
 }  // namespace cdi::io

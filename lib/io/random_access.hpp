@@ -18,6 +18,7 @@
 #include <string>
 
 #include "lib/util/error.hpp"
+#include "lib/io/reader.hpp"
 #include "lib/util/fd.hpp"
 
 namespace cdi::io {
@@ -76,5 +77,37 @@ class FileRandomAccess final : public RandomAccess {
   std::string m_name;
   uint64_t m_size = 0;
 };
+
+// A stream read a second time, seen as random access that only goes forward (the qcow2
+// decoder's second read, formats/qcow2/qcow2_decoder.hpp): reads must come in increasing offset
+// order (a read behind the position is internal); what lies between two reads is read and
+// discarded. `expected_size` is the length the first read found: the stream ending before it,
+// or (finish) going on past it, means the source changed between the two reads (corrupt_input).
+class ForwardRandomAccess final : public RandomAccess {
+ public:
+  ForwardRandomAccess(std::unique_ptr<Reader> in, uint64_t expected_size, std::string name)
+      : m_in(std::move(in)), m_size(expected_size), m_name(std::move(name)) {}
+
+  Result<size_t> pread(uint64_t offset, std::span<std::byte> dst) override;
+  std::optional<uint64_t> size() const override { return m_size; }
+  // Skipping is reading: a gap is never cheaper to skip than to read through.
+  uint64_t coalesce_gap() const override { return 4 << 20; }
+  std::string name() const override { return m_name; }
+
+  // Reads the rest of the stream (upstream checks such as a compressed stream's CRC run) and
+  // checks that it ends exactly at expected_size.
+  Result<void> finish();
+  uint64_t position() const { return m_pos; }
+
+ private:
+  Result<size_t> read_some(std::span<std::byte> dst);
+  std::unique_ptr<Reader> m_in;
+  uint64_t m_size = 0;
+  std::string m_name;
+  uint64_t m_pos = 0;
+};
+
+// The message of a source that changed between two reads (ForwardRandomAccess, the second GET).
+Error changed_between_reads(const std::string& what);
 
 }  // namespace cdi::io

@@ -28,6 +28,10 @@ struct ReaderInfo {
   // That server's validator of the first response (a strong ETag, else Last-Modified): later
   // Range requests are made conditional on it (If-Match / If-Unmodified-Since).
   std::optional<std::string> validator;
+  // An HTTP(S) source: the effective URL of its first response (redirects resolved), for a second
+  // read of the same resource (made conditional on `validator`, set then whether or not the server
+  // serves ranges).
+  std::optional<std::string> pinned_url;
   // Labels of a container image source (KUBEVIRT_IO_* env vars of its config), in config order.
   std::vector<std::pair<std::string, std::string>> labels = {};
 };

@@ -26,6 +26,7 @@
 #include "lib/pipeline/qemu_img.hpp"
 #include "lib/pipeline/scratch.hpp"
 #include "lib/source/http_random_access.hpp"
+#include "lib/source/open_source.hpp"
 #include "lib/sink/async_sink.hpp"
 #include "lib/sink/open_sink.hpp"
 #include "lib/util/fd.hpp"
@@ -59,8 +60,26 @@ Result<std::unique_ptr<io::Reader>> open_source(const ImportOptions& o, uint64_t
   return source::open_source(o.url, so, ctx);
 }
 
+// A local file's identity for a second read: the same file, size and mtime.
+struct FileStamp {
+  dev_t dev = 0;
+  ino_t ino = 0;
+  off_t size = 0;
+  struct timespec mtime {};
+  bool operator==(const FileStamp& b) const {
+    return dev == b.dev && ino == b.ino && size == b.size && mtime.tv_sec == b.mtime.tv_sec && mtime.tv_nsec == b.mtime.tv_nsec;
+  }
+};
+
+std::optional<FileStamp> stamp_of(const std::string& path) {
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0) return std::nullopt;
+  return FileStamp{st.st_dev, st.st_ino, st.st_size, st.st_mtim};
+}
+
 struct Detected {
   std::unique_ptr<io::PeekReader> top;
+  std::optional<FileStamp> stamp;          // a local source file, taken when it was opened
   SourceFacts source;
   DetectedFacts facts;
   bool tar_entry = false;                  // the last layer peeled is a tar's entry
@@ -111,6 +130,9 @@ Result<MemoryPlan> memory_plan(const ImportOptions& o) {
 Result<Detected> detect(std::unique_ptr<io::Reader> src, const ImportOptions& o, const MemoryPlan& mem) {
   Detected d;
   d.source = SourceFacts::from(src->info());
+  if (d.source.path) d.stamp = stamp_of(*d.source.path);
+  // A reader handed over by the caller (an upload body) cannot be opened again.
+  if (o.source_factory) d.source.rereadable = false;
   d.facts.stages.push_back(d.source.name);
   d.top = std::make_unique<io::PeekReader>(std::move(src));
   bool layered = false;
@@ -392,7 +414,37 @@ Result<void> import_clone(std::unique_ptr<io::Reader> wire, Exec& x) {
   return {};
 }
 
-Result<void> import_qcow2_native(Detected& d, const ImportOptions& o, sink::Sink& target, ImportReport& rep) {
+// The second read of a two-read qcow2 import: the source opened again (a local file: the same
+// file, size and mtime; HTTP: the first response's URL with If-Match on its validator) and the
+// same layers peeled; returns the stream at the qcow2 magic.
+Result<std::unique_ptr<io::Reader>> reopen_source(const Detected& d, const ImportOptions& o, const MemoryPlan& mem) {
+  source::HttpContext ctx;
+  ctx.cancel = o.cancel;
+  ctx.log = o.log;
+  std::unique_ptr<io::Reader> src;
+  if (d.source.path) {
+    auto now = stamp_of(*d.source.path);
+    if (!d.stamp || !now || !(*now == *d.stamp))
+      return std::unexpected(io::changed_between_reads(*d.source.path + ": its size or mtime changed"));
+    src = CDI_TRY(source::open_source(o.url, o.source, ctx));
+  } else {
+    if (!d.source.pinned_url || !d.source.validator) return fail(Errc::internal, "a second read without a validator");
+    source::SourceOptions so = o.source;
+    so.http.if_match = d.source.validator;
+    src = CDI_TRY(source::open_source(*d.source.pinned_url, so, ctx));
+  }
+  if (src->info().size != d.source.size)
+    return std::unexpected(io::changed_between_reads(
+        "its length went from " + (d.source.size ? std::to_string(*d.source.size) : std::string("unknown")) + " to " +
+        (src->info().size ? std::to_string(*src->info().size) : std::string("unknown"))));
+  auto d2 = CDI_TRY(detect(std::move(src), o, mem));
+  if (d2.facts.stages != d.facts.stages || d2.facts.format != d.facts.format)
+    return std::unexpected(io::changed_between_reads(chain_text(d.facts.stages) + " became " + chain_text(d2.facts.stages)));
+  return std::unique_ptr<io::Reader>(std::move(d2.top));
+}
+
+Result<void> import_qcow2_native(Detected& d, const ImportOptions& o, const MemoryPlan& mem, sink::Sink& target,
+                                 ImportReport& rep, const std::function<Result<void>()>& after_first) {
   auto bound = image_bound(o, target);
   auto head = CDI_TRY(d.top->peek(formats::k_probe_bytes));
   auto info = CDI_TRY(formats::qcow2::inspect(head));
@@ -420,8 +472,21 @@ Result<void> import_qcow2_native(Detected& d, const ImportOptions& o, sink::Sink
   // The decoder reads and decompresses; a writer thread issues the target's syscalls meanwhile.
   sink::AsyncSink async(target);
   ProgressSink counted(async, o.progress);
-  auto st = CDI_TRY(file ? formats::qcow2::decode_random_access(*file, counted, qo)
-                         : formats::qcow2::decode(*d.top, counted, qo));
+  formats::qcow2::DecodeStats st;
+  if (rep.plan.access == Access::two_reads) {
+    auto reopen = [&]() -> Result<std::unique_ptr<io::Reader>> {
+      log(o, "qcow2: reading " + chain_text(d.facts.stages) + " again for the data");
+      return reopen_source(d, o, mem);
+    };
+    st = CDI_TRY(formats::qcow2::decode_two_reads(*d.top, reopen, counted, qo, after_first));
+    if (d.source.path && !(stamp_of(*d.source.path) == d.stamp))
+      return std::unexpected(io::changed_between_reads(*d.source.path + ": its size or mtime changed"));
+    log(o, "qcow2: read the source " + std::to_string(st.reads) + " times (" + util::format_bytes(st.bytes_in) +
+               " of qcow2 in all), nothing held");
+  } else {
+    st = CDI_TRY(file ? formats::qcow2::decode_random_access(*file, counted, qo)
+                      : formats::qcow2::decode(*d.top, counted, qo));
+  }
   CDI_TRY(async.drain());
   if (file && o.progress && !o.checksum) o.progress->bytes_read.store(st.bytes_in);
   rep.image_size = st.virtual_size;
@@ -625,7 +690,7 @@ Result<ImportReport> run_import(const ImportOptions& o) {
         // Random access reads the file itself, not the stream: verify the stream first.
         if (rep.plan.access == Access::local_file || rep.plan.access == Access::http_ranges)
           CDI_TRY_CTX(x.verify_checksum(), o.url);
-        CDI_TRY_CTX(import_qcow2_native(d, o, *target, rep), o.url);
+        CDI_TRY_CTX(import_qcow2_native(d, o, mem, *target, rep, [&] { return x.verify_checksum(); }), o.url);
         break;
       case Converter::qemu_img_local:
         // qemu-img reads a local file by path: verify it first, so a bad image is never converted.
@@ -696,6 +761,20 @@ Result<InspectReport> inspect(const ImportOptions& o) {
     case Converter::extract:
     case Converter::clone:
       break;
+  }
+  if (plan.converter == Converter::qcow2_native && plan.access == Access::two_reads) {
+    // The import's first read, made here too (the stream is read to its end): what it found.
+    formats::qcow2::DecodeOptions qo;
+    qo.cancel = o.cancel;
+    auto l = CDI_TRY_CTX(formats::qcow2::measure_stream(*d.top, qo), o.url);
+    std::string found = "first read: " + util::format_bytes(l.input_size) + " of qcow2";
+    if (l.tables_missed)
+      found += ", " + std::to_string(l.tables_missed) + " L2 tables before the L1 table: the import reads the source "
+               "three times (the tables, those tables, the data)";
+    else
+      found += ", " + std::to_string(l.l2_tables) + " L2 tables; one stream would hold " + util::format_bytes(l.stream_hold) +
+               ", two reads hold nothing";
+    rep.plan.reasons.push_back(found);
   }
   return rep;
 }

@@ -49,6 +49,7 @@ std::string read_all_fd(int fd) {
 }  // namespace
 
 std::optional<std::string> NbdkitCurl::unsupported_reason(const source::HttpOptions& opts) {
+  if (opts.aws_sigv4) return "S3 requests are signed with keys that would show on nbdkit's command line";
   if (opts.client_cert) return "nbdkit's curl plugin cannot present a TLS client certificate";
   if (!opts.header_files.empty()) return "header files hold secrets that would show on nbdkit's command line";
   if (opts.proxy_from_env) {

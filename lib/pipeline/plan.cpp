@@ -38,6 +38,27 @@ bool plan_qcow2_http_ranges(Plan& p, const SourceFacts& s, const DetectedFacts& 
   return true;
 }
 
+// A qcow2 image that cannot be seeked but can be read again (HTTP without usable ranges, a
+// compressed qcow2 from a file or over HTTP): read twice when no scratch is offered — the first
+// read keeps only the tables, the second writes the data as they pass (nothing held, no scratch,
+// whatever the layout). Not when the stream is known to fit the hold limit (one read does), nor
+// with scratch offered (one read, spilling what the hold limit cannot keep).
+bool plan_qcow2_two_reads(Plan& p, const SourceFacts& s, const DetectedFacts& d, const PlanOptions& o) {
+  if (!s.rereadable || o.scratch_offered) return false;
+  if (d.top_size && *d.top_size <= o.hold_limit) return false;
+  p.access = Access::two_reads;
+  p.needs.second_read = true;
+  std::string what = d.stages.size() > 1 ? "the image is inside " + chain_text(std::vector(d.stages.begin() + 1, d.stages.end()))
+                     : s.path                ? "a local file"
+                                             : "the server does not serve byte ranges";
+  because(p, "qcow2: the source cannot be seeked (" + what + ") but can be read again, and no scratch is offered: "
+             "the native decoder reads it twice, the tables first, then the data in file order (nothing held, no scratch, "
+             "whatever the layout; the second read is pinned to the first one's " +
+             (s.path ? std::string("size and mtime") : std::string("validator")) + ")");
+  if (o.checksum) because(p, "the checksum is verified on the first read, before the second one");
+  return true;
+}
+
 void plan_qcow2_native(Plan& p, const SourceFacts& s, const DetectedFacts& d, const PlanOptions& o) {
   p.converter = Converter::qcow2_native;
   if (d.stages.size() == 1 && s.seekable && s.path) {
@@ -53,6 +74,7 @@ void plan_qcow2_native(Plan& p, const SourceFacts& s, const DetectedFacts& d, co
     return;
   }
   if (plan_qcow2_http_ranges(p, s, d, o)) return;
+  if (plan_qcow2_two_reads(p, s, d, o)) return;
   p.access = Access::sequential;
   p.needs.memory = o.hold_limit;
   because(p, "qcow2: the native decoder streams it in one pass (no qemu-img, no random access)");
@@ -151,6 +173,7 @@ std::string_view to_string(Access a) {
     case Access::local_file: return "random access on the local file";
     case Access::http_ranges: return "random access with HTTP Range requests";
     case Access::scratch_spool: return "random access on a scratch spool";
+    case Access::two_reads: return "two sequential reads (the tables, then the data in file order)";
   }
   return "unknown";
 }
@@ -173,7 +196,9 @@ SourceFacts SourceFacts::from(const io::ReaderInfo& info) {
   f.size = info.size;
   f.range_url = info.range_url;
   f.validator = info.validator;
-  f.rereadable = info.seekable && info.path.has_value();
+  f.pinned_url = info.pinned_url;
+  const bool http = info.name == "http" || info.name == "https";
+  f.rereadable = (info.seekable && info.path.has_value()) || (http && info.validator && info.pinned_url);
   return f;
 }
 
@@ -236,7 +261,8 @@ Plan plan_import(const SourceFacts& s, const DetectedFacts& d, const PlanOptions
     because(p, d.format == DiskFormat::iso ? "iso is raw data: copied as it streams" : "raw: copied as it streams");
     if (d.fixed_vhd) note_fixed_vhd(p);
   }
-  if (o.checksum && p.access != Access::local_file && !(p.converter == Converter::qcow2_native && p.access == Access::http_ranges))
+  if (o.checksum && p.access != Access::local_file && p.access != Access::two_reads &&
+      !(p.converter == Converter::qcow2_native && p.access == Access::http_ranges))
     because(p, "the checksum needs the whole stream: verified before the target is committed");
   return p;
 }

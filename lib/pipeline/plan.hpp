@@ -57,6 +57,7 @@ enum class Access {
   local_file,    // random access on the local source file
   http_ranges,   // random access with HTTP Range requests (nbdkit-curl, or the native qcow2 decoder)
   scratch_spool, // random access on a scratch copy of the stream
+  two_reads,     // the source read twice: the tables first, then the data in file order (qcow2 native)
 };
 std::string_view to_string(Access a);
 
@@ -72,8 +73,11 @@ struct SourceFacts {
   std::optional<uint64_t> size;
   std::optional<std::string> range_url;  // the server serves byte ranges of this pinned URL
   std::optional<std::string> validator;  // its first response's strong ETag or Last-Modified
-  // The bytes can be read a second time (a local file). Nothing uses a second read yet (issue 14).
+  // The bytes can be read a second time, the same bytes checked by a validator: a local file
+  // (size and mtime), an HTTP(S) URL whose first response had an ETag or Last-Modified. Never
+  // stdin, an upload body or a registry layer (not yet).
   bool rereadable = false;
+  std::optional<std::string> pinned_url;  // HTTP(S): the effective URL of the first response
 
   static SourceFacts from(const io::ReaderInfo& info);
 };
@@ -111,7 +115,7 @@ struct PlanNeeds {
   std::string scratch_when;                   // scratch needed only under a condition (qcow2 native)
   bool random_access = false;                 // the converter seeks in its input
   uint64_t memory = 0;                        // bytes of memory the plan may hold (qcow2: the hold limit)
-  bool second_read = false;                   // the source is read twice (issue 14; never yet)
+  bool second_read = false;                   // the source is read twice (Access::two_reads)
 };
 
 struct Plan {

@@ -57,7 +57,9 @@ SourceKind source_kind(std::string_view s) {
   if (s == "http") return SourceKind::http;
   if (s == "registry") return SourceKind::registry;
   if (s == "none") return SourceKind::none;
-  if (s == "s3" || s == "gcs" || s == "imageio" || s == "vddk") return SourceKind::unsupported;
+  if (s == "s3") return SourceKind::s3;
+  if (s == "gcs") return SourceKind::gcs;
+  if (s == "imageio" || s == "vddk") return SourceKind::unsupported;
   return SourceKind::unknown;
 }
 
@@ -105,6 +107,7 @@ Result<ImporterConfig> parse_importer_env(const Environment& env) {
   for (const auto& [k, v] : env)
     if (k.starts_with(k_header_prefix) && !v.empty()) c.extra_headers.push_back(v);
   c.owner_uid = env_get(env, "OWNER_UID");
+  c.google_credentials = env_get(env, "GOOGLE_APPLICATION_CREDENTIALS");
   return c;
 }
 

@@ -51,9 +51,9 @@ std::optional<bool> parse_go_bool(std::string_view text);
 // FILESYSTEM_OVERHEAD: a float, 0 on a parse error or a value outside [0, 1) (CDI: parse error ⇒ 0).
 double parse_overhead(std::string_view text);
 
-enum class SourceKind { http, registry, none, unsupported, unknown };
+enum class SourceKind { http, registry, none, s3, gcs, unsupported, unknown };
 
-// http/registry/none; s3, gcs, imageio, vddk are known but unsupported; anything else unknown.
+// http/registry/none/s3/gcs; imageio, vddk are known but unsupported; anything else unknown.
 SourceKind source_kind(std::string_view source);
 
 struct ImporterConfig {
@@ -76,6 +76,7 @@ struct ImporterConfig {
   std::string architecture;            // IMPORTER_REGISTRY_IMAGE_ARCHITECTURE
   std::vector<std::string> extra_headers;  // IMPORTER_EXTRA_HEADER_* values, environment order
   std::string owner_uid;               // OWNER_UID
+  std::string google_credentials;      // GOOGLE_APPLICATION_CREDENTIALS (a pod path; gcs)
 };
 
 // CDI's exact log text for a bad PREALLOCATION (the importer exits 1 without a termination message).

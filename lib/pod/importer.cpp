@@ -18,7 +18,9 @@
 #include "lib/sink/block_device_sink.hpp"
 #include "lib/sink/leftovers.hpp"
 #include "lib/sink/open_sink.hpp"
+#include "lib/source/gcs_source.hpp"
 #include "lib/source/http_source.hpp"
+#include "lib/source/s3_source.hpp"
 #include "lib/util/file_io.hpp"
 
 namespace cdi::pod {
@@ -205,7 +207,7 @@ class Run {
     if (m_cfg.kind == SourceKind::unknown) return terminate(1, "Unknown data source: " + m_cfg.source);
     if (m_cfg.kind == SourceKind::unsupported)
       return terminate(1, "Unable to connect to " + m_cfg.source + " data source: unsupported source \"" +
-                              m_cfg.source + "\": this importer supports http, registry and none");
+                              m_cfg.source + "\": this importer supports http, s3, gcs, registry and none");
     if (!ct.empty() && ct != "kubevirt" && ct != "archive")
       return terminate(1, "Unable to process data: Unknown content type: " + ct);
     if (m_cfg.endpoint.empty())
@@ -265,6 +267,21 @@ class Run {
       m_log.error("Failed creating done file: " + r.error().what());
   }
 
+  // IMPORTER_SOURCE=s3: CDI's path-style IMPORTER_ENDPOINT becomes the object's http(s) URL,
+  // signed with IMPORTER_ACCESS_KEY_ID / IMPORTER_SECRET_KEY (no keys: an anonymous read, where
+  // CDI fails). Secrets stay in memory.
+  Result<void> s3_options(pipeline::ImportOptions& o) {
+    auto loc = CDI_TRY(source::s3::parse_endpoint_url(o.url));
+    std::optional<source::s3::Credentials> creds;
+    if (!m_cfg.access_key.empty() || !m_cfg.secret_key.empty())
+      creds = source::s3::Credentials{m_cfg.access_key, m_cfg.secret_key, {}};
+    CDI_TRY(source::s3::apply_signing(loc, creds, {}, o.source.http));
+    m_log.info(1, "S3 object " + loc.bucket + "/" + loc.key + " at " + loc.scheme + "://" + loc.authority +
+                      (creds ? ", region " + loc.region : ", anonymous (no keys given)"));
+    o.url = loc.url();
+    return {};
+  }
+
   Result<void> http_options(pipeline::ImportOptions& o) {
     auto& h = o.source.http;
     h.insecure_tls = m_cfg.insecure_tls;
@@ -286,7 +303,9 @@ class Run {
     } else if (!cert_dir.empty()) {
       h.cert_dir = cert_dir;
     }
-    if (!m_cfg.access_key.empty() && !m_cfg.secret_key.empty()) {
+    if (m_cfg.kind == SourceKind::s3) {
+      CDI_TRY(s3_options(o));
+    } else if (!m_cfg.access_key.empty() && !m_cfg.secret_key.empty()) {
       h.username = m_cfg.access_key;
       fs::path pw = m_tmp.path() / "password";
       CDI_TRY(write_file(pw, m_cfg.secret_key));
@@ -323,11 +342,13 @@ class Run {
     const Logger& log = m_log;
     // CDI logs the checksum result unconditionally; other pipeline diagnostics at V(2).
     o.log = [&log](std::string_view s) { log.info(s.starts_with("Checksum verification passed") ? 0 : 2, s); };
-    if (auto r = http_options(o); !r) return terminate(1, "Unable to connect to http data source: " + r.error().what());
+    const std::string kind_name = m_cfg.kind == SourceKind::s3 ? "s3" : m_cfg.kind == SourceKind::gcs ? "gcs" : "http";
+    if (auto r = http_options(o); !r)
+      return terminate(1, "Unable to connect to " + kind_name + " data source: " + r.error().what());
 
     std::optional<PhaseWatcher> watcher;
     watcher.emplace(m_log, *m_ctx.progress, m_archive);
-    if (m_cfg.kind == SourceKind::http) {
+    if (m_cfg.kind == SourceKind::http || m_cfg.kind == SourceKind::s3) {
       // The connection is made here, so that its failures read as CDI's "Unable to connect".
       source::HttpContext hc;
       hc.cancel = m_ctx.cancel;
@@ -335,7 +356,26 @@ class Run {
       auto src = source::open_http_source(o.url, o.source.http, hc);
       if (!src) {
         watcher.reset();
-        return terminate(1, "Unable to connect to http data source: " + src.error().what());
+        return terminate(1, "Unable to connect to " + kind_name + " data source: " + src.error().what());
+      }
+      auto holder = std::make_shared<std::unique_ptr<io::Reader>>(std::move(*src));
+      o.source_factory = [holder]() -> Result<std::unique_ptr<io::Reader>> {
+        if (!*holder) return fail(Errc::internal, "the http source was already used");
+        return std::move(*holder);
+      };
+    } else if (m_cfg.kind == SourceKind::gcs) {
+      // CDI: GOOGLE_APPLICATION_CREDENTIALS names the key file of the secret mounted at /google
+      // (a pod path, resolved under CDI_IMPORT_ROOT); unset = anonymous. An http(s) endpoint is
+      // HOST/BUCKET/OBJECT.
+      o.source.gcs.force = true;
+      if (!m_cfg.google_credentials.empty()) o.source.gcs.credentials = m_ctx.paths.resolve(m_cfg.google_credentials);
+      source::HttpContext hc;
+      hc.cancel = m_ctx.cancel;
+      hc.log = o.log;
+      auto src = source::open_gcs_source(o.url, o.source.gcs, o.source.http, hc);
+      if (!src) {
+        watcher.reset();
+        return terminate(1, "Unable to connect to gcs data source: " + src.error().what());
       }
       auto holder = std::make_shared<std::unique_ptr<io::Reader>>(std::move(*src));
       o.source_factory = [holder]() -> Result<std::unique_ptr<io::Reader>> {

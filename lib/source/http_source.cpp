@@ -17,6 +17,7 @@
 #include <thread>
 
 #include "lib/io/push_pull_adapter.hpp"
+#include "lib/io/random_access.hpp"
 #include "lib/source/http_client.hpp"
 #include "lib/source/http_util.hpp"
 
@@ -84,7 +85,8 @@ class HttpSource final : public io::Reader {
   io::ReaderInfo info() const override {
     io::ReaderInfo i{m_scheme, m_total, false, std::nullopt};
     i.range_url = m_range_url;
-    if (m_range_url) i.validator = m_validator;
+    i.validator = m_validator;
+    i.pinned_url = m_pinned;
     return i;
   }
 
@@ -206,6 +208,10 @@ Result<void> HttpSource::configure_request(Request& req, bool send_range) {
     extra.push_back("Range: bytes=" + std::to_string(m_delivered) + "-");
     if (m_validator) extra.push_back("If-Range: " + *m_validator);
   }
+  if (m_opts.if_match && !m_opts.if_match->empty()) {
+    const std::string& v = *m_opts.if_match;
+    extra.push_back((v.front() == '"' ? "If-Match: " : "If-Unmodified-Since: ") + v);
+  }
   m_request_headers = CDI_TRY(http::set_request(m_curl.get(), m_cfg, req.url, m_send_credentials, m_refresh_auth, extra));
   m_refresh_auth = false;
   return {};
@@ -240,8 +246,10 @@ size_t HttpSource::header_cb(char* p, size_t size, size_t n, void* self_) {
 
 Result<void> HttpSource::on_headers_done(Request& req) {
   long st = req.status;
-  if (st < 200 || st >= 300) return {};   // redirect or error: decided after the transfer
   const std::string where = " for " + http::redact_url(req.url);
+  if (st == 412 && m_opts.if_match)
+    return std::unexpected(io::changed_between_reads("HTTP 412: the validator " + *m_opts.if_match + " of the first read no longer holds" + where));
+  if (st < 200 || st >= 300) return {};   // redirect or error: decided after the transfer
   if (st == 206) {
     auto cr_text = req.headers.get("Content-Range");
     auto cr = cr_text ? http::parse_content_range(*cr_text) : std::nullopt;
@@ -282,6 +290,8 @@ Result<void> HttpSource::on_headers_done(Request& req) {
     m_first_ok = true;
     m_pinned = req.url;
     m_validator = http::if_range_validator(req.headers);
+    if (m_opts.if_match && m_validator != m_opts.if_match)
+      return std::unexpected(io::changed_between_reads("validator " + *m_opts.if_match + " -> " + m_validator.value_or("none") + where));
     m_etag0 = req.headers.get("ETag");
     auto ct = req.headers.get("Content-Type");
     m_html_suspect = ct && http::is_html_content_type(*ct);

@@ -46,6 +46,17 @@ struct HttpOptions {
   // answered 401, to renew an expired token — the request is then retried once. Used by the
   // registry source for Bearer tokens. Called on the transfer thread; errors end the transfer.
   std::function<Result<std::string>(bool refresh)> auth_header;
+  // AWS Signature V4 (S3 sources, lib/source/s3_source.hpp): every request to the URL's own
+  // origin is signed by libcurl (CURLOPT_AWS_SIGV4) with these keys and carries
+  // x-amz-content-sha256 (libcurl 7.88 does not add it; S3 requires it) and, with a session
+  // token, x-amz-security-token. Secrets: never logged, never on a command line.
+  struct AwsSigV4 {
+    std::string provider;        // "aws:amz:REGION:s3"
+    std::string access_key;
+    std::string secret_key;
+    std::string session_token;   // "" = none
+  };
+  std::optional<AwsSigV4> aws_sigv4;
   // Resume policy. `retries`: failed attempts in a row (no new byte) before giving up;
   // `retry_max_time`: the longest time spent without a new byte while retrying.
   unsigned retries = 8;
@@ -59,6 +70,11 @@ struct HttpOptions {
   bool reject_html = true;
   // Proxies from HTTP_PROXY/HTTPS_PROXY/NO_PROXY (either case, upper first as in Go). Off: direct.
   bool proxy_from_env = true;
+  // A second read of a resource (a two-read qcow2 import): its first read's validator (a strong
+  // ETag "…", else a Last-Modified date). Every request carries If-Match (or If-Unmodified-Since);
+  // a 412, or a response with another validator, is corrupt_input "the resource changed between the
+  // two reads".
+  std::optional<std::string> if_match;
   // Bytes buffered between the transfer thread and the reader.
   size_t buffer_bytes = 4u << 20;
 };

@@ -16,6 +16,8 @@ Result<std::unique_ptr<io::Reader>> open_source(std::string_view url, const Sour
       if (std::tolower(static_cast<unsigned char>(url[i])) != scheme[i]) return false;
     return true;
   };
+  if (has_scheme("gs://") || (o.gcs.force && (has_scheme("http://") || has_scheme("https://"))))
+    return open_gcs_source(url, o.gcs, o.http, ctx);
   if (has_scheme("http://") || has_scheme("https://")) return open_http_source(url, o.http, ctx);
   if (registry::is_image_reference(url)) {   // containerDisks: the reader serves the disk file
     registry::RegistrySourceOptions ro;
@@ -26,7 +28,7 @@ Result<std::unique_ptr<io::Reader>> open_source(std::string_view url, const Sour
     ro.variant = o.registry.variant;
     return registry::open_registry_source(url, ro, ctx);
   }
-  for (std::string_view scheme : {"s3://", "gs://"}) {
+  for (std::string_view scheme : {"s3://"}) {
     if (url.substr(0, scheme.size()) == scheme)
       return fail(Errc::unsupported, "source scheme '" + std::string(scheme) + "' is not supported by this build");
   }

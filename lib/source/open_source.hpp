@@ -2,7 +2,8 @@
 // The source for an image location: the one URL-scheme dispatch.
 //   http:// https://                 → HTTP(S) source (lib/source/http_source.hpp)
 //   docker:// oci: oci-archive:      → the image's disk file (lib/source/registry_source.hpp)
-//   s3:// gs://                      → unsupported (not in this build)
+//   gs://, or http(s) with gcs.force → Google Cloud Storage (lib/source/gcs_source.hpp)
+//   s3://                            → unsupported (not in this build)
 //   anything else                    → a local path, file:// URL or "-" (lib/source/file_source.hpp)
 #pragma once
 
@@ -13,6 +14,7 @@
 #include <string_view>
 
 #include "lib/io/reader.hpp"
+#include "lib/source/gcs_source.hpp"
 #include "lib/source/http_source.hpp"
 #include "lib/util/error.hpp"
 
@@ -30,11 +32,12 @@ struct RegistryOptions {
 struct SourceOptions {
   HttpOptions http;                 // http(s) sources and registries: TLS, auth, headers, retries
   RegistryOptions registry;         // docker:// / oci: / oci-archive:
+  GcsOptions gcs;                   // gs:// (and http(s) with gcs.force)
   bool force_shared = false;        // read a local source even when it is in use
 };
 
 // Opens `url`. `ctx` carries the cancel token (checked by every source) and the log.
-// Errors: those of the source opened; unsupported for s3:// and gs://.
+// Errors: those of the source opened; unsupported for s3://.
 Result<std::unique_ptr<io::Reader>> open_source(std::string_view url, const SourceOptions& opts, const HttpContext& ctx);
 
 }  // namespace cdi::source

@@ -233,8 +233,8 @@ t_unknown_source() {
   pod_root
   pod IMPORTER_SOURCE=glance IMPORTER_ENDPOINT="$H/raw.gz"
   expect_term 1 "Unknown data source: glance"
-  pod IMPORTER_SOURCE=s3 IMPORTER_ENDPOINT="$H/bucket/raw.gz"
-  expect_term 1 'Unable to connect to s3 data source: unsupported source "s3": this importer supports http, registry and none'
+  pod IMPORTER_SOURCE=vddk IMPORTER_ENDPOINT="$H/bucket/raw.gz"
+  expect_term 1 'Unable to connect to vddk data source: unsupported source "vddk": this importer supports http, s3, gcs, registry and none'
 }
 
 t_http_404() {

@@ -19,6 +19,8 @@ URL, default 1; add any other query, e.g. ?n=1&t=NAME, to get a fresh counter):
   /flaky/RA/FILE         faulty requests: 503 with Retry-After: RA (seconds; "-" for none)
   /norange-reset/N/FILE  first request as /reset/, later ones as /norange/
   /changed/N/FILE        faulty requests as /reset/; later ones carry another ETag (file changed)
+  /norange-changed/FILE  Range ignored (200, no Accept-Ranges), ETag and If-Match honoured; the faulty
+                         requests (?n=K) have one ETag, later ones another (changed between two reads)
   /chunked/FILE          chunked, no Content-Length; Range honoured (206, chunked)
   /chunked-cut/N/FILE    faulty requests: chunked, N bytes, then FIN without the last chunk
   /html                  200 text/html error page
@@ -108,6 +110,12 @@ class Handler(BaseHTTPRequestHandler):
         size = os.path.getsize(fpath)
         mtime = int(os.path.getmtime(fpath))
         etag = '"%x-%x"' % (size, mtime)
+        if mode == "norange-changed":
+            faulty = hit(self.path) <= int(dict(kv.split("=", 1) for kv in self.path.partition("?")[2].split("&")
+                                                if "=" in kv).get("n", "1"))
+            if not faulty:
+                etag = '"changed-%x"' % size
+            faulty = False
         if mode == "changed" and not faulty:
             etag = '"changed-%x"' % size
         if mode == "flaky" and faulty:
@@ -125,6 +133,8 @@ class Handler(BaseHTTPRequestHandler):
         first, last = 0, size - 1
         status = 200
         rng = self.headers.get("Range")
+        if mode == "norange-changed":
+            norange = True
         if rng and not norange and rng.startswith("bytes="):
             a, _, b = rng[6:].partition("-")
             if_range = self.headers.get("If-Range")
@@ -137,6 +147,8 @@ class Handler(BaseHTTPRequestHandler):
         chunked = mode in ("chunked", "chunked-cut")
         self.send_response(status)
         self.send_header("Content-Type", "application/octet-stream")
+        if mode == "norange-changed":
+            self.send_header("ETag", etag)
         if not norange:
             if mode != "noetag":
                 self.send_header("ETag", etag)

@@ -87,6 +87,7 @@ nginx_start() {
     location = /status/410 { return 410; }
     location = /status/500 { return 500; }
     location = /status/503 { add_header Retry-After 1 always; return 503; }
+    location /norange/ { alias $docroot/; max_ranges 0; }
     location /need-header/ { alias $docroot/; if (\$http_x_secret != "tok-123") { return 403; } }
 CONF
     cat > "$work/nginx.conf" <<CONF

@@ -75,13 +75,32 @@ void cross_check(const Outcome& stream, const Outcome& ra) {
   CHECK(ra.result.error().contexts().front() == "qcow2");
 }
 
-// The streaming decoder (cross-checked with random access at the same read size).
+// Two reads of the stream at `chunk` bytes a read; `second` is what the second (and any later)
+// read returns (the same bytes by default).
+std::unique_ptr<Outcome> decode_twice(const Bytes& file, size_t chunk = 1 << 20, q::DecodeOptions opts = {},
+                                      std::optional<Bytes> second = std::nullopt) {
+  auto o = std::make_unique<Outcome>();
+  UnsizedReader first(file, chunk);
+  const Bytes again = second.value_or(file);
+  q::Reopen reopen = [&]() -> Result<std::unique_ptr<io::Reader>> {
+    return std::unique_ptr<io::Reader>(std::make_unique<UnsizedReader>(again, chunk));
+  };
+  o->result = q::decode_two_reads(first, reopen, o->sink, opts);
+  if (o->result) REQUIRE(o->sink.finish(o->result->virtual_size));
+  return o;
+}
+
+// The streaming decoder (cross-checked with random access and with two reads at the same read size).
 std::unique_ptr<Outcome> decode(const Bytes& file, size_t chunk = 1 << 20, q::DecodeOptions opts = {}) {
   auto o = std::make_unique<Outcome>();
   UnsizedReader r(file, chunk);
   o->result = q::decode(r, o->sink, opts);
   if (o->result) REQUIRE(o->sink.finish(o->result->virtual_size));
   cross_check(*o, *decode_ra(file, chunk, opts));
+  {
+    INFO("two reads");
+    cross_check(*o, *decode_twice(file, chunk, opts));
+  }
   return o;
 }
 
@@ -110,7 +129,7 @@ constexpr uint64_t k_vs = 7 * k_cs + 416;  // odd: the last cluster is partial
 // A 512-byte-cluster image: guest clusters 0 (data A), 1 (zero flag, preallocated), 2
 // (unallocated), 3 (data B), 4-6 unallocated, 7 (data C, partial). With `late`, the data comes
 // first and L1/L2 last (the hold path).
-Image small_image(bool late, uint32_t version = 3) {
+Image small_image(bool late, uint32_t version = 3, bool l2_before_l1 = false) {
   Builder b(9, k_vs, version);
   Bytes a = pattern(k_cs, 1), bb = pattern(k_cs, 2), c = pattern(k_cs, 3), prealloc = pattern(k_cs, 4);
   uint64_t l1, l2, da, db, dc, dz, rt, rb;
@@ -118,6 +137,7 @@ Image small_image(bool late, uint32_t version = 3) {
     l1 = 1, l2 = 2, da = 3, db = 4, dc = 5, dz = 6, rt = 7, rb = 8;
   } else {
     da = 1, db = 2, dc = 3, dz = 4, l1 = 5, l2 = 6, rt = 7, rb = 8;
+    if (l2_before_l1) std::swap(l1, l2);
   }
   b.l1_offset = l1 * k_cs;
   b.refcount_table_offset = rt * k_cs;
@@ -434,6 +454,79 @@ TEST_CASE("qcow2 random access: truncation, a shrunk input, upstream errors, a f
     REQUIRE_FALSE(missing);
     CHECK(missing.error().code() == Errc::not_found);
   }
+}
+
+TEST_CASE("qcow2 two reads: the tables, then the data forward; a changed second read fails", "[qcow2]") {
+  for (size_t chunk : {size_t{1}, size_t{7}, size_t{512}, size_t{1000}, size_t{1} << 20}) {
+    for (bool l2_first : {false, true}) {
+      INFO("chunk " << chunk << " l2_before_l1 " << l2_first);
+      Image img = small_image(true, 3, l2_first);
+      q::DecodeOptions tiny;
+      tiny.hold_limit = 0;  // the stream would need scratch: two reads need none
+      auto o = decode_twice(img.file, chunk, tiny);
+      if (!o->result) FAIL(o->result.error().what());
+      CHECK(o->sink.data() == img.expected);
+      CHECK(o->sink.covered(img.expected.size()));
+      CHECK(o->result->held_peak == 0);
+      CHECK(o->result->spilled_bytes == 0);
+      // An L2 table before the L1 table passes unknown: it is read again before the data.
+      CHECK(o->result->reads == (l2_first ? 3u : 2u));
+      UnsizedReader m(img.file, chunk);
+      auto layout = q::measure_stream(m, tiny);
+      REQUIRE(layout);
+      CHECK(layout->tables_missed == (l2_first ? 1u : 0u));
+      CHECK(layout->input_size == img.file.size());
+      if (!l2_first) CHECK(layout->stream_hold > 0);
+    }
+  }
+  Image img = small_image(true);
+  auto changed = [&](Bytes second, const char* words) {
+    auto o = decode_twice(img.file, 100, {}, std::move(second));
+    REQUIRE_FALSE(o->result);
+    INFO(o->result.error().what());
+    CHECK(o->result.error().code() == Errc::corrupt_input);
+    CHECK_THAT(o->result.error().what(), Catch::Contains("the resource changed between the two reads") &&
+                                             Catch::Contains(words));
+  };
+  // The second read is shorter (truncated), or longer (trailing garbage), than the first.
+  changed(Bytes(img.file.begin(), img.file.end() - 100), "it ended at");
+  Bytes longer = img.file;
+  longer.resize(longer.size() + 3, std::byte{1});
+  changed(longer, "longer than");
+  // A truncated image is found by the first read, before the data.
+  Bytes cut(img.file.begin(), img.file.begin() + 6 * k_cs + 10);  // inside the L2 table
+  auto o = decode_twice(cut, 64);
+  REQUIRE_FALSE(o->result);
+  CHECK(o->result.error().code() == Errc::corrupt_input);
+  CHECK(o->result.error().reason() == Reason::truncated);
+  CHECK(std::all_of(o->sink.data().begin(), o->sink.data().end(), [](std::byte b) { return b == std::byte{0}; }));
+}
+
+TEST_CASE("ForwardRandomAccess: forward reads at any offset, skipping; back is internal", "[qcow2][io]") {
+  Bytes data = pattern(10000, 5);
+  for (size_t chunk : {size_t{1}, size_t{3}, size_t{4096}}) {
+    INFO("chunk " << chunk);
+    io::ForwardRandomAccess f(std::make_unique<test::MemoryReader>(data, chunk), data.size(), "t");
+    CHECK(f.size() == data.size());
+    Bytes buf(700);
+    auto n = io::pread_full(f, 1234, buf);
+    REQUIRE(n);
+    CHECK(*n == buf.size());
+    CHECK(std::equal(buf.begin(), buf.end(), data.begin() + 1234));
+    n = io::pread_full(f, 9900, buf);  // short at the end
+    REQUIRE(n);
+    CHECK(*n == 100);
+    CHECK(std::equal(buf.begin(), buf.begin() + 100, data.begin() + 9900));
+    auto back = f.pread(10, buf);
+    REQUIRE_FALSE(back);
+    CHECK(back.error().code() == Errc::internal);
+  }
+  io::ForwardRandomAccess ok(std::make_unique<test::MemoryReader>(data, 333), data.size(), "t");
+  CHECK(ok.finish());
+  io::ForwardRandomAccess longer(std::make_unique<test::MemoryReader>(data, 333), data.size() - 1, "t");
+  auto r = longer.finish();
+  REQUIRE_FALSE(r);
+  CHECK(r.error().code() == Errc::corrupt_input);
 }
 
 TEST_CASE("qcow2 header refusals", "[qcow2]") {

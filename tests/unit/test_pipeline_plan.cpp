@@ -134,6 +134,7 @@ TEST_CASE("plan: a local fixed VHD streams its data and drops the footer", "[pla
 TEST_CASE("plan: qcow2 native decoder holds up to the hold limit, scratch only past it", "[plan]") {
   for (auto src : {local_file(), stdin_stream(), http_ranges()}) {
     for (bool scratch : {false, true}) {
+      if (src.rereadable && !scratch) continue;  // read twice (the next test)
       INFO(src.name << " scratch=" << scratch);
       auto o = opts(scratch);
       o.hold_limit = 32ull << 20;
@@ -151,6 +152,64 @@ TEST_CASE("plan: qcow2 native decoder holds up to the hold limit, scratch only p
       else CHECK_REASON(p, "none offered, the import would then fail with scratch required");
     }
   }
+}
+
+SourceFacts http_plain() {   // a server that ignores Range, with an ETag
+  SourceFacts s;
+  s.name = "http";
+  s.size = 1 << 30;
+  s.validator = "\"abc\"";
+  s.pinned_url = "http://example.test/disk";
+  s.rereadable = true;
+  return s;
+}
+
+TEST_CASE("plan: qcow2 that can be read again but not seeked is read twice when no scratch is offered", "[plan]") {
+  struct Cell { SourceFacts src; std::vector<std::string> layers; const char* what; };
+  for (const Cell& c : {Cell{local_file(), {"xz"}, "the image is inside xz"},
+                        Cell{http_plain(), {}, "the server does not serve byte ranges"},
+                        Cell{http_plain(), {"gzip"}, "the image is inside gzip"}}) {
+    for (bool checksum : {false, true}) {
+      INFO(c.src.name << " " << c.what << " checksum=" << checksum);
+      auto o = opts(false, checksum);
+      o.hold_limit = 16 << 10;
+      auto p = plan_import(c.src, image(c.src, DiskFormat::qcow2, c.layers), o);
+      CHECK(p.converter == Converter::qcow2_native);
+      CHECK(p.access == Access::two_reads);
+      CHECK(p.needs.second_read);
+      CHECK_FALSE(p.needs.scratch);
+      CHECK(p.needs.scratch_when.empty());
+      CHECK_FALSE(p.refusal);
+      CHECK_REASON(p, std::string("the source cannot be seeked (") + c.what + ")");
+      CHECK_REASON(p, "reads it twice, the tables first, then the data in file order");
+      CHECK(has_reason(p, "the checksum is verified on the first read") == checksum);
+      CHECK_FALSE(has_reason(p, "checksum needs the whole stream"));
+      // Scratch offered: one read, spilling past the hold limit.
+      auto s = plan_import(c.src, image(c.src, DiskFormat::qcow2, c.layers), opts(true, checksum));
+      CHECK(s.access == Access::sequential);
+      CHECK_FALSE(s.needs.second_read);
+      CHECK_REASON(s, "they spill to the scratch directory");
+    }
+  }
+  // A stream known to fit the hold limit is read once.
+  auto small = http_plain();
+  small.size = 1 << 20;
+  auto p = plan_import(small, image(small, DiskFormat::qcow2), opts());
+  CHECK(p.access == Access::sequential);
+  CHECK_FALSE(p.needs.second_read);
+  // Never stdin, an upload body, or HTTP without a validator.
+  for (auto src : {stdin_stream(), http_ranges()}) {
+    auto q = plan_import(src, image(src, DiskFormat::qcow2, {"xz"}), opts());
+    CHECK(q.access == Access::sequential);
+    CHECK_FALSE(q.needs.second_read);
+  }
+  io::ReaderInfo upload{"upload", 1ull << 30, false, std::nullopt};
+  CHECK_FALSE(SourceFacts::from(upload).rereadable);
+  io::ReaderInfo http{"https", 1ull << 30, false, std::nullopt};
+  CHECK_FALSE(SourceFacts::from(http).rereadable);
+  http.validator = "\"e\"";
+  http.pinned_url = "https://example.test/d";
+  CHECK(SourceFacts::from(http).rereadable);
 }
 
 TEST_CASE("plan: qcow2 from a local file is read by random access: nothing held, no scratch", "[plan]") {

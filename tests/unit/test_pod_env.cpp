@@ -103,7 +103,8 @@ TEST_CASE("pod::source_kind and Go booleans", "[pod][env]") {
   CHECK(pod::source_kind("http") == pod::SourceKind::http);
   CHECK(pod::source_kind("registry") == pod::SourceKind::registry);
   CHECK(pod::source_kind("none") == pod::SourceKind::none);
-  CHECK(pod::source_kind("s3") == pod::SourceKind::unsupported);
+  CHECK(pod::source_kind("s3") == pod::SourceKind::s3);
+  CHECK(pod::source_kind("gcs") == pod::SourceKind::gcs);
   CHECK(pod::source_kind("vddk") == pod::SourceKind::unsupported);
   CHECK(pod::source_kind("glance") == pod::SourceKind::unknown);
   CHECK(pod::source_kind("") == pod::SourceKind::unknown);
