@@ -49,12 +49,15 @@ void log(const ImportOptions& o, const std::string& s) {
   if (o.log) o.log(s);
 }
 
-Result<std::unique_ptr<io::Reader>> open_source(const ImportOptions& o) {
+Result<std::unique_ptr<io::Reader>> open_source(const ImportOptions& o, uint64_t receive_buffer) {
   if (o.source_factory) return o.source_factory();
   source::HttpContext ctx;
   ctx.cancel = o.cancel;
   ctx.log = o.log;
-  return source::open_source(o.url, o.source, ctx);
+  if (receive_buffer >= o.source.http.buffer_bytes) return source::open_source(o.url, o.source, ctx);
+  auto so = o.source;
+  so.http.buffer_bytes = receive_buffer;
+  return source::open_source(o.url, so, ctx);
 }
 
 // A local file's identity for a second read: the same file, size and mtime.
@@ -87,6 +90,8 @@ struct Detected {
 // How the memory budget (--memory-limit, else the cgroup's limit, minus a margin) is shared. No
 // limit: every consumer keeps its default. Under a limit, from the usable part:
 //   - 8 MiB for the copy loop's blocks in flight and the sink's queue;
+//   - the source's receive buffer (HTTP source, upload server's body pipe): a sixteenth of the
+//     usable budget, 1 MiB to 8 MiB (MemoryBudget::receive_buffer; the defaults from ~155 MiB on);
 //   - the target's write-back window, an eighth of the usable budget (1-64 MiB), twice (about two
 //     windows are in the page cache at a time; bench/results/pagecache.md);
 //   - of the rest, half for the decompressors (liblzma's threaded decoder falls back to fewer
@@ -99,6 +104,7 @@ struct MemoryPlan {
   uint64_t codec = 0;                 // CodecOptions::memory_limit (0 = the codecs' defaults)
   uint64_t writeback_window = sink::SinkOptions{}.writeback_window;
   uint64_t hold_limit = 0;            // the qcow2 decoder's hold limit
+  uint64_t receive_buffer = util::MemoryBudget::k_receive_buffer_max;   // caps HttpOptions::buffer_bytes
   std::string text;                   // for -v and the plan: "" without a limit
 };
 
@@ -108,13 +114,16 @@ Result<MemoryPlan> memory_plan(const ImportOptions& o) {
   auto budget = util::MemoryBudget::detect(o.memory_limit, util::CgroupPaths::system(), o.memory_limit_source);
   if (!budget.limited()) return m;
   CDI_TRY(budget.take("copy and sink buffers", 8ull << 20, 4ull << 20));
+  m.receive_buffer = budget.receive_buffer(util::MemoryBudget::k_receive_buffer_max);
+  CDI_TRY(budget.take("receive buffer", m.receive_buffer, util::MemoryBudget::k_receive_buffer_floor));
   m.writeback_window = std::clamp<uint64_t>(budget.usable() / 8, 1ull << 20, 64ull << 20);
   CDI_TRY(budget.take("target write-back (two windows)", 2 * m.writeback_window, 2ull << 20));
   const uint64_t half = budget.remaining() / 2;
   m.codec = CDI_TRY(budget.take("decompression", half, 0));
   m.hold_limit = std::min(o.hold_limit, budget.remaining());
   m.text = budget.describe() + "; decompression " + util::format_bytes(m.codec) + ", qcow2 hold " +
-           util::format_bytes(m.hold_limit) + ", write-back window " + util::format_bytes(m.writeback_window);
+           util::format_bytes(m.hold_limit) + ", write-back window " + util::format_bytes(m.writeback_window) + ", receive buffer " +
+           util::format_bytes(m.receive_buffer);
   return m;
 }
 
@@ -623,12 +632,12 @@ Result<ImportReport> run_import(const ImportOptions& o) {
   std::atomic<uint64_t>& read_counter = o.progress ? o.progress->bytes_read : local_read;
   set_phase(o, Phase::probing);
 
-  auto src = CDI_TRY_CTX(open_source(o), o.url);
+  auto mem = CDI_TRY(memory_plan(o));
+  if (!mem.text.empty()) log(o, "memory: " + mem.text);
+  auto src = CDI_TRY_CTX(open_source(o, mem.receive_buffer), o.url);
   rep.labels = src->info().labels;
   if (auto sz = src->info().size; sz && o.progress) o.progress->total_read.store(static_cast<int64_t>(*sz));
   std::unique_ptr<io::Reader> counted = std::make_unique<io::CountingReader>(std::move(src), read_counter);
-  auto mem = CDI_TRY(memory_plan(o));
-  if (!mem.text.empty()) log(o, "memory: " + mem.text);
   Exec x{o, rep, nullptr, mem};
   // A checksum: a tee right above the wire bytes; verified before anything is converted or committed.
   if (o.checksum) {
@@ -714,10 +723,10 @@ Result<InspectReport> inspect(const ImportOptions& o) {
   InspectReport rep;
   if (is_clone(o.content_type))
     return fail(Errc::unsupported, "clone content types are only received by the upload server; nothing to inspect");
-  auto src = CDI_TRY_CTX(open_source(o), o.url);
+  auto mem = CDI_TRY(memory_plan(o));
+  auto src = CDI_TRY_CTX(open_source(o, mem.receive_buffer), o.url);
   rep.source_size = src->info().size;
   rep.labels = src->info().labels;
-  auto mem = CDI_TRY(memory_plan(o));
   auto d = CDI_TRY_CTX(detect(std::move(src), o, mem), o.url);
   CDI_TRY_CTX(measure_qcow2(d, o, mem), o.url);
   rep.plan = plan_detected(d, plan_options(o, mem));

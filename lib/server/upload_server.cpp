@@ -26,11 +26,20 @@
 #include "lib/server/tls_ciphers.hpp"
 #include "lib/server/upload_routes.hpp"
 #include "lib/util/digest.hpp"
+#include "lib/util/memory_budget.hpp"
 
 namespace cdi::server {
 namespace {
 
-constexpr size_t k_pipe_capacity = 8u << 20;   // bytes buffered between the socket and the pipeline
+// Bytes buffered between the socket and the pipeline: 8 MiB, less under a small memory budget
+// (MemoryBudget::receive_buffer: a sixteenth of the usable budget, at least 1 MiB; the import's
+// memory plan takes the same share for it).
+constexpr size_t k_pipe_capacity = util::MemoryBudget::k_receive_buffer_max;
+
+size_t pipe_capacity(const pipeline::ImportOptions& io) {
+  auto budget = util::MemoryBudget::detect(io.memory_limit, util::CgroupPaths::system(), io.memory_limit_source);
+  return static_cast<size_t>(budget.receive_buffer(k_pipe_capacity));
+}
 constexpr size_t k_batch = 256u << 10;         // httplib hands 4 KiB pieces; push them in batches
 
 std::string openssl_error() {
@@ -66,7 +75,7 @@ class BodyReader final : public io::Reader {
 class UploadJob {
  public:
   UploadJob(pipeline::ImportOptions io, std::optional<uint64_t> body_size)
-      : m_io(std::move(io)), m_body_size(body_size), m_pipe(k_pipe_capacity) {
+      : m_io(std::move(io)), m_body_size(body_size), m_pipe(pipe_capacity(m_io)) {
     m_batch.reserve(k_batch);
   }
   UploadJob(const UploadJob&) = delete;

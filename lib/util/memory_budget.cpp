@@ -75,6 +75,11 @@ uint64_t MemoryBudget::remaining() const {
   return usable() - m_taken;
 }
 
+uint64_t MemoryBudget::receive_buffer(uint64_t wanted) const {
+  if (!m_limit || wanted <= k_receive_buffer_floor) return wanted;
+  return std::clamp<uint64_t>(usable() / 16, k_receive_buffer_floor, wanted);
+}
+
 Result<uint64_t> MemoryBudget::take(std::string_view what, uint64_t wanted, uint64_t minimum) {
   minimum = std::min(minimum, wanted);
   uint64_t left = remaining();

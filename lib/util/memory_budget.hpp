@@ -80,6 +80,16 @@ class MemoryBudget {
   Result<uint64_t> take(std::string_view what, uint64_t wanted, uint64_t minimum);
   const std::vector<MemoryShare>& shares() const { return m_shares; }
 
+  // The receive buffer of a stream source (the HTTP source's pipe, the upload server's
+  // request-body pipe) under this budget: a sixteenth of the usable budget, between
+  // k_receive_buffer_floor and `wanted`; `wanted` when unlimited or when that is below the floor.
+  // Depends on the limit only (not on the shares taken), so the upload server, the HTTP source
+  // and the import's plan arrive at the same size independently. A 64 MiB pod: 2.75 MiB; from a
+  // usable budget of 16 × `wanted` on (a ~155 MiB limit for 8 MiB), `wanted`.
+  static constexpr uint64_t k_receive_buffer_floor = 1ULL << 20;
+  static constexpr uint64_t k_receive_buffer_max = 8ULL << 20;   // the largest default (upload server)
+  uint64_t receive_buffer(uint64_t wanted) const;
+
   // "44.0 MiB usable of a 64.0 MiB limit (cgroup v1 memory.limit_in_bytes at /sys/…), 20.0 MiB
   // kept back", or "no memory limit (none)".
   std::string describe() const;

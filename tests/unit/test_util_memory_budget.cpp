@@ -166,3 +166,27 @@ TEST_CASE("MemoryBudget::take hands out shares and refuses what cannot be met", 
     CHECK(u.shares().size() == 1);
   }
 }
+
+TEST_CASE("MemoryBudget::receive_buffer: a sixteenth of the usable budget, floor and default kept", "[memory]") {
+  const uint64_t upload = MemoryBudget::k_receive_buffer_max, http = 4 * MiB;
+  // no limit, or a large one: the defaults
+  CHECK(MemoryBudget::unlimited().receive_buffer(upload) == upload);
+  CHECK(MemoryBudget::unlimited().receive_buffer(http) == http);
+  CHECK(MemoryBudget::of(1024 * MiB, "cgroup").receive_buffer(upload) == upload);   // 944 MiB usable
+  CHECK(MemoryBudget::of(1024 * MiB, "cgroup").receive_buffer(http) == http);
+  // a 64 MiB pod: 44 MiB usable, 2.75 MiB for either
+  auto pod = MemoryBudget::of(64 * MiB, "cgroup");
+  CHECK(pod.receive_buffer(upload) == 44 * MiB / 16);
+  CHECK(pod.receive_buffer(http) == 44 * MiB / 16);
+  // 128 MiB: 104 MiB usable, 6.5 MiB: the upload pipe shrinks, the HTTP buffer keeps its 4 MiB
+  auto mid = MemoryBudget::of(128 * MiB, "cgroup");
+  CHECK(mid.receive_buffer(upload) == 104 * MiB / 16);
+  CHECK(mid.receive_buffer(http) == http);
+  // tiny budgets keep the 1 MiB floor; a default below the floor (tests) is left alone
+  CHECK(MemoryBudget::of(24 * MiB, "cgroup").receive_buffer(upload) == MemoryBudget::k_receive_buffer_floor);
+  CHECK(MemoryBudget::of(8 * MiB, "cgroup").receive_buffer(upload) == MemoryBudget::k_receive_buffer_floor);
+  CHECK(pod.receive_buffer(4096) == 4096);
+  // independent of the shares already taken
+  REQUIRE(pod.take("decoder", 30 * MiB, 0));
+  CHECK(pod.receive_buffer(upload) == 44 * MiB / 16);
+}
