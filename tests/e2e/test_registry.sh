@@ -376,8 +376,22 @@ t_oci_unknown_tag() {
   expect_exit 9 --progress none --url "oci:$L:nope" --dest "$W/dest/disk.raw"
   assert_error_matches "tag \"nope\" not found in"
 }
+# an oci: layout is not pinned: the late-L2 qcow2 is read once (scratch offered: it spills; none: exit 10)
+t_oci_late_l2_read_once() {
+  mkdir -p "$W/_meta/scratch"
+  cdi -v --progress none --qcow2-hold-limit 16Ki --scratch-dir "$W/_meta/scratch" --url "oci:$L:late-zlib" \
+    --dest "$W/dest/disk.raw"
+  check_success
+  assert_same_as_qemu "$T/late-zlib.qcow2" "$W/dest/disk.raw" qcow2
+  grep -q "spilled" "$W/_meta/err" || { show_output; fail "an oci: layout with scratch did not spill"; }
+  ! grep -q "read the source 2 times" "$W/_meta/err" || fail "an oci: layout was read twice"
+  rm -f "$W/dest/disk.raw"
+  expect_exit 10 --progress none --qcow2-hold-limit 16Ki --url "oci:$L:late-zlib" --dest "$W/dest/disk.raw"
+  [[ ! -e $W/dest/disk.raw ]] || fail "a failed import left a target"
+}
 run_test oci_dir t_oci_dir
 run_test oci_archive t_oci_archive
 run_test oci_unknown_tag t_oci_unknown_tag
+run_test oci_late_l2_read_once t_oci_late_l2_read_once
 
 finish
