@@ -212,6 +212,24 @@ t_two_reads() {   # t_two_reads ALGO
 }
 run_test qcow2_zlib_two_reads_containerdisk t_two_reads zlib
 run_test qcow2_zstd_two_reads_containerdisk t_two_reads zstd
+# the second read of the layer gets other bytes (a proxy flips one from the second GET of each blob
+# on): the import fails with exit 4 (here the qcow2 decoder trips over the garbage before the end of
+# the layer, where the digest check would fail it), no target left. (Not tested: a registry
+# answering the pinned manifest digest with another layer — the manifest's own digest is checked.)
+proxy_start "$SRV/corrupt-second" corrupt-second || { echo "corrupting proxy did not start" >&2; exit 1; }
+CORRUPT_SECOND=127.0.0.1:$PROXY_PORT
+CORRUPT_SECOND_LOG=$PROXY_LOG
+t_two_reads_layer_changed() {
+  : > "$CORRUPT_SECOND_LOG"
+  expect_exit 4 --progress none --insecure-tls --qcow2-hold-limit 16Ki --url "docker://$CORRUPT_SECOND/cd/img:late-zstd" \
+    --dest "$W/dest/disk.raw"
+  assert_error_matches "(qcow2: compressed cluster at host offset 0x[0-9a-f]+ \(guest 0x[0-9a-f]+\): zstd: |digest mismatch)"
+  assert_failed_cleanly "$W/dest/disk.raw"
+  (( $(grep -c "GET /v2/cd/img/manifests/sha256:" "$CORRUPT_SECOND_LOG") == 1 )) ||
+    { cat "$CORRUPT_SECOND_LOG" >&2; fail "the second read did not ask for the manifest by its digest"; }
+  (( $(grep -c "flipped" "$CORRUPT_SECOND_LOG") == 1 )) || { cat "$CORRUPT_SECOND_LOG" >&2; fail "the layer was not read twice"; }
+}
+run_test qcow2_two_reads_containerdisk_layer_changed t_two_reads_layer_changed
 
 # --- corrupted blobs: the digest check fails the import and leaves no target ---------------------
 proxy_start "$SRV/corrupt" corrupt || { echo "corrupting proxy did not start" >&2; exit 1; }
