@@ -32,6 +32,10 @@ struct ReaderInfo {
   // read of the same resource (made conditional on `validator`, set then whether or not the server
   // serves ranges).
   std::optional<std::string> pinned_url;
+  // A docker:// containerDisk: pinned_url is the image reference pinned by its manifest digest
+  // (docker://host/repo@sha256:…) and validator the disk layer's blob digest, which every read
+  // verifies at its end; reading it again opens that manifest and layer (no If-Match).
+  bool content_addressed = false;
   // Labels of a container image source (KUBEVIRT_IO_* env vars of its config), in config order.
   std::vector<std::pair<std::string, std::string>> labels = {};
 };

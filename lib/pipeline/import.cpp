@@ -415,7 +415,8 @@ Result<void> import_clone(std::unique_ptr<io::Reader> wire, Exec& x) {
 }
 
 // The second read of a two-read qcow2 import: the source opened again (a local file: the same
-// file, size and mtime; HTTP: the first response's URL with If-Match on its validator) and the
+// file, size and mtime; HTTP: the first response's URL with If-Match on its validator; docker://:
+// the manifest by its digest, the same layer digest) and the
 // same layers peeled; returns the stream at the qcow2 magic.
 Result<std::unique_ptr<io::Reader>> reopen_source(const Detected& d, const ImportOptions& o, const MemoryPlan& mem) {
   source::HttpContext ctx;
@@ -427,6 +428,15 @@ Result<std::unique_ptr<io::Reader>> reopen_source(const Detected& d, const Impor
     if (!d.stamp || !now || !(*now == *d.stamp))
       return std::unexpected(io::changed_between_reads(*d.source.path + ": its size or mtime changed"));
     src = CDI_TRY(source::open_source(o.url, o.source, ctx));
+  } else if (d.source.content_addressed) {
+    // docker://: the same manifest by its digest; its disk layer must be the same blob (whose
+    // digest the end of this read verifies again).
+    if (!d.source.pinned_url || !d.source.validator) return fail(Errc::internal, "a second read without a layer digest");
+    src = CDI_TRY(source::open_source(*d.source.pinned_url, o.source, ctx));
+    auto again = src->info();
+    if (!again.content_addressed || again.validator != d.source.validator)
+      return std::unexpected(io::changed_between_reads(*d.source.pinned_url + ": the disk layer went from " +
+                                                       *d.source.validator + " to " + again.validator.value_or("none")));
   } else {
     if (!d.source.pinned_url || !d.source.validator) return fail(Errc::internal, "a second read without a validator");
     source::SourceOptions so = o.source;

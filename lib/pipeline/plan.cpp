@@ -50,11 +50,14 @@ bool plan_qcow2_two_reads(Plan& p, const SourceFacts& s, const DetectedFacts& d,
   p.needs.second_read = true;
   std::string what = d.stages.size() > 1 ? "the image is inside " + chain_text(std::vector(d.stages.begin() + 1, d.stages.end()))
                      : s.path                ? "a local file"
+                     : s.content_addressed   ? "a containerDisk layer"
                                              : "the server does not serve byte ranges";
   because(p, "qcow2: the source cannot be seeked (" + what + ") but can be read again, and no scratch is offered: "
              "the native decoder reads it twice, the tables first, then the data in file order (nothing held, no scratch, "
              "whatever the layout; the second read is pinned to the first one's " +
-             (s.path ? std::string("size and mtime") : std::string("validator")) + ")");
+             (s.path                ? std::string("size and mtime")
+              : s.content_addressed ? std::string("manifest digest and layer digest")
+                                    : std::string("validator")) + ")");
   if (o.checksum) because(p, "the checksum is verified on the first read, before the second one");
   return true;
 }
@@ -197,8 +200,10 @@ SourceFacts SourceFacts::from(const io::ReaderInfo& info) {
   f.range_url = info.range_url;
   f.validator = info.validator;
   f.pinned_url = info.pinned_url;
+  f.content_addressed = info.content_addressed;
   const bool http = info.name == "http" || info.name == "https";
-  f.rereadable = (info.seekable && info.path.has_value()) || (http && info.validator && info.pinned_url);
+  f.rereadable = (info.seekable && info.path.has_value()) ||
+                 ((http || info.content_addressed) && info.validator && info.pinned_url);
   return f;
 }
 

@@ -74,10 +74,13 @@ struct SourceFacts {
   std::optional<std::string> range_url;  // the server serves byte ranges of this pinned URL
   std::optional<std::string> validator;  // its first response's strong ETag or Last-Modified
   // The bytes can be read a second time, the same bytes checked by a validator: a local file
-  // (size and mtime), an HTTP(S) URL whose first response had an ETag or Last-Modified. Never
-  // stdin, an upload body or a registry layer (not yet).
+  // (size and mtime), an HTTP(S) URL whose first response had an ETag or Last-Modified, a
+  // docker:// containerDisk (its manifest digest and layer digest). Never stdin, an upload body
+  // or an oci:/oci-archive: layout (not pinned).
   bool rereadable = false;
-  std::optional<std::string> pinned_url;  // HTTP(S): the effective URL of the first response
+  std::optional<std::string> pinned_url;  // HTTP(S): the effective URL of the first response;
+                                          // docker://: the reference pinned by manifest digest
+  bool content_addressed = false;         // docker://: validator is the disk layer's blob digest
 
   static SourceFacts from(const io::ReaderInfo& info);
 };

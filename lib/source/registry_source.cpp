@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <optional>
 
 #include "formats/registry.hpp"
 #include "formats/tar/tar_source.hpp"
@@ -82,9 +83,9 @@ Result<std::unique_ptr<Layer>> open_layer(ImageStore& store, const Descriptor& d
 class DiskReader final : public io::Reader {
  public:
   DiskReader(std::unique_ptr<ImageStore> store, std::unique_ptr<Layer> layer, DiskFinder finder, std::string entry,
-             uint64_t size, std::vector<std::pair<std::string, std::string>> labels)
+             uint64_t size, std::vector<std::pair<std::string, std::string>> labels, std::optional<std::string> pin)
       : m_store(std::move(store)), m_layer(std::move(layer)), m_finder(std::move(finder)), m_entry(std::move(entry)),
-        m_size(size), m_labels(std::move(labels)) {}
+        m_size(size), m_labels(std::move(labels)), m_pin(std::move(pin)) {}
   ~DiskReader() override { m_layer.reset(); }   // the layer's HTTP reader may call into m_store
 
   Result<size_t> read(std::span<std::byte> dst) override {
@@ -103,6 +104,11 @@ class DiskReader final : public io::Reader {
     i.name = m_store->kind() + "[" + m_entry + "]";
     i.size = m_size;
     i.labels = m_labels;
+    if (m_pin) {   // docker://: read again by the manifest digest, the layer digest its validator
+      i.pinned_url = m_pin;
+      i.validator = m_layer->desc.digest;
+      i.content_addressed = true;
+    }
     return i;
   }
 
@@ -165,6 +171,7 @@ class DiskReader final : public io::Reader {
   std::string m_entry;
   uint64_t m_size;
   std::vector<std::pair<std::string, std::string>> m_labels;
+  std::optional<std::string> m_pin;   // docker://host/repo@<manifest digest>
   formats::tar::detail::DataBlock m_block;
   size_t m_block_used = 0;
   uint64_t m_pos = 0;
@@ -227,8 +234,13 @@ Result<std::unique_ptr<io::Reader>> open_image(const ImageReference& ref, const 
     if (!found) return std::unexpected(layer_error(*layer, std::move(found).error()));
     if (*found) {
       log(ctx, "disk " + (*found)->first + " (" + std::to_string((*found)->second) + " bytes) in " + layer->name());
+      // A registry serves a manifest by its digest: the same image can be read again (an
+      // oci:/oci-archive: layout is a local directory or file that is not pinned: read once).
+      std::optional<std::string> pin;
+      if (ref.transport == Transport::docker) pin = "docker://" + ref.host + "/" + ref.repository + "@" + mb.digest;
       return std::unique_ptr<io::Reader>(std::make_unique<DiskReader>(std::move(store), std::move(layer), std::move(finder),
-                                                                      (*found)->first, (*found)->second, std::move(labels)));
+                                                                      (*found)->first, (*found)->second, std::move(labels),
+                                                                      std::move(pin)));
     }
     if (!not_regular.empty())
       return fail(Errc::unsupported, "the disk under disk/ is not a regular file: " + not_regular.front());

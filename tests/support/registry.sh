@@ -13,7 +13,7 @@
 #       -> REGISTRY_PORT, REGISTRY_URL (http[s]://127.0.0.1:PORT), REGISTRY_STORAGE; the PIDs are
 #          registered with register_pid-like cleanup through the caller's `registry_stop_all`.
 #   registry_push WORK LAYOUT TAG REPO[:DESTTAG]   push a layout tag to the last started registry
-#   proxy_start WORK MODE      corrupt | redirect, in front of the last started plain registry
+#   proxy_start WORK MODE      corrupt | corrupt-second | redirect, in front of the last started plain registry
 #       -> PROXY_PORT, PROXY_LOG
 #   registry_stop_all          stops every server started here
 # Certificates: WORK/certs/ca.crt (CA), WORK/certs/certdir/ (the CA as --cert-dir).

@@ -1,10 +1,12 @@
 #!/usr/bin/python3
 # SPDX-License-Identifier: Apache-2.0
-"""registry_proxy.py UPSTREAM --mode corrupt|redirect|cut --portfile F [--storage DIR] [--lifetime S]
+"""registry_proxy.py UPSTREAM --mode corrupt|corrupt-second|redirect|cut --portfile F [--storage DIR] [--lifetime S]
 
 A misbehaving front for a plain-HTTP docker-registry on 127.0.0.1 (stdlib only):
   corrupt   every request is forwarded; the body of a blob GET (other than a small config)
             leaves with one byte flipped in its middle: a registry serving corrupted data.
+  corrupt-second  like corrupt, but only from the SECOND GET of each blob on: the first read
+            of an image is intact, a second read of it (a two-read qcow2) is not.
   redirect  blob GETs answer 307 to http://localhost:PORT/cdn/sha256/<hex>?sig=…, served from
             the registry's filesystem storage (--storage = its rootdirectory), like a CDN on
             another origin (localhost vs 127.0.0.1). A CDN request carrying an Authorization
@@ -19,7 +21,7 @@ from urllib.parse import urlparse
 
 ap = argparse.ArgumentParser()
 ap.add_argument("upstream")
-ap.add_argument("--mode", choices=["corrupt", "redirect", "cut"], required=True)
+ap.add_argument("--mode", choices=["corrupt", "corrupt-second", "redirect", "cut"], required=True)
 ap.add_argument("--portfile", required=True)
 ap.add_argument("--storage")
 ap.add_argument("--lifetime", type=float, default=900)
@@ -27,6 +29,8 @@ a = ap.parse_args()
 UP = urlparse(a.upstream)
 BLOB = re.compile(r"^/v2/.+/blobs/sha256:([0-9a-f]{64})$")
 CUT = {"done": False}
+SEEN = {}   # corrupt-second: blob GETs per path
+LOCK = threading.Lock()
 CDN = re.compile(r"^/cdn/sha256/([0-9a-f]{64})(\?.*)?$")
 
 
@@ -51,7 +55,12 @@ class H(BaseHTTPRequestHandler):
         data = r.read()
         m = BLOB.match(self.path)
         flipped = ""
-        if a.mode == "corrupt" and self.command == "GET" and m and r.status in (200, 206) and len(data) > 4096:
+        later = False
+        if a.mode == "corrupt-second" and self.command == "GET" and m:
+            with LOCK:
+                SEEN[self.path] = SEEN.get(self.path, 0) + 1
+                later = SEEN[self.path] > 1
+        if (a.mode == "corrupt" or later) and self.command == "GET" and m and r.status in (200, 206) and len(data) > 4096:
             i = len(data) // 2
             data = data[:i] + bytes([data[i] ^ 0x5A]) + data[i + 1:]
             flipped = " (byte %d flipped)" % i

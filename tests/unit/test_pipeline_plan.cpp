@@ -212,6 +212,35 @@ TEST_CASE("plan: qcow2 that can be read again but not seeked is read twice when 
   CHECK(SourceFacts::from(http).rereadable);
 }
 
+TEST_CASE("plan: a docker:// containerDisk pinned by manifest and layer digest is read twice", "[plan]") {
+  // DiskReader::info() of a registry image: the reference pinned by its manifest digest, the
+  // disk layer's blob digest as the validator.
+  io::ReaderInfo reg{"docker[disk/disk.img]", 32ull << 20, false, std::nullopt};
+  CHECK_FALSE(SourceFacts::from(reg).rereadable);   // no pin: read once (an oci: layout)
+  reg.pinned_url = "docker://127.0.0.1:5000/cd/img@sha256:" + std::string(64, 'a');
+  reg.validator = "sha256:" + std::string(64, 'b');
+  CHECK_FALSE(SourceFacts::from(reg).rereadable);   // not content-addressed: the name alone does not decide
+  reg.content_addressed = true;
+  auto s = SourceFacts::from(reg);
+  CHECK(s.rereadable);
+  CHECK(s.content_addressed);
+  CHECK(s.pinned_url == reg.pinned_url);
+  CHECK(s.validator == reg.validator);
+  auto o = opts(false, false);
+  o.hold_limit = 16 << 10;
+  auto p = plan_import(s, image(s, DiskFormat::qcow2), o);
+  CHECK(p.converter == Converter::qcow2_native);
+  CHECK(p.access == Access::two_reads);
+  CHECK(p.needs.second_read);
+  CHECK_FALSE(p.needs.scratch);
+  CHECK_REASON(p, "the source cannot be seeked (a containerDisk layer)");
+  CHECK_REASON(p, "pinned to the first one's manifest digest and layer digest");
+  // Scratch offered: one read, spilling past the hold limit.
+  auto sp = plan_import(s, image(s, DiskFormat::qcow2), opts(true, false));
+  CHECK(sp.access == Access::sequential);
+  CHECK_FALSE(sp.needs.second_read);
+}
+
 TEST_CASE("plan: qcow2 from a local file is read by random access: nothing held, no scratch", "[plan]") {
   for (bool scratch : {false, true}) {
     for (bool checksum : {false, true}) {
