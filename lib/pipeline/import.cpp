@@ -488,11 +488,31 @@ Result<void> import_qcow2_native(Detected& d, const ImportOptions& o, const Memo
       log(o, "qcow2: reading " + chain_text(d.facts.stages) + " again for the data");
       return reopen_source(d, o, mem);
     };
-    st = CDI_TRY(formats::qcow2::decode_two_reads(*d.top, reopen, counted, qo, after_first));
-    if (d.source.path && !(stamp_of(*d.source.path) == d.stamp))
-      return std::unexpected(io::changed_between_reads(*d.source.path + ": its size or mtime changed"));
-    log(o, "qcow2: read the source " + std::to_string(st.reads) + " times (" + util::format_bytes(st.bytes_in) +
-               " of qcow2 in all), nothing held");
+    // One stream first (no scratch: it fails fast with scratch_required when the hold would
+    // overflow). What it wrote is the image's own bytes at their offsets, so the two reads that
+    // follow may write them again.
+    formats::qcow2::DecodeOptions once = qo;
+    once.scratch_dir.reset();
+    auto one = formats::qcow2::decode(*d.top, counted, once);
+    if (one) {
+      st = *one;
+      log(o, "qcow2: one stream sufficed (held at most " + util::format_bytes(st.held_peak) + "): read once");
+    } else if (one.error().code() == Errc::scratch_required) {
+      log(o, "qcow2: the stream would hold more than " + util::format_bytes(qo.hold_limit) + " (" +
+                 one.error().what() + "): abandoned, the image is read twice from the start");
+      // A checksum covers the first download: the rest of it is drained into the digest and
+      // verified before anything is read again.
+      CDI_TRY(after_first());
+      auto first = CDI_TRY(reopen());
+      st = CDI_TRY(formats::qcow2::decode_two_reads(*first, reopen, counted, qo, {}));
+      if (d.source.path && !(stamp_of(*d.source.path) == d.stamp))
+        return std::unexpected(io::changed_between_reads(*d.source.path + ": its size or mtime changed"));
+      log(o, "qcow2: read the source " + std::to_string(st.reads) + " times after the abandoned stream (" +
+                 util::format_bytes(st.bytes_in) + " of qcow2 in those), nothing held");
+      st.reads += 1;
+    } else {
+      return std::unexpected(std::move(one).error());
+    }
   } else {
     st = CDI_TRY(file ? formats::qcow2::decode_random_access(*file, counted, qo)
                       : formats::qcow2::decode(*d.top, counted, qo));
@@ -778,12 +798,18 @@ Result<InspectReport> inspect(const ImportOptions& o) {
     qo.cancel = o.cancel;
     auto l = CDI_TRY_CTX(formats::qcow2::measure_stream(*d.top, qo), o.url);
     std::string found = "first read: " + util::format_bytes(l.input_size) + " of qcow2";
-    if (l.tables_missed)
+    if (!l.tables_missed && l.stream_hold <= rep.plan.needs.memory) {
+      // The import's one stream will do: it reads once.
+      rep.plan.access = Access::sequential;
+      rep.plan.needs.second_read = false;
+      found += ", " + std::to_string(l.l2_tables) + " L2 tables; one stream holds at most " +
+               util::format_bytes(l.stream_hold) + ", within the hold limit: the import reads it once";
+    } else if (l.tables_missed)
       found += ", " + std::to_string(l.tables_missed) + " L2 tables before the L1 table: the import reads the source "
                "three times (the tables, those tables, the data)";
     else
       found += ", " + std::to_string(l.l2_tables) + " L2 tables; one stream would hold " + util::format_bytes(l.stream_hold) +
-               ", two reads hold nothing";
+               ", more than the hold limit: the import abandons its stream and reads the image twice (two reads hold nothing)";
     rep.plan.reasons.push_back(found);
   }
   return rep;

@@ -39,21 +39,27 @@ bool plan_qcow2_http_ranges(Plan& p, const SourceFacts& s, const DetectedFacts& 
 }
 
 // A qcow2 image that cannot be seeked but can be read again (HTTP without usable ranges, a
-// compressed qcow2 from a file or over HTTP): read twice when no scratch is offered — the first
-// read keeps only the tables, the second writes the data as they pass (nothing held, no scratch,
-// whatever the layout). Not when the stream is known to fit the hold limit (one read does), nor
-// with scratch offered (one read, spilling what the hold limit cannot keep).
+// compressed qcow2 from a file or over HTTP) when no scratch is offered: one stream first, holding
+// up to the hold limit (most images — qemu-img convert's own layout — need a few MiB at most, and
+// a second read would cost a second download and decompression); when the hold would overflow,
+// that stream is abandoned and the image is read twice from the start — the first read keeps only
+// the tables, the second writes the data as they pass (nothing held, no scratch, whatever the
+// layout). Not when the stream is known to fit the hold limit, nor with scratch offered (one read,
+// spilling what the hold limit cannot keep).
 bool plan_qcow2_two_reads(Plan& p, const SourceFacts& s, const DetectedFacts& d, const PlanOptions& o) {
   if (!s.rereadable || o.scratch_offered) return false;
   if (d.top_size && *d.top_size <= o.hold_limit) return false;
   p.access = Access::two_reads;
   p.needs.second_read = true;
+  p.needs.memory = o.hold_limit;   // the first stream's hold, before it is abandoned
   std::string what = d.stages.size() > 1 ? "the image is inside " + chain_text(std::vector(d.stages.begin() + 1, d.stages.end()))
                      : s.path                ? "a local file"
                      : s.content_addressed   ? "a containerDisk layer"
                                              : "the server does not serve byte ranges";
   because(p, "qcow2: the source cannot be seeked (" + what + ") but can be read again, and no scratch is offered: "
-             "the native decoder reads it twice, the tables first, then the data in file order (nothing held, no scratch, "
+             "the native decoder streams it once, holding data that precede their L2 tables up to the hold limit (" +
+             util::format_bytes(o.hold_limit) + "); if that would not do, it reads the image twice from the start, "
+             "the tables first, then the data in file order (nothing held, no scratch, "
              "whatever the layout; the second read is pinned to the first one's " +
              (s.path                ? std::string("size and mtime")
               : s.content_addressed ? std::string("manifest digest and layer digest")

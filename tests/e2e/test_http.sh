@@ -364,6 +364,7 @@ t_qcow2_ranges_resource_changed() {
 # --- the same images where the source can be read again but not seeked: two sequential reads ----
 # (nginx's /norange/ ignores Range; xz hides the qcow2 from ranges). The first read keeps only the
 # tables, the second writes the data as they pass: no scratch, nothing held, whatever the layout.
+# (One stream is tried first and abandoned when its hold would pass the limit: 16 KiB here.)
 t_qcow2_two_reads() {   # t_qcow2_two_reads KIND ALGO: KIND norange | xz-http | xz-file
   local kind=$1 algo=$2 img src
   make_late_l2 "$algo"
@@ -393,8 +394,9 @@ t_qcow2_two_reads() {   # t_qcow2_two_reads KIND ALGO: KIND norange | xz-http | 
   grep -qF "plan: ${why#*why: }" "$W/_meta/err" || { show_output; fail "the import ran another plan than info printed"; }
   grep -q "qcow2: read the source 2 times" "$W/_meta/err" || { show_output; fail "not read twice"; }
   if [[ $kind != xz-file ]]; then
-    (( $(grep -c "GET /[a-z/]*_ranges.$$/late-$algo.qcow2[.xz]* HTTP/1.1\" 200" "$ACCESS") == 2 )) ||
-      { cat "$ACCESS" >&2; fail "expected two whole GETs in the access log"; }
+    # the one stream tried first (abandoned once its hold would pass the limit), then the two reads
+    (( $(grep -c "GET /[a-z/]*_ranges.$$/late-$algo.qcow2[.xz]* HTTP/1.1\" 200" "$ACCESS") == 3 )) ||
+      { cat "$ACCESS" >&2; fail "expected three GETs in the access log (the abandoned stream, then two reads)"; }
     ! grep -q "\" 206 " "$ACCESS" || fail "Range requests were answered"
   fi
   ! grep "imported" "$W/_meta/err" | sed 's/.*(file)://' | grep -qi "held\|spill\|scratch" || { show_output; fail "held or spilled"; }
@@ -427,6 +429,26 @@ t_qcow2_two_reads_resource_changed() {
   assert_error_matches "the resource changed between the two reads \\(HTTP 412"
   assert_failed_cleanly "$W/dest/disk.raw"
 }
+t_qcow2_xz_http_fits_one_stream() {
+  # the same late-L2 image within the default hold limit: the stream tried first suffices, so it is
+  # read once (one GET), and info (which measured it) says so
+  make_late_l2 zstd
+  local img=$RANGES_DIR/late-zstd.qcow2
+  [[ -e $img.xz ]] || xz -k -T1 "$img"
+  cdi info "$H/_ranges.$$/late-zstd.qcow2.xz"
+  ((LAST_RC == 0)) || { show_output; fail "info failed"; }
+  grep -q "access: sequential" "$W/_meta/out" || { show_output; fail "info does not plan one stream"; }
+  ! grep -q "a second read of the source" "$W/_meta/out" || { show_output; fail "info plans a second read"; }
+  grep -q "within the hold limit: the import reads it once" "$W/_meta/out" || { show_output; fail "info did not report its measurement"; }
+  : > "$ACCESS"
+  cdi -v --progress none --url "$H/_ranges.$$/late-zstd.qcow2.xz" --dest "$W/dest/disk.raw"
+  check_success
+  assert_same_as_qemu "$img" "$W/dest/disk.raw"
+  grep -q "qcow2: one stream sufficed" "$W/_meta/err" || { show_output; fail "not read by one stream"; }
+  (( $(grep -c "GET /_ranges.$$/late-zstd.qcow2.xz HTTP/1.1\" 200" "$ACCESS") == 1 )) ||
+    { cat "$ACCESS" >&2; fail "expected one GET in the access log"; }
+}
+run_test qcow2_xz_http_fits_one_stream t_qcow2_xz_http_fits_one_stream
 for algo in zlib zstd; do
   run_test qcow2_${algo}_two_reads_http_norange t_qcow2_two_reads norange $algo
   run_test qcow2_${algo}_two_reads_xz_http t_qcow2_two_reads xz-http $algo

@@ -202,7 +202,8 @@ t_two_reads() {   # t_two_reads ALGO
   assert_same_as_qemu "$img" "$W/dest/disk.raw" qcow2
   grep -qF "plan: ${why#*why: }" "$W/_meta/err" || { show_output; fail "the import ran another plan than info printed"; }
   grep -q "qcow2: read the source 2 times" "$W/_meta/err" || { show_output; fail "not read twice"; }
-  (( $(grep -c "manifest sha256:[0-9a-f]*: 1 layer(s)" "$W/_meta/err") == 2 )) || { show_output; fail "the manifest was not read twice"; }
+  # the abandoned stream, then the two reads
+  (( $(grep -c "manifest sha256:[0-9a-f]*: 1 layer(s)" "$W/_meta/err") == 3 )) || { show_output; fail "the manifest was not read three times"; }
   ! grep "imported" "$W/_meta/err" | sed 's/.*(file)://' | grep -qi "held\|spill\|scratch" || { show_output; fail "held or spilled"; }
   # (a sanitizer build's shadow memory is part of its RSS: there the bound is 512 MiB)
   local rss max=$((96 * 1024))
@@ -225,9 +226,10 @@ t_two_reads_layer_changed() {
     --dest "$W/dest/disk.raw"
   assert_error_matches "(qcow2: compressed cluster at host offset 0x[0-9a-f]+ \(guest 0x[0-9a-f]+\): zstd: |digest mismatch)"
   assert_failed_cleanly "$W/dest/disk.raw"
-  (( $(grep -c "GET /v2/cd/img/manifests/sha256:" "$CORRUPT_SECOND_LOG") == 1 )) ||
-    { cat "$CORRUPT_SECOND_LOG" >&2; fail "the second read did not ask for the manifest by its digest"; }
-  (( $(grep -c "flipped" "$CORRUPT_SECOND_LOG") == 1 )) || { cat "$CORRUPT_SECOND_LOG" >&2; fail "the layer was not read twice"; }
+  # (the stream tried first is abandoned at the hold limit; the reads after it are pinned)
+  (( $(grep -c "GET /v2/cd/img/manifests/sha256:" "$CORRUPT_SECOND_LOG") >= 1 )) ||
+    { cat "$CORRUPT_SECOND_LOG" >&2; fail "the later reads did not ask for the manifest by its digest"; }
+  (( $(grep -c "flipped" "$CORRUPT_SECOND_LOG") >= 1 )) || { cat "$CORRUPT_SECOND_LOG" >&2; fail "the layer was not read again"; }
 }
 run_test qcow2_two_reads_containerdisk_layer_changed t_two_reads_layer_changed
 

@@ -181,7 +181,10 @@ TEST_CASE("plan: qcow2 that can be read again but not seeked is read twice when 
       CHECK(p.needs.scratch_when.empty());
       CHECK_FALSE(p.refusal);
       CHECK_REASON(p, std::string("the source cannot be seeked (") + c.what + ")");
-      CHECK_REASON(p, "reads it twice, the tables first, then the data in file order");
+      // one stream first (holding up to the hold limit), two reads when that would not do
+      CHECK_REASON(p, "streams it once, holding data that precede their L2 tables up to the hold limit (16.0 KiB)");
+      CHECK_REASON(p, "reads the image twice from the start, the tables first, then the data in file order");
+      CHECK(p.needs.memory == o.hold_limit);
       CHECK(has_reason(p, "the checksum is verified on the first read") == checksum);
       CHECK_FALSE(has_reason(p, "checksum needs the whole stream"));
       // Scratch offered: one read, spilling past the hold limit.
