@@ -221,6 +221,7 @@ class Decoder {
   Result<void> submit_compressed(Claim& c, bool cut);
   Result<void> collect_compressed(bool wait);
   Result<void> finish_stream();
+  Result<void> read_stream();
   Result<uint64_t> metadata_pass();
   Result<void> missed_tables_pass(const Reopen& reopen, uint64_t eof);
   Layout layout_of(uint64_t eof) const;
@@ -740,8 +741,10 @@ Result<void> Decoder::check_present(uint64_t eof) {
   return {};
 }
 
-Result<DecodeStats> Decoder::run() {
-  CDI_TRY(read_header());
+// Reads the stream after its header to the end through the snapshot scan and process_buffer, in
+// buffers of at least two clusters: decode, and pass 1 of two reads (which submits no compressed
+// cluster, so it never starts the pool).
+Result<void> Decoder::read_stream() {
   size_t bufsize = std::max<size_t>(2 * m_cs, 1 << 20);
   auto storage = std::make_unique_for_overwrite<std::byte[]>(bufsize);  // not zeroed: it is always read into first
   std::span<std::byte> buf(storage.get(), bufsize);
@@ -756,6 +759,12 @@ Result<DecodeStats> Decoder::run() {
     if (m_pool) CDI_TRY(collect_compressed(false));
     if (n < bufsize) break;  // read_full is short only at the end of the stream
   }
+  return {};
+}
+
+Result<DecodeStats> Decoder::run() {
+  CDI_TRY(read_header());
+  CDI_TRY(read_stream());
   CDI_TRY(finish_stream());
   return m_stats;
 }
@@ -969,19 +978,7 @@ Layout Decoder::layout_of(uint64_t eof) const {
 Result<uint64_t> Decoder::metadata_pass() {
   m_metadata_only = true;
   CDI_TRY(read_header());
-  size_t bufsize = std::max<size_t>(2 * m_cs, 1 << 20);
-  auto storage = std::make_unique_for_overwrite<std::byte[]>(bufsize);
-  std::span<std::byte> buf(storage.get(), bufsize);
-  for (;;) {
-    if (m_opts.cancel) CDI_TRY(m_opts.cancel->check());
-    size_t n = CDI_TRY(io::read_full(*m_in, buf));
-    m_stats.bytes_in += n;
-    if (n == 0) break;
-    if (!m_snapshots.done()) CDI_TRY(m_snapshots.feed(m_pos, buf.first(n)));
-    CDI_TRY(process_buffer(m_pos, buf.first(n)));
-    CDI_TRY(m_emit.flush());
-    if (n < bufsize) break;
-  }
+  CDI_TRY(read_stream());
   const uint64_t eof = m_pos;
   CDI_TRY(m_snapshots.finish(eof));
   m_snapshots_finished = true;
