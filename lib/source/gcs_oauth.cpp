@@ -25,21 +25,6 @@ struct MdCtxFree {
   void operator()(EVP_MD_CTX* c) const noexcept { EVP_MD_CTX_free(c); }
 };
 
-std::string form_escape(std::string_view s) {
-  static constexpr char hex[] = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned char c : s) {
-    if (std::isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~') {
-      out += static_cast<char>(c);
-    } else {
-      out += '%';
-      out += hex[c >> 4];
-      out += hex[c & 15];
-    }
-  }
-  return out;
-}
-
 }  // namespace
 
 Result<ServiceAccountKey> parse_service_account_key(std::string_view text) {
@@ -133,7 +118,7 @@ Result<void> TokenSource::fetch() {
   http::SmallRequest req;
   req.url = m_key.token_uri;
   req.headers = {"Content-Type: application/x-www-form-urlencoded"};
-  req.body = "grant_type=" + form_escape("urn:ietf:params:oauth:grant-type:jwt-bearer") + "&assertion=" + jwt;
+  req.body = "grant_type=" + http::percent_encode("urn:ietf:params:oauth:grant-type:jwt-bearer") + "&assertion=" + jwt;
   req.verify_tls = m_tls.verify;
   req.tls12_min = true;
   req.ca_pem = m_tls.ca_pem;

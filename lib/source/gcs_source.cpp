@@ -42,21 +42,6 @@ Result<std::pair<std::string, std::string>> split_bucket(std::string_view path, 
 
 }  // namespace
 
-std::string percent_encode(std::string_view s, bool keep_slash) {
-  static constexpr char hex[] = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned char c : s) {
-    if (std::isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~' || (keep_slash && c == '/')) {
-      out += static_cast<char>(c);
-    } else {
-      out += '%';
-      out += hex[c >> 4];
-      out += hex[c & 15];
-    }
-  }
-  return out;
-}
-
 Result<ObjectLocation> parse_object_url(std::string_view url, std::string_view endpoint_override,
                                         std::string_view emulator_host) {
   ObjectLocation loc;
@@ -91,13 +76,13 @@ Result<ObjectLocation> parse_object_url(std::string_view url, std::string_view e
 }
 
 std::string xml_object_url(const ObjectLocation& loc, std::string_view generation) {
-  std::string u = loc.endpoint + "/" + percent_encode(loc.bucket, false) + "/" + percent_encode(loc.object, true);
+  std::string u = loc.endpoint + "/" + http::percent_encode(loc.bucket, false) + "/" + http::percent_encode(loc.object, true);
   if (!generation.empty()) u += "?generation=" + std::string(generation);
   return u;
 }
 
 std::string json_metadata_url(const ObjectLocation& loc) {
-  return loc.endpoint + "/storage/v1/b/" + percent_encode(loc.bucket, false) + "/o/" + percent_encode(loc.object, false);
+  return loc.endpoint + "/storage/v1/b/" + http::percent_encode(loc.bucket, false) + "/o/" + http::percent_encode(loc.object, false);
 }
 
 std::string error_text(std::string_view body) {

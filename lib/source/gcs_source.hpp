@@ -46,9 +46,6 @@ struct ObjectLocation {
 Result<ObjectLocation> parse_object_url(std::string_view url, std::string_view endpoint_override,
                                         std::string_view emulator_host);
 
-// Percent-encodes all but RFC 3986 unreserved characters (and '/' when keep_slash).
-std::string percent_encode(std::string_view s, bool keep_slash);
-
 // XML API: ENDPOINT/BUCKET/OBJECT[?generation=N]; JSON API: ENDPOINT/storage/v1/b/BUCKET/o/OBJECT.
 std::string xml_object_url(const ObjectLocation& loc, std::string_view generation);
 std::string json_metadata_url(const ObjectLocation& loc);

@@ -4,6 +4,7 @@
 #include <curl/curl.h>
 
 #include <algorithm>
+#include <cctype>
 #include <charconv>
 #include <ctime>
 #include <memory>
@@ -99,6 +100,21 @@ Result<std::string> resolve_location(std::string_view base, std::string_view loc
   if (!out) return fail(Errc::invalid_argument, "redirect to an invalid URL: " + redact_url(loc));
   CDI_TRY(origin_of(*out));  // http(s) only, no credentials
   return *out;
+}
+
+std::string percent_encode(std::string_view s, bool keep_slash) {
+  static constexpr char hex[] = "0123456789ABCDEF";
+  std::string out;
+  for (unsigned char c : s) {
+    if (std::isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~' || (keep_slash && c == '/')) {
+      out += static_cast<char>(c);
+    } else {
+      out += '%';
+      out += hex[c >> 4];
+      out += hex[c & 15];
+    }
+  }
+  return out;
 }
 
 std::string redact_url(std::string_view url) {

@@ -38,6 +38,11 @@ Result<std::string> resolve_location(std::string_view base, std::string_view loc
 // logs (pre-signed URLs carry secrets in the query).
 std::string redact_url(std::string_view url);
 
+// RFC 3986 percent-encoding: every byte but the unreserved ALPHA / DIGIT / "-" / "." / "_" / "~"
+// (and "/" when keep_slash, for object keys used as paths) becomes %XX (upper-case hex). For query
+// values, form bodies and path segments alike.
+std::string percent_encode(std::string_view s, bool keep_slash = false);
+
 // One response header "Name: value" split in two; the value trimmed of blanks. nullopt for a line
 // that is not a header (status line, blank line, obs-fold continuation).
 std::optional<std::pair<std::string, std::string>> split_header(std::string_view line);

@@ -35,20 +35,6 @@ std::string trim_newline(std::string s) {
   return s;
 }
 
-std::string url_escape(std::string_view s) {
-  std::string out;
-  for (unsigned char c : s) {
-    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') out += static_cast<char>(c);
-    else {
-      static constexpr char k_hex[] = "0123456789ABCDEF";
-      out += '%';
-      out += k_hex[c >> 4];
-      out += k_hex[c & 15];
-    }
-  }
-  return out;
-}
-
 struct Response {
   long status = 0;
   http::Headers headers;
@@ -182,8 +168,8 @@ Result<void> RegistryClient::fetch_token() {
   {
     std::lock_guard lock(m_auth_mutex);
     url = m_realm + (m_realm.find('?') == std::string::npos ? "?" : "&");
-    if (!m_service.empty()) url += "service=" + url_escape(m_service) + "&";
-    url += "scope=" + url_escape(m_scope);
+    if (!m_service.empty()) url += "service=" + http::percent_encode(m_service) + "&";
+    url += "scope=" + http::percent_encode(m_scope);
   }
   std::vector<std::string> headers;
   if (m_creds) headers.push_back("Authorization: Basic " + base64_encode(m_creds->username + ":" + m_creds->password));

@@ -103,21 +103,7 @@ std::string region_from_host(std::string_view host_in) {
   return std::string(labels.front());
 }
 
-std::string encode_key(std::string_view raw) {
-  static constexpr char hex[] = "0123456789ABCDEF";
-  std::string out;
-  for (char ch : raw) {
-    auto c = static_cast<unsigned char>(ch);
-    if (std::isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~' || c == '/') {
-      out.push_back(static_cast<char>(c));
-    } else {
-      out.push_back('%');
-      out.push_back(hex[c >> 4]);
-      out.push_back(hex[c & 15]);
-    }
-  }
-  return out;
-}
+std::string encode_key(std::string_view raw) { return http::percent_encode(raw, true); }
 
 Result<S3Location> parse_endpoint_url(std::string_view url) {
   auto sep = url.find("://");

@@ -9,6 +9,7 @@
 
 #include "lib/source/gcs_oauth.hpp"
 #include "lib/source/gcs_source.hpp"
+#include "lib/source/http_util.hpp"
 
 using namespace cdi;
 using namespace cdi::source::gcs;
@@ -54,7 +55,7 @@ TEST_CASE("object names are percent-encoded for the XML and JSON APIs", "[gcs]")
   CHECK(xml_object_url(loc, "") == "http://e/b/dir/a%20b%2Bc%25.img");
   CHECK(xml_object_url(loc, "1234") == "http://e/b/dir/a%20b%2Bc%25.img?generation=1234");
   CHECK(json_metadata_url(loc) == "http://e/storage/v1/b/b/o/dir%2Fa%20b%2Bc%25.img");
-  CHECK(percent_encode("AZaz09-._~", false) == "AZaz09-._~");
+  CHECK(cdi::source::http::percent_encode("AZaz09-._~", false) == "AZaz09-._~");
 }
 
 TEST_CASE("GCS error bodies: the JSON message or the XML Code and Message", "[gcs]") {
