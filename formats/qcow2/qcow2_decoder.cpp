@@ -601,8 +601,12 @@ Result<void> Decoder::submit_compressed(Claim& c, bool cut) {
   c.done = true;
   if (!m_pool) {
     unsigned threads = m_opts.threads ? m_opts.threads : usable_cpus();
-    size_t per_job = 3 * m_cs;
-    size_t max_jobs = std::clamp<size_t>((32ull << 20) / per_job, 2 * threads, 64);
+    const size_t per_job = 3 * m_cs;
+    const uint64_t memory = m_opts.decompress_memory ? m_opts.decompress_memory : uint64_t{32} << 20;
+    // Two jobs per worker keep every worker busy; a budget that holds fewer gets fewer workers.
+    const size_t fit = static_cast<size_t>(std::clamp<uint64_t>(memory / per_job, 2, 64));
+    threads = std::clamp<unsigned>(static_cast<unsigned>(fit / 2), 1, threads);
+    size_t max_jobs = m_opts.decompress_memory ? fit : std::clamp<size_t>(fit, 2 * threads, 64);
     m_pool = CDI_TRY(DecompressPool::open(m_h.compression, threads, max_jobs));
   }
   if (m_pool->full()) CDI_TRY(collect_compressed(true));
@@ -780,7 +784,7 @@ Result<DecodeStats> Decoder::run() {
 // metadata already parsed).
 
 constexpr size_t k_ra_buffer = 4 << 20;             // the one I/O buffer (at least 2 clusters)
-constexpr uint64_t k_ra_readahead = 64ull << 20;     // data hinted ahead of the reads
+constexpr uint64_t k_ra_readahead = 64ull << 20;     // data hinted ahead of the reads (default)
 constexpr size_t k_ra_snapshot_read = 64 << 10;     // snapshot table reads (only 40 bytes an entry matter)
 
 Result<size_t> Decoder::ra_read(uint64_t at, std::span<std::byte> dst) {
@@ -850,7 +854,7 @@ Result<void> Decoder::ra_read_tables(std::initializer_list<Kind> kinds, uint64_t
 
 // The data in host order: every data and compressed claim, cluster-aligned, adjacent ones (gaps up
 // to coalesce_gap()) in one run, each run read in buffer-sized pieces and passed to process_buffer
-// as the stream would be. Readahead is hinted k_ra_readahead ahead of the reads.
+// as the stream would be. Readahead is hinted DecodeOptions::readahead ahead of the reads; what was processed goes back to the input (consumed).
 Result<void> Decoder::ra_read_data(uint64_t& eof) {
   std::vector<io::ByteRange> runs;
   const uint64_t gap = m_ra->coalesce_gap();
@@ -867,11 +871,12 @@ Result<void> Decoder::ra_read_data(uint64_t& eof) {
     if (s < e) runs.push_back({s, e - s});
   }
   // Readahead: hint pieces of the runs ahead of the read position, a batch at a time.
+  const uint64_t readahead = m_opts.readahead ? m_opts.readahead : k_ra_readahead;
   size_t hint_run = 0;
   uint64_t hint_at = runs.empty() ? 0 : runs.front().offset;
   auto hint = [&](uint64_t read_pos) {
     std::vector<io::ByteRange> batch;
-    const uint64_t limit = read_pos + k_ra_readahead;
+    const uint64_t limit = read_pos + readahead;
     while (hint_run < runs.size()) {
       const io::ByteRange& r = runs[hint_run];
       uint64_t from = std::max(hint_at, r.offset), to = r.offset + r.length;
@@ -887,13 +892,14 @@ Result<void> Decoder::ra_read_data(uint64_t& eof) {
   std::span<std::byte> buf(m_ra_buf.get(), m_ra_bufsize);
   for (const io::ByteRange& r : runs) {
     for (uint64_t at = r.offset; at < r.offset + r.length;) {
-      if (hint_at < at + k_ra_readahead / 2) hint(at);
+      if (hint_at < at + readahead / 2) hint(at);
       size_t want = static_cast<size_t>(std::min<uint64_t>(buf.size(), r.offset + r.length - at));
       size_t n = CDI_TRY(ra_read(at, buf.first(want)));
       if (n) {
         CDI_TRY(process_buffer(at, buf.first(n)));
         CDI_TRY(m_emit.flush());  // stable extents point into buf
         if (m_pool) CDI_TRY(collect_compressed(false));
+        m_ra->consumed({at, n});  // compressed clusters were copied into their jobs
       }
       if (n < want) {  // the input ended before its size said
         eof = at + n;

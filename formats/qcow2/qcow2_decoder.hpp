@@ -83,6 +83,14 @@ struct DecodeOptions {
   std::optional<std::filesystem::path> scratch_dir;  // spill beyond hold_limit here (unlinked temp file)
   std::optional<uint64_t> max_virtual_size;          // refuse bigger images before writing anything
   unsigned threads = 0;                              // decompression workers; 0 = CPUs we may use
+  // Compressed clusters in flight to the workers (input, output and context: about 3 clusters a
+  // job): at most this much, at least two jobs; fewer workers when it holds fewer than two jobs
+  // each. 0: 32 MiB (at most 64 jobs).
+  uint64_t decompress_memory = 0;
+  // Random access: data hinted (RandomAccess::will_need) this far ahead of the reads, and what was
+  // processed handed back (RandomAccess::consumed) for a local file to drop from the page cache.
+  // Both are page cache charged to the importer's memory cgroup. 0: 64 MiB.
+  uint64_t readahead = 0;
   const util::CancelToken* cancel = nullptr;
 };
 

@@ -59,6 +59,7 @@ class XzReader final : public io::StageReader {
         m_cancel(opts.cancel),
         m_threads(threads),
         m_memlimit(memlimit),
+        m_limit(opts.memory_limit ? opts.memory_limit : k_memlimit),
         m_in(k_in_buffer) {}
 
   // Sets up the decoder for the next stream.
@@ -103,6 +104,7 @@ class XzReader final : public io::StageReader {
   const util::CancelToken* m_cancel;
   unsigned m_threads;
   uint64_t m_memlimit;        // liblzma's share: the memory limit minus the input window
+  uint64_t m_limit;           // the whole limit (for messages)
   uint64_t m_peak = 0;        // most lzma_memusage() seen
   LzmaStream m_strm;
   io::InputWindow m_in;
@@ -145,7 +147,7 @@ std::unexpected<Error> XzReader::decoder_error(lzma_ret rc) {
     case LZMA_BUF_ERROR:
       return truncated();
     case LZMA_MEMLIMIT_ERROR:
-      return fail(Errc::limit, "decoding needs more memory than the " + util::format_bytes(m_memlimit + k_in_buffer) +
+      return fail(Errc::limit, "decoding needs more memory than the " + util::format_bytes(m_limit) +
                                    " limit even single-threaded (the stream's dictionary does not fit)");
     case LZMA_MEM_ERROR:
       return fail(Errc::limit, "out of memory");

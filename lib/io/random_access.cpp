@@ -49,6 +49,34 @@ void FileRandomAccess::will_need(std::span<const ByteRange> ranges) {
                             POSIX_FADV_WILLNEED);
 }
 
+void FileRandomAccess::drop_consumed() noexcept {
+  if (m_drop_hi > m_drop_lo) {
+    // The kernel drops whole folios only (pages, or up to a PMD, 2 MiB with 4 KiB pages, on a
+    // filesystem with large folios; as the file source and the write-back drops): a range that
+    // continues the last one dropped starts at the PMD boundary below, so the folio the last drop
+    // cut goes with this one.
+    static const uint64_t page = [] {
+      long p = ::sysconf(_SC_PAGESIZE);
+      return p > 0 ? static_cast<uint64_t>(p) : uint64_t{4096};
+    }();
+    const uint64_t pmd = page * (page / 8);
+    uint64_t lo = m_drop_lo;
+    if (lo == m_dropped_end) lo -= lo % pmd;
+    (void)::posix_fadvise(m_fd.get(), static_cast<off_t>(lo), static_cast<off_t>(m_drop_hi - lo), POSIX_FADV_DONTNEED);
+    m_dropped_end = m_drop_hi;
+  }
+  m_drop_lo = m_drop_hi = 0;
+}
+
+void FileRandomAccess::consumed(ByteRange r) {
+  if (!m_drop_step || !r.length) return;
+  // Contiguous ranges accumulate; a jump drops what came before it.
+  if (m_drop_hi != m_drop_lo && r.offset != m_drop_hi) drop_consumed();
+  if (m_drop_hi == m_drop_lo) m_drop_lo = r.offset;
+  m_drop_hi = r.offset + r.length;
+  if (m_drop_hi - m_drop_lo >= m_drop_step) drop_consumed();
+}
+
 Error changed_between_reads(const std::string& what) {
   return Error(Errc::corrupt_input, "the resource changed between the two reads (" + what + ")");
 }

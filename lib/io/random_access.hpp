@@ -46,6 +46,9 @@ class RandomAccess {
   // Hint: these ranges will be read soon, in this order. Never required for correctness.
   virtual void will_need(std::span<const ByteRange> ranges) { (void)ranges; }
 
+  // Hint: this range was read and will not be read again (a local file drops it from the page
+  // cache, in steps). Never required for correctness.
+  virtual void consumed(ByteRange range) { (void)range; }
   // Largest gap between two wanted ranges that is cheaper to read through than to skip.
   virtual uint64_t coalesce_gap() const { return 256 << 10; }
 
@@ -57,25 +60,37 @@ class RandomAccess {
 Result<size_t> pread_full(RandomAccess& in, uint64_t offset, std::span<std::byte> dst);
 
 // A local regular file or block device read with pread(2) (EINTR-safe). The size is taken at open
-// (lseek to the end: block devices report 0 in st_size). will_need issues posix_fadvise(WILLNEED).
+// (lseek to the end: block devices report 0 in st_size). will_need issues posix_fadvise(WILLNEED);
+// consumed ranges are dropped (POSIX_FADV_DONTNEED) once drop_step bytes of them accumulate, as the
+// stream file source drops what it read (source/file_source.hpp): a source read once does not fill
+// the importer's memory cgroup with its page cache. Dropping never changes what anyone reads.
 class FileRandomAccess final : public RandomAccess {
  public:
   // Opens `path` read-only. Errors: not_found, io.
   static Result<std::unique_ptr<FileRandomAccess>> open(const std::string& path);
   // Takes an open descriptor (its offset is not used).
   static Result<std::unique_ptr<FileRandomAccess>> adopt(util::Fd fd, std::string name);
+  // Drops what was consumed and not dropped yet.
+  ~FileRandomAccess() override { drop_consumed(); }
 
   Result<size_t> pread(uint64_t offset, std::span<std::byte> dst) override;
   std::optional<uint64_t> size() const override { return m_size; }
   void will_need(std::span<const ByteRange> ranges) override;
+  void consumed(ByteRange range) override;
   std::string name() const override { return m_name; }
+  // Consumed bytes dropped at a time (0: never drop); default 8 MiB.
+  void set_drop_step(uint64_t step) { m_drop_step = step; }
 
  private:
   FileRandomAccess(util::Fd fd, std::string name, uint64_t size)
       : m_fd(std::move(fd)), m_name(std::move(name)), m_size(size) {}
+  void drop_consumed() noexcept;
   util::Fd m_fd;
   std::string m_name;
   uint64_t m_size = 0;
+  uint64_t m_drop_step = uint64_t{8} << 20;
+  uint64_t m_drop_lo = 0, m_drop_hi = 0;   // consumed, not yet dropped: one contiguous range
+  uint64_t m_dropped_end = 0;               // end of the last range dropped
 };
 
 // A stream read a second time, seen as random access that only goes forward (the qcow2

@@ -49,17 +49,6 @@ void log(const ImportOptions& o, const std::string& s) {
   if (o.log) o.log(s);
 }
 
-Result<std::unique_ptr<io::Reader>> open_source(const ImportOptions& o, uint64_t receive_buffer) {
-  if (o.source_factory) return o.source_factory();
-  source::HttpContext ctx;
-  ctx.cancel = o.cancel;
-  ctx.log = o.log;
-  if (receive_buffer >= o.source.http.buffer_bytes) return source::open_source(o.url, o.source, ctx);
-  auto so = o.source;
-  so.http.buffer_bytes = receive_buffer;
-  return source::open_source(o.url, so, ctx);
-}
-
 // A local file's identity for a second read: the same file, size and mtime.
 struct FileStamp {
   dev_t dev = 0;
@@ -89,13 +78,18 @@ struct Detected {
 
 // How the memory budget (--memory-limit, else the cgroup's limit, minus a margin) is shared. No
 // limit: every consumer keeps its default. Under a limit, from the usable part:
-//   - 8 MiB for the copy loop's blocks in flight and the sink's queue;
+//   - 8 MiB for the blocks in flight: the copy loop's (6 MiB), or the qcow2 decoder's read buffer
+//     (4 MiB) and the async sink's queue (the other 4 MiB; 16 MiB without a limit);
 //   - the source's receive buffer (HTTP source, upload server's body pipe): a sixteenth of the
 //     usable budget, 1 MiB to 8 MiB (MemoryBudget::receive_buffer; the defaults from ~155 MiB on);
 //   - the target's write-back window, an eighth of the usable budget (1-64 MiB), twice (about two
 //     windows are in the page cache at a time; bench/results/pagecache.md);
+//   - the source's page cache, one window: a local file read once is dropped behind the read in
+//     steps of that size, and the qcow2 decoder's random access hints that far ahead (64 MiB of
+//     read-ahead and 8 MiB steps without a limit: both are charged to the cgroup);
 //   - of the rest, half for the decompressors (liblzma's threaded decoder falls back to fewer
-//     threads; a dictionary or zstd window that cannot fit is refused by the codec up front) and
+//     threads; a dictionary or zstd window that cannot fit is refused by the codec up front; the
+//     qcow2 decoder's compressed-cluster jobs in flight, with fewer workers when few fit) and
 //     half for the qcow2 decoder's hold buffer (capped by --qcow2-hold-limit; data that precede
 //     their L2 tables beyond it spill to scratch).
 // A budget below the fixed minimums (4 MiB of buffers, two 1 MiB windows) is Errc::limit up
@@ -105,6 +99,8 @@ struct MemoryPlan {
   uint64_t writeback_window = sink::SinkOptions{}.writeback_window;
   uint64_t hold_limit = 0;            // the qcow2 decoder's hold limit
   uint64_t receive_buffer = util::MemoryBudget::k_receive_buffer_max;   // caps HttpOptions::buffer_bytes
+  uint64_t sink_queue = 16ull << 20;  // AsyncSink's bytes in flight
+  uint64_t source_cache = 0;          // file source drop step, qcow2 read-ahead (0 = their defaults)
   std::string text;                   // for -v and the plan: "" without a limit
 };
 
@@ -113,18 +109,40 @@ Result<MemoryPlan> memory_plan(const ImportOptions& o) {
   m.hold_limit = o.hold_limit;
   auto budget = util::MemoryBudget::detect(o.memory_limit, util::CgroupPaths::system(), o.memory_limit_source);
   if (!budget.limited()) return m;
-  CDI_TRY(budget.take("copy and sink buffers", 8ull << 20, 4ull << 20));
+  const uint64_t blocks = CDI_TRY(budget.take("copy and sink buffers", 8ull << 20, 4ull << 20));
+  m.sink_queue = std::max<uint64_t>(blocks / 2, 1ull << 20);
   m.receive_buffer = budget.receive_buffer(util::MemoryBudget::k_receive_buffer_max);
   CDI_TRY(budget.take("receive buffer", m.receive_buffer, util::MemoryBudget::k_receive_buffer_floor));
   m.writeback_window = std::clamp<uint64_t>(budget.usable() / 8, 1ull << 20, 64ull << 20);
   CDI_TRY(budget.take("target write-back (two windows)", 2 * m.writeback_window, 2ull << 20));
+  m.source_cache = CDI_TRY(budget.take("source page cache", m.writeback_window, 1ull << 20));
   const uint64_t half = budget.remaining() / 2;
-  m.codec = CDI_TRY(budget.take("decompression", half, 0));
+  // At least a byte: 0 would mean the codecs' defaults, and a budget this tight must make a codec
+  // that needs memory fail up front instead.
+  m.codec = std::max<uint64_t>(CDI_TRY(budget.take("decompression", half, 0)), 1);
   m.hold_limit = std::min(o.hold_limit, budget.remaining());
   m.text = budget.describe() + "; decompression " + util::format_bytes(m.codec) + ", qcow2 hold " +
-           util::format_bytes(m.hold_limit) + ", write-back window " + util::format_bytes(m.writeback_window) + ", receive buffer " +
-           util::format_bytes(m.receive_buffer);
+           util::format_bytes(m.hold_limit) + ", write-back window " + util::format_bytes(m.writeback_window) +
+           ", source page cache " + util::format_bytes(m.source_cache) + ", receive buffer " +
+           util::format_bytes(m.receive_buffer) + ", sink queue " + util::format_bytes(m.sink_queue);
   return m;
+}
+
+// The source options under the plan: the receive buffer capped by the budget, a local file
+// dropped behind the read in steps of the source's page cache share.
+source::SourceOptions source_options(const ImportOptions& o, const MemoryPlan& mem) {
+  source::SourceOptions so = o.source;
+  so.http.buffer_bytes = std::min<uint64_t>(so.http.buffer_bytes, mem.receive_buffer);
+  if (mem.source_cache) so.file_drop_step = mem.source_cache;
+  return so;
+}
+
+Result<std::unique_ptr<io::Reader>> open_source(const ImportOptions& o, const MemoryPlan& mem) {
+  if (o.source_factory) return o.source_factory();
+  source::HttpContext ctx;
+  ctx.cancel = o.cancel;
+  ctx.log = o.log;
+  return source::open_source(o.url, source_options(o, mem), ctx);
 }
 
 Result<Detected> detect(std::unique_ptr<io::Reader> src, const ImportOptions& o, const MemoryPlan& mem) {
@@ -427,19 +445,19 @@ Result<std::unique_ptr<io::Reader>> reopen_source(const Detected& d, const Impor
     auto now = stamp_of(*d.source.path);
     if (!d.stamp || !now || !(*now == *d.stamp))
       return std::unexpected(io::changed_between_reads(*d.source.path + ": its size or mtime changed"));
-    src = CDI_TRY(source::open_source(o.url, o.source, ctx));
+    src = CDI_TRY(source::open_source(o.url, source_options(o, mem), ctx));
   } else if (d.source.content_addressed) {
     // docker://: the same manifest by its digest; its disk layer must be the same blob (whose
     // digest the end of this read verifies again).
     if (!d.source.pinned_url || !d.source.validator) return fail(Errc::internal, "a second read without a layer digest");
-    src = CDI_TRY(source::open_source(*d.source.pinned_url, o.source, ctx));
+    src = CDI_TRY(source::open_source(*d.source.pinned_url, source_options(o, mem), ctx));
     auto again = src->info();
     if (!again.content_addressed || again.validator != d.source.validator)
       return std::unexpected(io::changed_between_reads(*d.source.pinned_url + ": the disk layer went from " +
                                                        *d.source.validator + " to " + again.validator.value_or("none")));
   } else {
     if (!d.source.pinned_url || !d.source.validator) return fail(Errc::internal, "a second read without a validator");
-    source::SourceOptions so = o.source;
+    source::SourceOptions so = source_options(o, mem);
     so.http.if_match = d.source.validator;
     src = CDI_TRY(source::open_source(*d.source.pinned_url, so, ctx));
   }
@@ -469,10 +487,16 @@ Result<void> import_qcow2_native(Detected& d, const ImportOptions& o, const Memo
   qo.max_virtual_size = bound.size;
   qo.threads = o.threads;
   qo.cancel = o.cancel;
+  qo.decompress_memory = mem.codec;
+  qo.readahead = mem.source_cache;
   // The plan's access: positioned reads of the local file (nothing held, no scratch; the stream
   // opened for detection is left unread, a checksum was verified on it before this), or the stream.
   std::unique_ptr<io::RandomAccess> file;
-  if (rep.plan.access == Access::local_file) file = CDI_TRY(io::FileRandomAccess::open(*d.direct_path));
+  if (rep.plan.access == Access::local_file) {
+    auto f = CDI_TRY(io::FileRandomAccess::open(*d.direct_path));
+    if (mem.source_cache) f->set_drop_step(mem.source_cache);
+    file = std::move(f);
+  }
   if (rep.plan.access == Access::http_ranges) {
     if (!d.ranges) return fail(Errc::internal, "plan reads qcow2 by ranges without them");
     file = std::move(d.ranges);
@@ -480,7 +504,7 @@ Result<void> import_qcow2_native(Detected& d, const ImportOptions& o, const Memo
   }
   set_phase(o, Phase::transferring);
   // The decoder reads and decompresses; a writer thread issues the target's syscalls meanwhile.
-  sink::AsyncSink async(target);
+  sink::AsyncSink async(target, mem.sink_queue);
   ProgressSink counted(async, o.progress);
   formats::qcow2::DecodeStats st;
   if (rep.plan.access == Access::two_reads) {
@@ -664,7 +688,7 @@ Result<ImportReport> run_import(const ImportOptions& o) {
 
   auto mem = CDI_TRY(memory_plan(o));
   if (!mem.text.empty()) log(o, "memory: " + mem.text);
-  auto src = CDI_TRY_CTX(open_source(o, mem.receive_buffer), o.url);
+  auto src = CDI_TRY_CTX(open_source(o, mem), o.url);
   rep.labels = src->info().labels;
   if (auto sz = src->info().size; sz && o.progress) o.progress->total_read.store(static_cast<int64_t>(*sz));
   std::unique_ptr<io::Reader> counted = std::make_unique<io::CountingReader>(std::move(src), read_counter);
@@ -754,7 +778,7 @@ Result<InspectReport> inspect(const ImportOptions& o) {
   if (is_clone(o.content_type))
     return fail(Errc::unsupported, "clone content types are only received by the upload server; nothing to inspect");
   auto mem = CDI_TRY(memory_plan(o));
-  auto src = CDI_TRY_CTX(open_source(o, mem.receive_buffer), o.url);
+  auto src = CDI_TRY_CTX(open_source(o, mem), o.url);
   rep.source_size = src->info().size;
   rep.labels = src->info().labels;
   auto d = CDI_TRY_CTX(detect(std::move(src), o, mem), o.url);

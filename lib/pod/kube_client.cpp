@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "lib/pod/kube_client.hpp"
 
+#include <algorithm>
 #include <curl/curl.h>
 
 #include <fstream>
@@ -10,6 +11,7 @@
 
 #include "lib/pod/image_server.hpp"   // go_json_string
 #include "lib/source/http_util.hpp"
+#include "lib/util/memory_budget.hpp"
 
 namespace cdi::pod {
 
@@ -62,7 +64,10 @@ Result<KubeResponse> kube_request(const KubeConfig& cfg, std::string_view method
     req.body = std::string(body);
   }
   req.headers.push_back("Expect:");
-  req.max_body = 16u << 20;
+  // A list or object reply is collected in memory: a quarter of what the pod's memory budget
+  // leaves usable, 1 MiB to 16 MiB (a 64 MiB pod: 11 MiB).
+  static const uint64_t cap = std::clamp<uint64_t>(util::MemoryBudget::detect(std::nullopt).usable() / 4, 1u << 20, 16u << 20);
+  req.max_body = static_cast<size_t>(cap);
   req.user_agent = "cdi-source-update-poller/" CDI_VERSION;
   req.use_proxy_env = false;   // never a proxy, whatever HTTPS_PROXY says
   if (cfg.ca_file) req.ca_file = cfg.ca_file->string();

@@ -46,10 +46,13 @@ void AsyncSink::run() {
       skip = m_error.has_value();
     }
     if (!skip) r = op.data.empty() ? m_inner.zero_range(op.offset, op.length) : m_inner.write_at(op.offset, op.data);
+    // Freed before its bytes leave the count, so max_in_flight bounds the memory itself.
+    const size_t bytes = op.data.size();
+    std::vector<std::byte>().swap(op.data);
     {
       std::lock_guard lk(m_mu);
       if (!r && !m_error) m_error = std::move(r).error();
-      m_in_flight -= op.data.size();
+      m_in_flight -= bytes;
       --m_busy;
       m_cv.notify_all();
     }

@@ -139,7 +139,9 @@ Result<CurlHandle> new_handle(const ClientConfig& cfg, char* errbuf) {
   }
   set(CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(std::chrono::milliseconds(o.connect_timeout).count()));
   set(CURLOPT_TCP_KEEPALIVE, 1L);
-  set(CURLOPT_BUFFERSIZE, 256L * 1024);
+  // libcurl's receive buffer: a sixteenth of ours (the memory budget sizes buffer_bytes), 16 KiB
+  // (libcurl's default) to 256 KiB (fewer write callbacks at loopback speed: bench/http.sh).
+  set(CURLOPT_BUFFERSIZE, static_cast<long>(std::clamp<size_t>(o.buffer_bytes / 16, 16u << 10, 256u << 10)));
   set(CURLOPT_NOPROGRESS, 0L);
   set(CURLOPT_HTTPAUTH, static_cast<long>(CURLAUTH_BASIC));
   if (!ok) return fail(Errc::internal, "libcurl rejected an option (libcurl too old?)");

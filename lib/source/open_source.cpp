@@ -35,6 +35,7 @@ Result<std::unique_ptr<io::Reader>> open_source(std::string_view url, const Sour
   FileSourceOptions fo;
   fo.force_shared = o.force_shared;
   fo.cancel = ctx.cancel;
+  fo.drop_step = o.file_drop_step;
   return open_file_source(url, fo);
 }
 

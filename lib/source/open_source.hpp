@@ -35,6 +35,7 @@ struct SourceOptions {
   RegistryOptions registry;         // docker:// / oci: / oci-archive:
   GcsOptions gcs;                   // gs:// (and http(s) with gcs.force)
   bool force_shared = false;        // read a local source even when it is in use
+  uint64_t file_drop_step = 0;      // a local source's page cache drop step (FileSourceOptions::drop_step)
 };
 
 // Opens `url`. `ctx` carries the cancel token (checked by every source) and the log.

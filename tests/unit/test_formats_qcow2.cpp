@@ -266,15 +266,18 @@ TEST_CASE("qcow2 compressed clusters (zlib and zstd), sharing a sector", "[qcow2
       at += z.size();  // the next one starts inside this one's last sector
     }
     Image img{b.build(), expected};
-    for (unsigned threads : {1u, 2u}) {
-      q::DecodeOptions opts;
-      opts.threads = threads;
-      INFO("type " << type << " threads " << threads);
-      require_golden(img, 7, opts);
-      auto o = decode(img.file, 4096, opts);
-      REQUIRE(o->result);
-      CHECK(o->result->compressed_clusters == 4);
-    }
+    // decompress_memory: the default; one byte (two jobs in flight, one worker); three jobs.
+    for (uint64_t memory : {uint64_t{0}, uint64_t{1}, 9 * cs})
+      for (unsigned threads : {1u, 2u}) {
+        q::DecodeOptions opts;
+        opts.threads = threads;
+        opts.decompress_memory = memory;
+        INFO("type " << type << " threads " << threads << " decompress_memory " << memory);
+        require_golden(img, 7, opts);
+        auto o = decode(img.file, 4096, opts);
+        REQUIRE(o->result);
+        CHECK(o->result->compressed_clusters == 4);
+      }
     // Damaged compressed data.
     Bytes bad = img.file;
     for (size_t i = 3 * cs + 100; i < 3 * cs + 140; ++i) bad[i] = std::byte{0xff};
@@ -364,6 +367,37 @@ TEST_CASE("qcow2 truncation and upstream errors", "[qcow2]") {
   q::DecodeOptions opts;
   opts.cancel = &cancel;
   require_error(img.file, Errc::cancelled, opts);
+}
+
+TEST_CASE("qcow2 random access: what was processed is handed back, forward, once", "[qcow2]") {
+  // FileRandomAccess drops consumed ranges from the page cache: they must have been read, never
+  // overlap, go forward, and cover every data cluster (the compressed ones too).
+  Image plain = small_image(false), late = small_image(true);
+  for (const Image* img : {&plain, &late})
+    for (size_t chunk : {size_t{1}, size_t{7}, size_t{1} << 20})
+      for (uint64_t readahead : {uint64_t{0}, uint64_t{1}, uint64_t{1000}}) {
+        INFO("late " << (img == &late) << " chunk " << chunk << " readahead " << readahead);
+        MemoryRandomAccess in(img->file, chunk);
+        CheckingSink sink;
+        q::DecodeOptions opts;
+        opts.readahead = readahead;
+        auto res = q::decode_random_access(in, sink, opts);
+        REQUIRE(res);
+        REQUIRE(sink.finish(res->virtual_size));
+        CHECK(sink.data() == img->expected);
+        CHECK_FALSE(in.consumed_unread);
+        REQUIRE_FALSE(in.consumed_ranges.empty());
+        for (size_t i = 1; i < in.consumed_ranges.size(); ++i)
+          CHECK(in.consumed_ranges[i].offset >= in.consumed_ranges[i - 1].offset + in.consumed_ranges[i - 1].length);
+        // Data A, B, C (late: clusters 1-3; in order: 3-5) lie inside consumed ranges.
+        const uint64_t first = img == &late ? 1 : 3;
+        for (uint64_t c = first; c < first + 3; ++c) {
+          bool covered = std::any_of(in.consumed_ranges.begin(), in.consumed_ranges.end(), [&](const io::ByteRange& r) {
+            return r.offset <= c * k_cs && (c + 1) * k_cs <= r.offset + r.length;
+          });
+          CHECK(covered);
+        }
+      }
 }
 
 TEST_CASE("qcow2 random access: truncation, a shrunk input, upstream errors, a file", "[qcow2]") {

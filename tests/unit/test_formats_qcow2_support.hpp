@@ -109,6 +109,11 @@ class MemoryRandomAccess final : public io::RandomAccess {
   }
   std::optional<uint64_t> size() const override { return m_size; }
   void will_need(std::span<const io::ByteRange> r) override { hinted += r.size(); }
+  void consumed(io::ByteRange r) override {
+    // Only what was read can be handed back.
+    if (r.offset + r.length > m_last_end) consumed_unread = true;
+    consumed_ranges.push_back(r);
+  }
   std::string name() const override { return "memory"; }
 
   std::optional<size_t> fail_after;
@@ -116,6 +121,8 @@ class MemoryRandomAccess final : public io::RandomAccess {
   uint64_t bytes = 0;
   size_t hinted = 0;
   std::vector<uint64_t> offsets;  // where each pread_full started (and its continuations)
+  std::vector<io::ByteRange> consumed_ranges;
+  bool consumed_unread = false;   // a range handed back beyond the last read
 
   // Reads that went backwards: seeks back to an earlier offset.
   size_t backward_seeks() const {

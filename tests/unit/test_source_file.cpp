@@ -11,6 +11,7 @@
 #include <fstream>
 #include <thread>
 
+#include "lib/io/random_access.hpp"
 #include "lib/source/file_source.hpp"
 #include "lib/util/fd.hpp"
 #include "tests/support/loop_device.hpp"
@@ -406,6 +407,54 @@ TEST_CASE("file source: a file read once leaves little of it in the page cache",
   auto all = read_all(**again, size_t{1} << 20);
   REQUIRE(all);
   CHECK(*all == data);
+}
+
+TEST_CASE("file random access: consumed ranges leave the page cache in steps, the rest at close", "[source][pagecache]") {
+  // The qcow2 decoder reads a local file in host order and hands back what it processed.
+  TempDir backing;
+  cdi::test::sys::Ext4Mount fs(backing.path(), 128 * 1024 * 1024);
+  constexpr uint64_t k_mib = 1 << 20;
+  const uint64_t step = GENERATE(uint64_t{0}, uint64_t{4} << 20);   // 0: never dropped
+  const uint64_t size = 16 * k_mib + 4097;
+  auto data = pattern(size, 11);
+  write_file(fs / "disk.qcow2", data);
+  {
+    util::Fd fd(::open((fs / "disk.qcow2").c_str(), O_RDONLY | O_CLOEXEC));
+    REQUIRE(fd);
+    REQUIRE(::fsync(fd.get()) == 0);
+  }
+  auto resident = [&](uint64_t lo, uint64_t hi) {
+    return cdi::test::sys::resident_bytes(cdi::test::sys::resident_pages(fs / "disk.qcow2", size), lo, hi);
+  };
+  REQUIRE(resident(0, size) >= size / 2);   // just written: in the page cache (the control)
+  auto ra = io::FileRandomAccess::open((fs / "disk.qcow2").string());
+  REQUIRE(ra);
+  (*ra)->set_drop_step(step);
+  // Odd pieces, each handed back after it was read; a gap of 1 MiB is skipped (never read).
+  std::vector<std::byte> buf(999983);
+  const uint64_t gap_lo = 9 * k_mib, gap_hi = 10 * k_mib;
+  uint64_t at = 0;
+  while (at < 12 * k_mib) {
+    if (at >= gap_lo && at < gap_hi) at = gap_hi;
+    size_t want = static_cast<size_t>(std::min<uint64_t>(buf.size(), (at < gap_lo ? gap_lo : 12 * k_mib) - at));
+    auto n = io::pread_full(**ra, at, std::span(buf).first(want));
+    REQUIRE(n);
+    REQUIRE(*n == want);
+    CHECK(std::equal(buf.begin(), buf.begin() + static_cast<ptrdiff_t>(want), data.begin() + static_cast<ptrdiff_t>(at)));
+    (*ra)->consumed({at, want});
+    at += want;
+  }
+  if (step) {
+    CHECK(resident(0, 8 * k_mib) <= 4096);                    // two full steps: dropped
+    CHECK(resident(gap_lo, gap_hi) >= (gap_hi - gap_lo) / 2);  // never consumed: kept
+  } else {
+    CHECK(resident(0, 8 * k_mib) >= 4 * k_mib);               // no step: the cache is left alone
+  }
+  ra->reset();   // closing drops what was consumed and not dropped yet
+  if (step)
+    CHECK(resident(gap_hi, 12 * k_mib) <= 4096);
+  else
+    CHECK(resident(gap_hi, 12 * k_mib) >= k_mib);
 }
 
 TEST_CASE("file source: a block device read once leaves little of it in the page cache", "[source][pagecache]") {
