@@ -220,6 +220,51 @@ cdi() {
   return 0
 }
 
+# cdi_rss ARGS...: like cdi, with the peak RSS (/usr/bin/time) in $W/_meta/rss for assert_rss_under.
+cdi_rss() {
+  snapshot
+  set +e
+  /usr/bin/time -f '%M' -o "$W/_meta/rss" timeout -k 5 "$CMD_TIMEOUT" "$CDI" "$@" > "$W/_meta/out" 2> "$W/_meta/err"
+  LAST_RC=$?
+  set -e
+  echo "\$ cdi-import $* -> exit $LAST_RC, peak RSS $(tail -n 1 "$W/_meta/rss") KiB" >&2
+  return 0
+}
+
+# assert_rss_under MIB: the last cdi_rss peaked below MIB MiB (a sanitizer build's shadow memory
+# is part of its RSS: there the bound is 512 MiB).
+assert_rss_under() {
+  local rss max=$(($1 * 1024))
+  rss=$(tail -n 1 "$W/_meta/rss")
+  [[ $(ldd "$CDI" 2> /dev/null) == *libasan* ]] && max=$((512 * 1024))
+  ((rss < max)) || fail "peak RSS ${rss} KiB (bound $max KiB)"
+}
+
+# info_why PATTERN: prints the "why:" line of the last `cdi info` that matches PATTERN (grep -e);
+# fails the test when there is none. Its text is what assert_plan_as_info looks for.
+info_why() {
+  grep -e "why: $1" "$W/_meta/out" || { show_output; fail "info gives no reason matching: $1"; }
+}
+
+# assert_plan_as_info WHY: the import's -v log ran the plan `cdi info` printed (WHY: info_why's line).
+assert_plan_as_info() {
+  grep -qF "plan: ${1#*why: }" "$W/_meta/err" || { show_output; fail "the import ran another plan than info printed"; }
+}
+
+# importer_pod VAR=VALUE...: runs $POD (cdi-importer) -alsologtostderr -v=1 rooted at $R
+# (CDI_IMPORT_ROOT) with only CDI's environment: an HTTP kubevirt import (defaults below,
+# overridden by the arguments: env takes the last). stderr -> $W/_meta/err, exit code -> $LAST_RC.
+importer_pod() {
+  set +e
+  env -i PATH="$PATH" CDI_IMPORT_ROOT="$R" CDI_IMPORT_METRICS_LISTEN=off \
+    IMPORTER_SOURCE=http IMPORTER_CONTENTTYPE=kubevirt IMPORTER_ENDPOINT= IMPORTER_IMAGE_SIZE= \
+    FILESYSTEM_OVERHEAD=0.06 PREALLOCATION=false OWNER_UID=uid-1 "$@" \
+    timeout -k 5 "$CMD_TIMEOUT" "$POD" -alsologtostderr -v=1 > "$W/_meta/out" 2> "$W/_meta/err"
+  LAST_RC=$?
+  set -e
+  echo "\$ cdi-importer $* -> exit $LAST_RC" >&2
+}
+
 # cdi_stdin INPUT_FILE ARGS...: like cdi, with INPUT_FILE piped into standard input through cat
 # (a pipe, not a seekable file).
 cdi_stdin() {

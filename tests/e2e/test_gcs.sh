@@ -189,16 +189,7 @@ pod_root() {
   mkdir -p "$R/data" "$R/dev" "$R/google"
 }
 
-pod() {
-  set +e
-  env -i PATH="$PATH" CDI_IMPORT_ROOT="$R" CDI_IMPORT_METRICS_LISTEN=off \
-    IMPORTER_SOURCE=gcs IMPORTER_CONTENTTYPE=kubevirt IMPORTER_ENDPOINT= IMPORTER_IMAGE_SIZE= \
-    FILESYSTEM_OVERHEAD= PREALLOCATION=false OWNER_UID=uid-1 "$@" \
-    timeout -k 5 "$CMD_TIMEOUT" "$POD" -alsologtostderr -v=1 > "$W/_meta/out" 2> "$W/_meta/err"
-  LAST_RC=$?
-  set -e
-  echo "\$ cdi-importer $* -> exit $LAST_RC" >&2
-}
+pod() { importer_pod IMPORTER_SOURCE=gcs FILESYSTEM_OVERHEAD= "$@"; }
 
 expect_term() {
   local want_rc=$1 want=$2 got

@@ -321,26 +321,17 @@ t_qcow2_late_l2_by_ranges() {   # t_qcow2_late_l2_by_ranges ALGO
   ((LAST_RC == 0)) || { show_output; fail "info failed"; }
   grep -q "access: random access with HTTP Range requests" "$W/_meta/out" || { show_output; fail "info does not plan ranges"; }
   grep -q "scratch: not needed" "$W/_meta/out" || { show_output; fail "info says scratch is needed"; }
-  local why; why=$(grep "why: qcow2: its tables were read by HTTP ranges" "$W/_meta/out") || { show_output; fail "info gives no reason"; }
+  local why; why=$(info_why "qcow2: its tables were read by HTTP ranges")
   # no scratch offered: no exit 10; peak RSS bounded (the hold limit is 16 KiB, the image 32 MiB)
   : > "$ACCESS"
-  snapshot
-  set +e
-  /usr/bin/time -f '%M' -o "$W/_meta/rss" timeout -k 5 "$CMD_TIMEOUT" "$CDI" -v --progress none --qcow2-hold-limit 16Ki \
-    --url "$base/$name" --dest "$W/dest/disk.raw" > "$W/_meta/out" 2> "$W/_meta/err"
-  LAST_RC=$?
-  set -e
+  cdi_rss -v --progress none --qcow2-hold-limit 16Ki --url "$base/$name" --dest "$W/dest/disk.raw"
   check_success
   assert_same_as_qemu "$img" "$W/dest/disk.raw"
-  grep -q "plan: ${why#*why: }" "$W/_meta/err" || { show_output; fail "the import ran another plan than info printed"; }
+  assert_plan_as_info "$why"
   grep -q "random access by byte ranges to .* pinned by If-Match" "$W/_meta/err" || { show_output; fail "not pinned"; }
   (( $(grep -c "GET /_ranges.$$/$name HTTP/1.1\" 206" "$ACCESS") >= 2 )) || fail "no Range requests in the access log"
   ! grep "imported" "$W/_meta/err" | sed 's/.*(file)://' | grep -qi "held\|spill\|scratch" || { show_output; fail "held or spilled"; }
-  # (a sanitizer build's shadow memory is part of its RSS: there the bound is 512 MiB)
-  local rss max=$((96 * 1024))
-  rss=$(tail -n 1 "$W/_meta/rss")
-  [[ $(ldd "$CDI" 2>/dev/null) == *libasan* ]] && max=$((512 * 1024))
-  ((rss < max)) || fail "peak RSS ${rss} KiB (bound $max KiB)"
+  assert_rss_under 96
   # scratch offered (its own tmpfs, watched with df): still unused
   rm -f "$W/dest/disk.raw"
   cdi_watch_scratch -v --progress none --qcow2-hold-limit 16Ki --url "$base/$name" --dest "$W/dest/disk.raw"
@@ -380,18 +371,13 @@ t_qcow2_two_reads() {   # t_qcow2_two_reads KIND ALGO: KIND norange | xz-http | 
   grep -q "access: two sequential reads" "$W/_meta/out" || { show_output; fail "info does not plan two reads"; }
   grep -q "a second read of the source" "$W/_meta/out" || { show_output; fail "info does not say the source is read twice"; }
   grep -q "scratch: not needed" "$W/_meta/out" || { show_output; fail "info says scratch is needed"; }
-  local why; why=$(grep "why: qcow2: the source cannot be seeked" "$W/_meta/out") || { show_output; fail "info gives no reason"; }
+  local why; why=$(info_why "qcow2: the source cannot be seeked")
   grep -q "why: first read: .* L2 tables; one stream would hold" "$W/_meta/out" || { show_output; fail "info did not report its first read"; }
   : > "$ACCESS"
-  snapshot
-  set +e
-  /usr/bin/time -f '%M' -o "$W/_meta/rss" timeout -k 5 "$CMD_TIMEOUT" "$CDI" -v --progress none --qcow2-hold-limit 16Ki \
-    --url "$src" --dest "$W/dest/disk.raw" > "$W/_meta/out" 2> "$W/_meta/err"
-  LAST_RC=$?
-  set -e
+  cdi_rss -v --progress none --qcow2-hold-limit 16Ki --url "$src" --dest "$W/dest/disk.raw"
   check_success
   assert_same_as_qemu "$img" "$W/dest/disk.raw"
-  grep -qF "plan: ${why#*why: }" "$W/_meta/err" || { show_output; fail "the import ran another plan than info printed"; }
+  assert_plan_as_info "$why"
   grep -q "qcow2: read the source 2 times" "$W/_meta/err" || { show_output; fail "not read twice"; }
   if [[ $kind != xz-file ]]; then
     # the one stream tried first (abandoned once its hold would pass the limit), then the two reads
@@ -400,10 +386,7 @@ t_qcow2_two_reads() {   # t_qcow2_two_reads KIND ALGO: KIND norange | xz-http | 
     ! grep -q "\" 206 " "$ACCESS" || fail "Range requests were answered"
   fi
   ! grep "imported" "$W/_meta/err" | sed 's/.*(file)://' | grep -qi "held\|spill\|scratch" || { show_output; fail "held or spilled"; }
-  local rss max=$((96 * 1024))
-  rss=$(tail -n 1 "$W/_meta/rss")
-  [[ $(ldd "$CDI" 2>/dev/null) == *libasan* ]] && max=$((512 * 1024))
-  ((rss < max)) || fail "peak RSS ${rss} KiB (bound $max KiB)"
+  assert_rss_under 96
 }
 t_qcow2_two_reads_stdin() {
   # a pipe cannot be read again: hold and spill remain (scratch offered: it spills; none: exit 10)

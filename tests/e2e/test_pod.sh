@@ -28,18 +28,8 @@ pod_root() {
   mkdir -p "$R/data" "$R/dev" "$R/shared"
 }
 
-# pod VAR=VALUE...: runs cdi-importer -alsologtostderr -v=1 with only CDI's environment (defaults
-# below, overridden by the arguments). stderr -> $W/_meta/err, exit code -> $LAST_RC.
-pod() {
-  set +e
-  env -i PATH="$PATH" CDI_IMPORT_ROOT="$R" CDI_IMPORT_METRICS_LISTEN=off \
-    IMPORTER_SOURCE=http IMPORTER_CONTENTTYPE=kubevirt IMPORTER_ENDPOINT= IMPORTER_IMAGE_SIZE= \
-    FILESYSTEM_OVERHEAD=0.06 PREALLOCATION=false OWNER_UID=uid-1 "$@" \
-    timeout -k 5 "$CMD_TIMEOUT" "$POD" -alsologtostderr -v=1 > "$W/_meta/out" 2> "$W/_meta/err"
-  LAST_RC=$?
-  set -e
-  echo "\$ cdi-importer $* -> exit $LAST_RC" >&2
-}
+# pod VAR=VALUE...: cdi-importer with CDI's environment (lib.sh importer_pod: HTTP by default).
+pod() { importer_pod "$@"; }
 
 # expect_term EXIT TEXT: the exit code and the exact bytes of $R/dev/termination-log.
 expect_term() {

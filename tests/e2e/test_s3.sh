@@ -266,16 +266,7 @@ pod_root() {
   mkdir -p "$R/data" "$R/dev" "$R/certs"
   cp "$SRV/certs/ca.crt" "$R/certs/"
 }
-pod() {
-  set +e
-  env -i PATH="$PATH" CDI_IMPORT_ROOT="$R" CDI_IMPORT_METRICS_LISTEN=off \
-    IMPORTER_SOURCE=s3 IMPORTER_CONTENTTYPE=kubevirt IMPORTER_IMAGE_SIZE= \
-    FILESYSTEM_OVERHEAD=0.06 PREALLOCATION=false OWNER_UID=uid-1 "$@" \
-    timeout -k 5 "$CMD_TIMEOUT" "$POD" -alsologtostderr -v=1 > "$W/_meta/out" 2> "$W/_meta/err"
-  LAST_RC=$?
-  set -e
-  echo "\$ cdi-importer $* -> exit $LAST_RC" >&2
-}
+pod() { importer_pod IMPORTER_SOURCE=s3 "$@"; }
 term() { cat "$R/dev/termination-log"; }
 
 t_pod() {
