@@ -13,15 +13,8 @@
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 source "$ROOT/bench/lib.sh"
-MIBS=${BENCH_SIZE_MIB:-1024}
-DIR=${BENCH_DIR:-$ROOT/bench/.work-http}
-CDI=${CDI_IMPORT:-$ROOT/build/cmd/cdi-import/cdi-import}
-[[ -x $CDI ]] || { echo "bench: $CDI not found" >&2; exit 1; }
+bench_init http 1024
 source "$ROOT/tests/support/nginx.sh"
-IMG=$DIR/img-${MIBS}m
-OUT=$DIR/out
-mkdir -p "$IMG" "$OUT"
-log() { echo "bench: $*" >&2; }
 
 if [[ ! -f $IMG/.done ]]; then
   log "making a $MIBS MiB image (a third data: random + text, the rest zeros)"
@@ -42,9 +35,6 @@ trap 'nginx_stop; rm -rf "$SRV" "$OUT"' EXIT
 nginx_start "$SRV" "$IMG" >/dev/null
 cat "$IMG"/raw.gz "$IMG"/raw.xz "$IMG"/disk.qcow2 "$IMG"/qcow2.xz "$IMG"/stream.vmdk "$IMG"/disk.vhdx > /dev/null 2>&1 || true
 U=http://127.0.0.1:$HTTP_PORT
-
-RUNS=${BENCH_RUNS:-3}
-
 
 rows=()
 row() {   # row INPUT CDI_S CDI_RSS PEER PEER_S

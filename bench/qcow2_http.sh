@@ -16,17 +16,9 @@
 #   Not run by CI.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-MIBS=${BENCH_SIZE_MIB:-2048}
-DIR=${BENCH_DIR:-$ROOT/bench/.work-qcow2-http}
-CDI=${CDI_IMPORT:-$ROOT/build/cmd/cdi-import/cdi-import}
-RUNS=${BENCH_RUNS:-3}
-[[ -x $CDI ]] || { echo "bench: $CDI not found" >&2; exit 1; }
 source "$ROOT/bench/lib.sh"
+bench_init qcow2-http 2048
 source "$ROOT/tests/support/nginx.sh"
-IMG=$DIR/img-${MIBS}m
-OUT=$DIR/out
-mkdir -p "$IMG" "$OUT"
-log() { echo "bench: $*" >&2; }
 
 if [[ ! -f $IMG/.done ]]; then
   log "making a $MIBS MiB guest disk (45 % incompressible, 20 % text, 35 % holes) and its compressed qcow2"

@@ -10,16 +10,9 @@
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 source "$ROOT/bench/lib.sh"
-MIBS=${BENCH_SIZE_MIB:-1024}
-DIR=${BENCH_DIR:-$ROOT/bench/.work-registry}
-CDI=${CDI_IMPORT:-$ROOT/build/cmd/cdi-import/cdi-import}
-[[ -x $CDI ]] || { echo "bench: $CDI not found" >&2; exit 1; }
+bench_init registry 1024
 source "$ROOT/tests/support/nginx.sh"
 source "$ROOT/tests/support/registry.sh"
-IMG=$DIR/img-${MIBS}m
-OUT=$DIR/out
-mkdir -p "$IMG" "$OUT"
-log() { echo "bench: $*" >&2; }
 
 if [[ ! -f $IMG/.done ]]; then
   log "making a $MIBS MiB image (a third data: random + text, the rest zeros) and its layouts"

@@ -10,17 +10,9 @@
 #   (default bench/.work-s3), CDI_IMPORT (default build/cmd/cdi-import/cdi-import). Not run by CI.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-MIBS=${BENCH_SIZE_MIB:-2048}
-DIR=${BENCH_DIR:-$ROOT/bench/.work-s3}
-CDI=${CDI_IMPORT:-$ROOT/build/cmd/cdi-import/cdi-import}
-RUNS=${BENCH_RUNS:-3}
-NPM_DIR=$ROOT/build/tests/e2e/s3rver-npm
-[[ -x $CDI ]] || { echo "bench: $CDI not found" >&2; exit 1; }
 source "$ROOT/bench/lib.sh"
-IMG=$DIR/img-${MIBS}m
-OUT=$DIR/out
-mkdir -p "$IMG" "$OUT"
-log() { echo "bench: $*" >&2; }
+bench_init s3 2048
+NPM_DIR=$ROOT/build/tests/e2e/s3rver-npm
 [[ -x $NPM_DIR/node_modules/.bin/s3rver ]] || npm install --silent --no-audit --no-fund --prefix "$NPM_DIR" s3rver@3
 
 if [[ ! -f $IMG/.done ]]; then

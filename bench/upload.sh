@@ -13,16 +13,8 @@
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 source "$ROOT/bench/lib.sh"
-MIBS=${BENCH_SIZE_MIB:-2048}
-DIR=${BENCH_DIR:-$ROOT/bench/.work-upload}
-CDI=${CDI_IMPORT:-$ROOT/build/cmd/cdi-import/cdi-import}
+bench_init upload 2048
 RECV="/usr/bin/python3 $ROOT/bench/upload_receiver.py"
-RUNS=${BENCH_RUNS:-3}
-[[ -x $CDI ]] || { echo "bench: $CDI not found" >&2; exit 1; }
-IMG=$DIR/img-${MIBS}m
-OUT=$DIR/out
-mkdir -p "$IMG" "$OUT"
-log() { echo "bench: $*" >&2; }
 
 if [[ ! -f $IMG/.done ]]; then
   log "making a $MIBS MiB image (a third data: random + text, the rest zeros)"
