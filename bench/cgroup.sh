@@ -33,7 +33,6 @@ for tool in qemu-img pigz xz zstd openssl jq curl /usr/bin/time mkfs.ext4; do
 done
 IMG=$DIR/img-${MIBS}m
 mkdir -p "$IMG"
-log() { echo "bench: $*" >&2; }
 
 if [[ ! -f $IMG/.done ]]; then
   log "making a $MIBS MiB guest disk (45 % incompressible, 20 % text, 35 % holes) and its inputs"
@@ -69,13 +68,14 @@ clean() {
   echo 3 > /proc/sys/vm/drop_caches
 }
 
-# run_import CGROUP(0|1) INPUT: one import → LAST_S, LAST_RSS (KiB), LAST_PEAK/LAST_FAIL (cgroup; "–" unconstrained)
+# run_import CGROUP(0|1) INPUT [ARGS...]: one import → LAST_S, LAST_RSS (KiB), LAST_PEAK/LAST_FAIL (cgroup; "–" unconstrained)
 run_import() {
   local cg=$1 input=$2 t0 pre=()
+  shift 2
   clean
   ((cg)) && pre=(python3 "$CGROUP_RUN" --memory "$MEM" --report "$TMP/cg.json" --)
   t0=$EPOCHREALTIME
-  "${pre[@]}" /usr/bin/time -f %M -o "$TMP/rss" "$CDI" --progress none --url "$IMG/$input" --dest "$FS/d.raw" \
+  "${pre[@]}" /usr/bin/time -f %M -o "$TMP/rss" "$CDI" --progress none --url "$IMG/$input" --dest "$FS/d.raw" "$@" \
     > /dev/null 2> "$TMP/err" || { cat "$TMP/err" >&2; return 1; }
   LAST_S=$(echo "$EPOCHREALTIME - $t0" | bc)
   LAST_RSS=$(tail -n 1 "$TMP/rss")
@@ -147,6 +147,7 @@ scenario raw run_import source.raw
 scenario raw.gz run_import raw.gz
 scenario "raw.xz (single block)" run_import single.raw.xz
 scenario "raw.xz (multi-block, 32 MiB)" run_import multi.raw.xz
+scenario "raw.xz (multi-block, 32 MiB), --xz-decoder stream" run_import multi.raw.xz --xz-decoder stream
 scenario raw.zst run_import raw.zst
 scenario qcow2 run_import disk.qcow2
 scenario "qcow2, zlib clusters" run_import zlib.qcow2

@@ -97,6 +97,7 @@ struct CommonFlags {
   bool force_shared = false;
   unsigned threads = 0;
   std::string qcow2_decoder = "native";
+  std::string xz_decoder = "auto";
   std::string memory_limit;
 };
 
@@ -108,6 +109,9 @@ void add_common(CLI::App& app, CommonFlags& f) {
   app.add_option("--threads", f.threads, "decompression threads (default: the CPUs this process may use)");
   app.add_option("--qcow2-decoder", f.qcow2_decoder, "native (streaming, no scratch) or qemu-img")
       ->check(CLI::IsMember({"native", "qemu-img"}));
+  app.add_option("--xz-decoder", f.xz_decoder,
+                 "auto (a local file of several xz blocks: blocks in parallel, read by offset) or stream")
+      ->check(CLI::IsMember({"auto", "stream"}));
   app.add_option("--memory-limit", f.memory_limit,
                  "memory this import may use (quantity: 64Mi, 1Gi; default: the cgroup's memory limit; 0 = none); "
                  "the decompressors are sized from it")
@@ -125,6 +129,7 @@ void apply_common(const CommonFlags& f, pipeline::ImportOptions& o) {
   o.source.force_shared = f.force_shared;
   o.threads = f.threads;
   o.qcow2_via_qemu_img = f.qcow2_decoder == "qemu-img";
+  o.xz_stream_only = f.xz_decoder == "stream";
   if (!f.memory_limit.empty()) {
     if (auto q = util::parse_quantity(f.memory_limit)) o.memory_limit = *q;   // validated by the flag's check
   }

@@ -13,6 +13,8 @@
 
 #include "formats/disk/disk_probe.hpp"
 #include "formats/qcow2/qcow2_decoder.hpp"
+#include "formats/xz/xz_blocks.hpp"
+#include "formats/xz/xz_reader.hpp"
 #include "formats/registry.hpp"
 #include "formats/tar/extract.hpp"
 #include "lib/io/counting_reader.hpp"
@@ -29,6 +31,7 @@
 #include "lib/source/open_source.hpp"
 #include "lib/sink/async_sink.hpp"
 #include "lib/sink/open_sink.hpp"
+#include "lib/util/cpu.hpp"
 #include "lib/util/fd.hpp"
 #include "lib/util/memory_budget.hpp"
 #include "lib/util/units.hpp"
@@ -99,6 +102,7 @@ struct MemoryPlan {
   uint64_t writeback_window = sink::SinkOptions{}.writeback_window;
   uint64_t hold_limit = 0;            // the qcow2 decoder's hold limit
   uint64_t receive_buffer = util::MemoryBudget::k_receive_buffer_max;   // caps HttpOptions::buffer_bytes
+  uint64_t blocks = 0;                // the share of the copy loop's blocks / qcow2 buffer and sink queue
   uint64_t sink_queue = 16ull << 20;  // AsyncSink's bytes in flight
   uint64_t source_cache = 0;          // file source drop step, qcow2 read-ahead (0 = their defaults)
   std::string text;                   // for -v and the plan: "" without a limit
@@ -110,6 +114,7 @@ Result<MemoryPlan> memory_plan(const ImportOptions& o) {
   auto budget = util::MemoryBudget::detect(o.memory_limit, util::CgroupPaths::system(), o.memory_limit_source);
   if (!budget.limited()) return m;
   const uint64_t blocks = CDI_TRY(budget.take("copy and sink buffers", 8ull << 20, 4ull << 20));
+  m.blocks = blocks;
   m.sink_queue = std::max<uint64_t>(blocks / 2, 1ull << 20);
   m.receive_buffer = budget.receive_buffer(util::MemoryBudget::k_receive_buffer_max);
   CDI_TRY(budget.take("receive buffer", m.receive_buffer, util::MemoryBudget::k_receive_buffer_floor));
@@ -677,6 +682,87 @@ Result<void> import_stream(Detected& d, const ImportOptions& o, sink::Sink& targ
   return {};
 }
 
+// file > xz > raw from a local file whose xz has more than one block (xz -T): the blocks are
+// decoded in parallel, each worker reading its block by offset and writing its output at its
+// place in the target (formats/xz/xz_blocks.hpp), in a few MiB per worker whatever the block
+// size. Returns false (nothing read or written) when that does not apply: another chain, one
+// block, one CPU, a budget that holds one worker only; the caller streams.
+Result<bool> import_xz_blocks(Detected& d, const ImportOptions& o, const MemoryPlan& mem, sink::Sink& target,
+                              ImportReport& rep, Exec& x) {
+  if (d.facts.stages.size() != 2 || d.facts.stages[1] != "xz" || d.facts.format != DiskFormat::raw) return false;
+  if (!d.source.path || !d.source.seekable || o.source_factory || o.xz_stream_only) return false;
+  const unsigned cpus = o.threads ? o.threads : util::usable_cpus();
+  if (cpus < 2) return false;
+  auto opener = [&]() -> Result<std::unique_ptr<io::RandomAccess>> {
+    auto f = CDI_TRY(io::FileRandomAccess::open(*d.source.path));
+    if (mem.source_cache) f->set_drop_step(std::max<uint64_t>(mem.source_cache / 2, 1ull << 20));
+    return std::unique_ptr<io::RandomAccess>(std::move(f));
+  };
+  auto file = CDI_TRY(opener());
+  if (d.stamp && stamp_of(*d.source.path) != d.stamp) return false;
+  auto index = CDI_TRY(formats::xz::read_index(*file, mem.codec));
+  if (index.blocks.size() < 2) return false;
+  const uint64_t per_worker = CDI_TRY(formats::xz::worker_memory(*file, index));
+  // The workers replace the copy loop and hold nothing: the decompression share, the qcow2 hold's
+  // and the blocks' pay for them (without a limit: the stream decoder's default).
+  const uint64_t share = mem.codec ? mem.codec + mem.hold_limit + mem.blocks : formats::xz::k_memlimit;
+  const unsigned fit = static_cast<unsigned>(std::min<uint64_t>(share / per_worker, cpus));
+  const unsigned threads = std::min<unsigned>(fit, static_cast<unsigned>(index.blocks.size()));
+  if (threads < 2) return false;
+  auto bound = image_bound(o, target);
+  // The image size is known from the index: one that cannot fit is refused before any write.
+  uint64_t image = index.out_size;
+  if (bound.size && image > *bound.size && !(image - *bound.size == 512))
+    return fail(Errc::limit, Reason::too_small, "image is larger than " + bound.what + " (" + std::to_string(image) +
+                                                    " > " + std::to_string(*bound.size) + " bytes)");
+  // Random access reads the file itself, not the stream: verify the stream first. Then the
+  // stream detection opened goes (liblzma's threads and buffers with it).
+  CDI_TRY(x.verify_checksum());
+  d.top.reset();
+  std::string why = "xz: " + std::to_string(index.blocks.size()) + " blocks in " + std::to_string(index.streams) +
+                    " stream(s), decoded in parallel on " + std::to_string(threads) +
+                    " workers reading the file by offset (" + util::format_bytes(per_worker) + " each)";
+  rep.plan.reasons.push_back(why);
+  report_plan(rep);
+  log(o, "plan: " + why);
+  set_phase(o, Phase::transferring);
+  ProgressSink counted(target, o.progress);
+  formats::xz::ParallelOptions po;
+  po.threads = threads;
+  po.open = opener;
+  po.cancel = o.cancel;
+  auto res = CDI_TRY(formats::xz::decode_blocks(index, counted, po));
+  if (o.progress) o.progress->bytes_read.fetch_add(res.bytes_in);
+  // The last 512 bytes, as the stream copy sees them: a DMG trailer is refused, a fixed-VHD
+  // footer (its size field = the bytes before it) is not part of the image; else they are data.
+  uint64_t size = res.out_size;
+  if (res.tail.size() == 512) {
+    std::span<const std::byte, 512> tail(res.tail.data(), 512);
+    if (formats::disk::is_dmg_trailer(tail))
+      return fail(Errc::unsupported, "image format dmg (Apple disk image: \"koly\" trailer at offset " +
+                                         std::to_string(size - 512) +
+                                         ") is not supported (supported: raw, qcow2, vmdk, vhd, vhdx, vdi)");
+    if (auto sz = formats::disk::fixed_vhd_footer_size(tail); sz && *sz == size - 512) {
+      size -= 512;
+      note_fixed_vhd(rep.plan);
+      report_plan(rep);
+      res.tail.clear();
+    }
+  }
+  if (bound.size && size > *bound.size)
+    return fail(Errc::limit, Reason::too_small, "image is larger than " + bound.what + " (more than " +
+                                                    std::to_string(*bound.size) + " bytes, " + util::format_bytes(*bound.size) + ")");
+  if (!res.tail.empty()) {
+    const uint64_t at = size - res.tail.size();
+    if (std::all_of(res.tail.begin(), res.tail.end(), [](std::byte b) { return b == std::byte{0}; }))
+      CDI_TRY(counted.zero_range(at, res.tail.size()));
+    else
+      CDI_TRY(counted.write_at(at, res.tail));
+  }
+  rep.image_size = size;
+  return true;
+}
+
 }  // namespace
 
 Result<ImportReport> run_import(const ImportOptions& o) {
@@ -756,6 +842,7 @@ Result<ImportReport> run_import(const ImportOptions& o) {
         CDI_TRY_CTX(import_with_qemu(d, o, mem, *target, rep, [&] { return x.verify_checksum(); }), o.url);
         break;
       case Converter::stream:
+        if (CDI_TRY_CTX(import_xz_blocks(d, o, mem, *target, rep, x), o.url)) break;
         CDI_TRY(import_stream(d, o, *target, rep));
         break;
       case Converter::extract:

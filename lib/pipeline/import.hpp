@@ -43,6 +43,7 @@ struct ImportOptions {
   std::string memory_limit_source = "--memory-limit";   // how messages name an explicit limit
   uint64_t hold_limit = 64ull << 20;                 // qcow2 out-of-order buffer
   bool qcow2_via_qemu_img = false;                   // use qemu-img instead of the native decoder
+  bool xz_stream_only = false;                       // never decode a local multi-block xz by blocks
   ProgressState* progress = nullptr;                 // updated while running, may be null
   const util::CancelToken* cancel = nullptr;
   std::function<void(std::string_view)> log;         // verbose diagnostics, may be empty

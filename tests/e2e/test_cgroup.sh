@@ -130,19 +130,32 @@ t_cpu_quota_leaves_one_decompression_thread() {
   [[ $(report layout) == "$(expected_layout cpu)" ]] || fail "cgroup layout $(report layout), expected $(expected_layout cpu)"
   base=$(report max_threads)
   ((base >= 1)) || fail "no thread seen in the cgroup"
-  # Under a 1-CPU quota: one liblzma worker thread.
-  cdi_in_cgroup --cpus 1 -- --url "$SHARED/disk.multiblock.xz" --dest "$W/dest/one.img" --progress none
+  # Under a 1-CPU quota: one liblzma worker thread (one CPU: the blocks are not decoded in parallel).
+  cdi_in_cgroup --cpus 1 -- --url "$SHARED/disk.multiblock.xz" --dest "$W/dest/one.img" --progress none -v
   check_success
   assert_same_bytes "$W/dest/one.img" "$SHARED/disk.raw"
   (($(report max_threads) == base + 1)) ||
     fail "under a 1-CPU quota: $(report max_threads) threads, expected $base + 1 decompression thread"
-  # Under a 2-CPU quota: as many workers as CPUs, up to 2 (the reference for the drop above).
+  ! grep -q "decoded in parallel" "$W/_meta/err" || { show_output; fail "blocks decoded in parallel on one CPU"; }
+  # Under a 2-CPU quota: as many liblzma workers as CPUs, up to 2 (the reference for the drop above).
   want=$((cpus < 2 ? cpus : 2))
-  cdi_in_cgroup --cpus 2 -- --url "$SHARED/disk.multiblock.xz" --dest "$W/dest/two.img" --progress none
+  cdi_in_cgroup --cpus 2 -- --url "$SHARED/disk.multiblock.xz" --dest "$W/dest/two.img" --progress none --xz-decoder stream
   check_success
   assert_same_bytes "$W/dest/two.img" "$SHARED/disk.raw"
   (($(report max_threads) == base + want)) ||
     fail "under a 2-CPU quota on $cpus CPUs: $(report max_threads) threads, expected $base + $want"
+  # The block decoder (the default for a local file of several blocks): as many workers as CPUs,
+  # the calling thread being one of them, no writer thread (the stream decoder that detection
+  # opened is gone by then: its liblzma threads are the most seen, while it peeks).
+  ((cpus >= 2)) || return 0
+  rm -f "$W/dest/two.img"
+  cdi_in_cgroup --cpus 2 -- --url "$SHARED/disk.multiblock.xz" --dest "$W/dest/two.img" --progress none -v
+  check_success
+  assert_same_bytes "$W/dest/two.img" "$SHARED/disk.raw"
+  grep -q "plan: xz: $((DISK_MIB / 32)) blocks in 1 stream(s), decoded in parallel on 2 workers" "$W/_meta/err" ||
+    { show_output; fail "the blocks were not decoded on 2 workers"; }
+  (($(report max_threads) <= base + want)) ||
+    fail "block decoder under a 2-CPU quota: $(report max_threads) threads, more than the stream decoder's $base + $want"
 }
 
 t_single_block_xz_in_64mib() {
@@ -160,15 +173,23 @@ t_single_block_xz_in_64mib() {
 
 # multi-block xz (32 MiB blocks): unconstrained, liblzma's threaded decoder keeps a block per
 # thread (~100 MiB); in a 64 MiB cgroup the budget read from the cgroup sizes it down to fit
-t_multiblock_xz_in_64mib() {
+# (--xz-decoder stream); the block decoder (the default for a local file) needs a dictionary and
+# two small buffers per worker, so it keeps every CPU in the same cgroup
+t_multiblock_xz_in_64mib() {   # t_multiblock_xz_in_64mib auto|stream
   require_root
   disk_images
   ext4_mount "$W/dest/fs" $((DISK_MIB + 64))
-  cdi_in_cgroup --memory "$MEM" -- --url "$SHARED/disk.multiblock.xz" --dest "$W/dest/fs/disk.img" --progress none -v
+  cdi_in_cgroup --memory "$MEM" -- --url "$SHARED/disk.multiblock.xz" --dest "$W/dest/fs/disk.img" --progress none -v \
+    --xz-decoder "$1"
   assert_import_ok
   grep -q "memory: .*$MEM_TEXT limit (cgroup" "$W/_meta/err" || { show_output; fail "the cgroup's limit was not read"; }
   (($(report peak) <= MEM_BYTES)) || fail "peak $(report peak) above the limit"
   cmp <(xz -dc "$SHARED/disk.multiblock.xz") "$W/dest/fs/disk.img" >&2 || fail "the import differs from xz -dc"
+  if [[ $1 == auto && $(nproc) -ge 2 ]]; then
+    grep -q "decoded in parallel on 2 workers" "$W/_meta/err" || { show_output; fail "not decoded on 2 workers in $MEM_TEXT"; }
+  else
+    ! grep -q "decoded in parallel" "$W/_meta/err" || { show_output; fail "decoded by blocks"; }
+  fi
 }
 
 # in_64mib INPUT [ARGS...]: imports $SHARED/INPUT inside a 64 MiB memory cgroup onto a loop-mounted
@@ -249,7 +270,8 @@ t_upload_raw_xz_sync_in_64mib() { upload_in_64mib data.raw.xz /v1beta1/upload; }
 
 run_test cpu_quota_leaves_one_decompression_thread t_cpu_quota_leaves_one_decompression_thread
 run_test single_block_xz_in_64mib t_single_block_xz_in_64mib
-run_test multiblock_xz_in_64mib t_multiblock_xz_in_64mib
+run_test multiblock_xz_in_64mib t_multiblock_xz_in_64mib auto
+run_test multiblock_xz_stream_in_64mib t_multiblock_xz_in_64mib stream
 for t in raw raw_gz raw_zst qcow2 qcow2_zlib qcow2_zstd qcow2_xz vmdk; do
   run_test "${t}_in_64mib" "t_${t}_in_64mib"
 done
