@@ -87,17 +87,25 @@ class SharedSink {
   Result<void> put(uint64_t at, std::span<const std::byte> data) {
     if (at >= m_end) return {};
     if (at + data.size() > m_end) data = data.first(static_cast<size_t>(m_end - at));
-    std::lock_guard lk(m_mu);
-    size_t pos = 0;
-    while (pos < data.size()) {
+    // The runs are found outside the lock: only the sink calls take turns.
+    struct Run {
+      size_t pos, len;
+      bool zero;
+    };
+    std::vector<Run> runs;
+    for (size_t pos = 0; pos < data.size();) {
       bool zero = is_zero_unit(data, pos);
       size_t end = pos;
       while (end < data.size() && is_zero_unit(data, end) == zero) end = std::min(data.size(), end + unit_len(data, end));
-      if (zero)
-        CDI_TRY(m_out.zero_range(at + pos, end - pos));
-      else
-        CDI_TRY(m_out.write_at(at + pos, data.subspan(pos, end - pos)));
+      runs.push_back({pos, end - pos, zero});
       pos = end;
+    }
+    std::lock_guard lk(m_mu);
+    for (const Run& r : runs) {
+      if (r.zero)
+        CDI_TRY(m_out.zero_range(at + r.pos, r.len));
+      else
+        CDI_TRY(m_out.write_at(at + r.pos, data.subspan(r.pos, r.len)));
     }
     return {};
   }
