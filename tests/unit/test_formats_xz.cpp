@@ -13,35 +13,15 @@
 #include "tests/support/codec_test.hpp"
 #include "tests/support/loop_device.hpp"
 #include "tests/support/memory_reader.hpp"
+#include "tests/support/xz_encode.hpp"
 
 using namespace cdi;
 using namespace cdi::test;   // sample data, byte helpers, MemoryReader (codec_test.hpp)
 
 namespace {
 
-// One .xz stream. block_size > 0 uses the threaded encoder, which writes several blocks with
-// size fields (what the threaded decoder parallelises).
 Bytes xz_stream(const Bytes& in, uint64_t block_size = 0, lzma_check check = LZMA_CHECK_CRC64, uint32_t preset = 1) {
-  lzma_stream s = LZMA_STREAM_INIT;
-  if (block_size) {
-    lzma_mt mt{};
-    mt.threads = 2;
-    mt.block_size = block_size;
-    mt.preset = preset;
-    mt.check = check;
-    REQUIRE(lzma_stream_encoder_mt(&s, &mt) == LZMA_OK);
-  } else {
-    REQUIRE(lzma_easy_encoder(&s, preset, check) == LZMA_OK);
-  }
-  Bytes out(lzma_stream_buffer_bound(in.size()) + 4096);
-  s.next_in = reinterpret_cast<const uint8_t*>(in.data());
-  s.avail_in = in.size();
-  s.next_out = reinterpret_cast<uint8_t*>(out.data());
-  s.avail_out = out.size();
-  REQUIRE(lzma_code(&s, LZMA_FINISH) == LZMA_STREAM_END);
-  out.resize(s.total_out);
-  lzma_end(&s);
-  return out;
+  return test::xz_encode(in, block_size, check, preset);
 }
 
 Result<Bytes> decode(Bytes compressed, size_t chunk = 1 << 20, size_t dst = 1 << 16, unsigned threads = 2) {

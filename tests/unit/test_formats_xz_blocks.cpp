@@ -8,6 +8,7 @@
 
 #include "formats/xz/xz_blocks.hpp"
 #include "tests/support/codec_test.hpp"
+#include "tests/support/xz_encode.hpp"
 #include "tests/unit/test_formats_qcow2_support.hpp"   // CheckingSink, MemoryRandomAccess
 
 using namespace cdi;
@@ -20,22 +21,7 @@ namespace {
 
 // One stream by liblzma's threaded encoder: blocks of block_size with their sizes in the headers.
 Bytes xz_blocks(const Bytes& in, uint64_t block_size, lzma_check check = LZMA_CHECK_CRC64, uint32_t preset = 0) {
-  lzma_stream s = LZMA_STREAM_INIT;
-  lzma_mt mt{};
-  mt.threads = 2;
-  mt.block_size = block_size;
-  mt.preset = preset;
-  mt.check = check;
-  REQUIRE(lzma_stream_encoder_mt(&s, &mt) == LZMA_OK);
-  Bytes out(lzma_stream_buffer_bound(in.size()) + 4096);
-  s.next_in = reinterpret_cast<const uint8_t*>(in.data());
-  s.avail_in = in.size();
-  s.next_out = reinterpret_cast<uint8_t*>(out.data());
-  s.avail_out = out.size();
-  REQUIRE(lzma_code(&s, LZMA_FINISH) == LZMA_STREAM_END);
-  out.resize(s.total_out);
-  lzma_end(&s);
-  return out;
+  return test::xz_encode(in, block_size, check, preset);
 }
 
 // Disk-like: text, zero runs (4 KiB aligned and not) and some random bytes.
