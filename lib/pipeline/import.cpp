@@ -682,27 +682,55 @@ Result<void> import_stream(Detected& d, const ImportOptions& o, sink::Sink& targ
   return {};
 }
 
-// file > xz > raw from a local file whose xz has more than one block (xz -T): the blocks are
-// decoded in parallel, each worker reading its block by offset and writing its output at its
-// place in the target (formats/xz/xz_blocks.hpp), in a few MiB per worker whatever the block
-// size. Returns false (nothing read or written) when that does not apply: another chain, one
-// block, one CPU, a budget that holds one worker only; the caller streams.
+// file > xz > raw from a local file, or over HTTP from a server that serves byte ranges, whose xz
+// has more than one block (xz -T): the blocks are decoded in parallel, each worker reading its
+// block by offset and writing its output at its place in the target (formats/xz/xz_blocks.hpp),
+// in a few MiB per worker whatever the block size. Returns false (nothing written) when that does
+// not apply: another chain, one block, one CPU, a budget that holds one worker only, HTTP with a
+// checksum or without usable ranges; the caller streams.
 Result<bool> import_xz_blocks(Detected& d, const ImportOptions& o, const MemoryPlan& mem, sink::Sink& target,
                               ImportReport& rep, Exec& x) {
   if (d.facts.stages.size() != 2 || d.facts.stages[1] != "xz" || d.facts.format != DiskFormat::raw) return false;
-  if (!d.source.path || !d.source.seekable || o.source_factory || o.xz_stream_only) return false;
+  if (o.source_factory || o.xz_stream_only) return false;
+  const bool local = d.source.path && d.source.seekable;
+  // Over HTTP: a server that serves byte ranges of a pinned version; with a checksum the file
+  // would be downloaded twice (the digest needs the stream), so it streams.
+  const bool ranges = !local && d.source.range_url && d.source.validator && d.source.size && !o.checksum;
+  if (!local && !ranges) return false;
   const unsigned cpus = o.threads ? o.threads : util::usable_cpus();
   if (cpus < 2) return false;
+  // Each worker reads through its own file descriptor or HTTP connection (ranges pinned to the
+  // version the stream saw, credentials only to the URL's origin; 2 MiB of cache each).
+  constexpr uint64_t k_http_cache = 2ull << 20;
   auto opener = [&]() -> Result<std::unique_ptr<io::RandomAccess>> {
-    auto f = CDI_TRY(io::FileRandomAccess::open(*d.source.path));
-    if (mem.source_cache) f->set_drop_step(std::max<uint64_t>(mem.source_cache / 2, 1ull << 20));
-    return std::unique_ptr<io::RandomAccess>(std::move(f));
+    if (local) {
+      auto f = CDI_TRY(io::FileRandomAccess::open(*d.source.path));
+      if (mem.source_cache) f->set_drop_step(std::max<uint64_t>(mem.source_cache / 2, 1ull << 20));
+      return std::unique_ptr<io::RandomAccess>(std::move(f));
+    }
+    source::HttpContext ctx;
+    ctx.cancel = o.cancel;
+    ctx.log = o.log;
+    source::HttpRandomAccessOptions ra;
+    ra.cache_bytes = k_http_cache;
+    ra.max_request = k_http_cache;
+    ra.min_read = 1u << 20;
+    ra.credentials_url = o.url;
+    ra.expected_size = d.source.size;
+    ra.expected_validator = d.source.validator;
+    auto h = CDI_TRY(source::HttpRandomAccess::open(*d.source.range_url, source_options(o, mem).http, ctx, ra));
+    return std::unique_ptr<io::RandomAccess>(std::move(h));
   };
-  auto file = CDI_TRY(opener());
-  if (d.stamp && stamp_of(*d.source.path) != d.stamp) return false;
+  auto opened = opener();
+  if (!opened && ranges && opened.error().code() == Errc::unsupported) {
+    log(o, "xz: byte ranges not usable, streaming: " + opened.error().what());
+    return false;
+  }
+  auto file = CDI_TRY(std::move(opened));
+  if (local && d.stamp && stamp_of(*d.source.path) != d.stamp) return false;
   auto index = CDI_TRY(formats::xz::read_index(*file, mem.codec));
   if (index.blocks.size() < 2) return false;
-  const uint64_t per_worker = CDI_TRY(formats::xz::worker_memory(*file, index));
+  const uint64_t per_worker = CDI_TRY(formats::xz::worker_memory(*file, index)) + (local ? 0 : k_http_cache);
   // The workers replace the copy loop and hold nothing: the decompression share, the qcow2 hold's
   // and the blocks' pay for them (without a limit: the stream decoder's default).
   const uint64_t share = mem.codec ? mem.codec + mem.hold_limit + mem.blocks : formats::xz::k_memlimit;
@@ -721,7 +749,8 @@ Result<bool> import_xz_blocks(Detected& d, const ImportOptions& o, const MemoryP
   d.top.reset();
   std::string why = "xz: " + std::to_string(index.blocks.size()) + " blocks in " + std::to_string(index.streams) +
                     " stream(s), decoded in parallel on " + std::to_string(threads) +
-                    " workers reading the file by offset (" + util::format_bytes(per_worker) + " each)";
+                    (local ? " workers reading the file by offset (" : " workers reading it by HTTP ranges (") +
+                    util::format_bytes(per_worker) + " each)";
   rep.plan.reasons.push_back(why);
   report_plan(rep);
   log(o, "plan: " + why);

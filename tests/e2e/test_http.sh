@@ -432,6 +432,33 @@ t_qcow2_xz_http_fits_one_stream() {
     { cat "$ACCESS" >&2; fail "expected one GET in the access log"; }
 }
 run_test qcow2_xz_http_fits_one_stream t_qcow2_xz_http_fits_one_stream
+# A multi-block xz over HTTP with Range: its blocks decoded in parallel, each worker reading by
+# ranges pinned to the version the stream saw; without Range (/norange/) or with --checksum (the
+# digest needs the stream: not downloaded twice), one stream.
+t_xz_blocks_by_ranges() {
+  : > "$ACCESS"
+  cdi -v --progress none --url "$H/raw.multiblock.xz" --dest "$W/dest/disk.raw"
+  check_success
+  assert_same_as_qemu "$IMG/source.raw" "$W/dest/disk.raw" raw
+  if (($(nproc) >= 2)); then
+    grep -q "plan: xz: 64 blocks in 1 stream(s), decoded in parallel on 2 workers reading it by HTTP ranges" "$W/_meta/err" ||
+      { show_output; fail "not decoded by blocks over ranges"; }
+    (( $(grep -c "GET /raw.multiblock.xz HTTP/1.1\" 206" "$ACCESS") >= 3 )) || { cat "$ACCESS" >&2; fail "no Range requests"; }
+  fi
+  rm -f "$W/dest/disk.raw"
+  cdi -v --progress none --url "$H/norange/raw.multiblock.xz" --dest "$W/dest/disk.raw"
+  check_success
+  assert_same_as_qemu "$IMG/source.raw" "$W/dest/disk.raw" raw
+  ! grep -q "decoded in parallel" "$W/_meta/err" || { show_output; fail "decoded by blocks without Range"; }
+  rm -f "$W/dest/disk.raw"
+  local sum
+  sum=$(sha256sum "$IMG/raw.multiblock.xz" | cut -d' ' -f1)
+  cdi -v --progress none --checksum "sha256:$sum" --url "$H/raw.multiblock.xz" --dest "$W/dest/disk.raw"
+  check_success
+  assert_same_as_qemu "$IMG/source.raw" "$W/dest/disk.raw" raw
+  ! grep -q "decoded in parallel" "$W/_meta/err" || { show_output; fail "decoded by blocks with a checksum"; }
+}
+run_test xz_blocks_by_ranges t_xz_blocks_by_ranges
 for algo in zlib zstd; do
   run_test qcow2_${algo}_two_reads_http_norange t_qcow2_two_reads norange $algo
   run_test qcow2_${algo}_two_reads_xz_http t_qcow2_two_reads xz-http $algo
